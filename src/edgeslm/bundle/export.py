@@ -1,0 +1,163 @@
+"""Export a trained run to a bundle (build side: torch). Encoders go to ONNX, checked against
+PyTorch on real task sentences within a stated tolerance; decoders go as GGUF files."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeslm.bundle.writer import BundleWriter
+from edgeslm.data.records import read_examples
+from edgeslm.errors import BundleError, ModelNotFoundError
+from edgeslm.models.registry import resolve
+
+log = logging.getLogger(__name__)
+OPSET = 18
+LOGIT_TOLERANCE = 1e-3  # max |logit difference| ONNX vs PyTorch, fp32; argmax must agree everywhere
+
+
+def read_run(run: Path) -> dict[str, Any]:
+    path = Path(run) / "run.json"
+    if not path.is_file():
+        raise BundleError(f"{run}: not a training run (no run.json); train one with `edgeslm train`")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BundleError(f"{path}: not valid JSON") from None
+
+
+def export_classifier(run: Path, out: Path, name: str | None = None, profile: str = "any") -> dict[str, Any]:
+    """ONNX model + tokenizer.json + manifest; the manifest carries the run's provenance and the
+    ONNX model's own test metrics, measured through the device runtime."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    run = Path(run)
+    record = read_run(run)
+    folder = run / "model"
+    model = AutoModelForSequenceClassification.from_pretrained(str(folder)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    max_length = int(record["config"]["max_length"])
+    labels = list(record["labels"])
+    if not getattr(tokenizer, "is_fast", False) or not (folder / "tokenizer.json").is_file():
+        raise ModelNotFoundError(f"{folder}: the device runtime needs a fast tokenizer (tokenizer.json)")
+
+    sample = [ex.text for ex in read_examples(run / "data" / "test.jsonl")[:64]]
+    with BundleWriter(out) as writer:
+        onnx_path = writer.path("model.onnx")
+        input_names = _export_onnx(model, tokenizer, onnx_path, max_length)
+        writer.add(folder / "tokenizer.json", "tokenizer.json")
+        check = _compare(model, tokenizer, onnx_path, sample, max_length, input_names)
+        if check["max_abs_diff"] > LOGIT_TOLERANCE or check["argmax_agreement"] < 1.0:
+            raise BundleError(
+                f"ONNX export disagrees with PyTorch: max |Δlogit| {check['max_abs_diff']:.2e} "
+                f"(tolerance {LOGIT_TOLERANCE:.0e}), argmax agreement {check['argmax_agreement']:.3f}"
+            )
+        evaluation = _evaluate_staged(writer, onnx_path, labels, max_length, input_names, run)
+        manifest = writer.finish(
+            name=name or Path(out).name,
+            family="encoder",
+            architecture=record["base_model"]["architecture"],
+            task="text-classification",
+            engine="onnxruntime",
+            model_file="model.onnx",
+            labels=labels,
+            tokenizer={"file": "tokenizer.json", "max_length": max_length, "inputs": input_names},
+            provenance={
+                "base_model": record["base_model"]["name"],
+                "dataset": record["dataset"],
+                "train_config": record["config"],
+                "train_metrics_torch": record["metrics"],
+                "export": {"format": "onnx", "opset": OPSET, "precision": "fp32", **check,
+                           "tolerance": LOGIT_TOLERANCE, "torch": torch.__version__},
+            },
+            evaluation=evaluation,
+            profile=profile,
+        )
+    return manifest.to_dict()
+
+
+def _export_onnx(model: Any, tokenizer: Any, path: Path, max_length: int) -> list[str]:
+    import torch
+
+    enc = tokenizer(["turn on the kitchen lights", "what's the weather like"], padding=True, return_tensors="pt")
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in enc]
+    args = tuple(enc[n] for n in names)
+
+    class Logits(torch.nn.Module):  # a plain tensor out, named inputs in: what ORT callers expect
+        def __init__(self, inner: Any):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *tensors: Any) -> Any:
+            return self.inner(**dict(zip(names, tensors))).logits
+
+    batch, seq = torch.export.Dim("batch", min=1, max=1024), torch.export.Dim("sequence", min=1, max=max_length)
+    with torch.inference_mode(False), torch.no_grad():
+        program = torch.onnx.export(
+            Logits(model), args, dynamo=True, opset_version=OPSET, input_names=names, output_names=["logits"],
+            dynamic_shapes=tuple({0: batch, 1: seq} for _ in names), verbose=False,
+        )
+        program.optimize()
+        program.save(str(path), external_data=False)
+    return names
+
+
+def _compare(model: Any, tokenizer: Any, onnx_path: Path, texts: list[str], max_length: int,
+             input_names: list[str]) -> dict[str, Any]:
+    import onnxruntime as ort
+    import torch
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="np")
+    got = sess.run(["logits"], {n: enc[n].astype(np.int64) for n in input_names})[0]
+    with torch.no_grad():
+        want = model(**{n: torch.from_numpy(enc[n].astype(np.int64)) for n in input_names}).logits.numpy()
+    return {
+        "compared_on": len(texts),
+        "max_abs_diff": float(np.abs(got - want).max()),
+        "argmax_agreement": float((got.argmax(-1) == want.argmax(-1)).mean()),
+    }
+
+
+def _evaluate_staged(writer: BundleWriter, onnx_path: Path, labels: list[str], max_length: int,
+                     input_names: list[str], run: Path) -> dict[str, Any]:
+    """Score the staged ONNX model on the run's held-out splits through the device runtime."""
+    from edgeslm.evaluate.runner import evaluate_classifier
+    from edgeslm.runtime.classifier import OnnxClassifier
+
+    clf = OnnxClassifier(onnx_path, writer.path("tokenizer.json"), labels, max_length, input_names)
+    results = {}
+    for split in ("val", "test"):
+        rows = read_examples(run / "data" / f"{split}.jsonl", labels=labels)
+        metrics = evaluate_classifier(clf, rows, timed=False)
+        results[split] = {k: metrics[k] for k in ("accuracy", "macro_f1", "n")}
+    return results
+
+
+def export_gguf(model: str, out: Path, name: str | None = None, profile: str = "any") -> dict[str, Any]:
+    """Bundle a decoder that is already a GGUF file (built-in `smollm2-135m` or a path)."""
+    from edgeslm.models.gguf import read_header
+
+    source = resolve(model)
+    if source.format != "gguf":
+        raise BundleError(f"{model}: decoder bundles carry GGUF; convert {source.format} with llama.cpp first")
+    header = read_header(source.path)
+    with BundleWriter(out) as writer:
+        writer.add(source.path, source.path.name)
+        manifest = writer.finish(
+            name=name or Path(out).name, family="decoder", architecture=header.architecture,
+            task="text-generation", engine="llama.cpp", model_file=source.path.name,
+            provenance={"base_model": source.name, "gguf": {"version": header.version,
+                        "tensors": header.tensor_count,
+                        "file_type": header.metadata.get("general.file_type"),
+                        "name": header.metadata.get("general.name")}},
+            profile=profile,
+        )
+    return manifest.to_dict()

@@ -1,0 +1,131 @@
+"""The bundle manifest, its schema written as code. Strict: unknown fields, missing fields, wrong
+types and newer format versions are refused, so a device never guesses what a bundle means.
+
+format_version history:
+  1 — first release: encoder (ONNX) and decoder (GGUF) bundles, sha256 per file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from edgeslm.errors import BundleError
+
+FORMAT = "edgeslm-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 4 << 20
+FAMILIES = {"encoder": "onnxruntime", "decoder": "llama.cpp"}
+TASKS = {"encoder": ("text-classification",), "decoder": ("text-generation",)}
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format: str
+    format_version: int
+    name: str
+    family: str  # encoder | decoder
+    architecture: str  # bert, llama, ...
+    task: str
+    engine: str  # onnxruntime | llama.cpp
+    model_file: str
+    files: dict[str, FileEntry]
+    labels: list[str] = field(default_factory=list)
+    tokenizer: dict[str, Any] = field(default_factory=dict)  # file, max_length, inputs
+    provenance: dict[str, Any] = field(default_factory=dict)  # base model, data, configs, export check
+    evaluation: dict[str, Any] = field(default_factory=dict)  # split name -> metrics
+    profile: str = "any"  # device profile the variant was chosen for
+    created: str = ""
+    edgeslm_version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["files"] = {k: asdict(v) for k, v in sorted(self.files.items())}
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = MANIFEST) -> Manifest:
+        if not isinstance(data, dict):
+            raise BundleError(f"{where}: the manifest must be a JSON object")
+        if data.get("format") != FORMAT:
+            raise BundleError(f"{where}: not an edgeslm bundle manifest (format is {data.get('format')!r})")
+        version = data.get("format_version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise BundleError(f"{where}: format_version must be an integer")
+        if version > FORMAT_VERSION:
+            raise BundleError(
+                f"{where}: bundle format version {version} is newer than this edgeslm reads ({FORMAT_VERSION}); "
+                "upgrade edgeslm on this device"
+            )
+        if version < 1:
+            raise BundleError(f"{where}: invalid format_version {version}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise BundleError(f"{where}: unknown field(s) {', '.join(unknown)} (format version {version} has none such)")
+        required = {"format", "format_version", "name", "family", "architecture", "task", "engine", "model_file", "files"}
+        missing = sorted(required - set(data))
+        if missing:
+            raise BundleError(f"{where}: missing field(s) {', '.join(missing)}")
+        _expect(where, data, str, "name", "family", "architecture", "task", "engine", "model_file", "profile",
+                "created", "edgeslm_version")
+        _expect(where, data, dict, "files", "tokenizer", "provenance", "evaluation")
+        _expect(where, data, list, "labels")
+        files = {}
+        for name, entry in data["files"].items():
+            if not isinstance(entry, dict) or set(entry) != {"sha256", "bytes"}:
+                raise BundleError(f"{where}: files[{name!r}] must have exactly sha256 and bytes")
+            sha, size = entry["sha256"], entry["bytes"]
+            if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+                raise BundleError(f"{where}: files[{name!r}].sha256 is not a sha256 hex digest")
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise BundleError(f"{where}: files[{name!r}].bytes must be a non-negative integer")
+            _check_relative(where, name)
+            files[name] = FileEntry(sha, size)
+        manifest = cls(**{**data, "files": files})
+        manifest.check(where)
+        return manifest
+
+    def check(self, where: str = MANIFEST) -> None:
+        if self.family not in FAMILIES:
+            raise BundleError(f"{where}: family must be one of {sorted(FAMILIES)}, got {self.family!r}")
+        if self.engine != FAMILIES[self.family]:
+            raise BundleError(f"{where}: a {self.family} bundle runs on {FAMILIES[self.family]}, not {self.engine!r}")
+        if self.task not in TASKS[self.family]:
+            raise BundleError(f"{where}: task {self.task!r} is not served for a {self.family}")
+        if self.model_file not in self.files:
+            raise BundleError(f"{where}: model_file {self.model_file!r} is not listed in files")
+        if self.task == "text-classification":
+            if len(self.labels) < 2 or not all(isinstance(x, str) and x for x in self.labels):
+                raise BundleError(f"{where}: a classifier needs at least two non-empty string labels")
+            if len(set(self.labels)) != len(self.labels):
+                raise BundleError(f"{where}: labels repeat")
+            tok = self.tokenizer.get("file")
+            if tok not in self.files:
+                raise BundleError(f"{where}: tokenizer.file {tok!r} is not listed in files")
+            max_len = self.tokenizer.get("max_length")
+            if not isinstance(max_len, int) or not 8 <= max_len <= 8192:
+                raise BundleError(f"{where}: tokenizer.max_length must be an integer in [8, 8192]")
+
+
+def _expect(where: str, data: dict, kind: type, *names: str) -> None:
+    for name in names:
+        if name in data and not isinstance(data[name], kind):
+            raise BundleError(f"{where}: {name} must be a {kind.__name__}")
+
+
+def _check_relative(where: str, name: str) -> None:
+    parts = name.split("/")
+    if not name or name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts):
+        raise BundleError(f"{where}: file name {name!r} must be a plain relative path inside the bundle")

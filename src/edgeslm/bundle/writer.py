@@ -1,0 +1,73 @@
+"""Write a bundle: stage every file in a temporary folder next to the target, hash them, write the
+manifest last, then move the folder into place. A failure (a full disk included) leaves any
+previous bundle at the target untouched and no half-written one behind."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edgeslm import __version__
+from edgeslm.bundle.hashing import sha256_file
+from edgeslm.bundle.manifest import FORMAT, FORMAT_VERSION, MANIFEST, FileEntry, Manifest
+from edgeslm.errors import BundleError
+
+
+class BundleWriter:
+    """with BundleWriter(out) as w: w.add(...); w.finish(**manifest fields)"""
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.stage = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=self.out.parent))
+        self.done = False
+
+    def __enter__(self) -> BundleWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if not self.done:
+            shutil.rmtree(self.stage, ignore_errors=True)
+
+    def path(self, name: str) -> Path:
+        """Where to write a file that the bundle will carry."""
+        target = self.stage / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def add(self, source: Path, name: str) -> Path:
+        try:
+            return Path(shutil.copyfile(source, self.path(name)))
+        except OSError as exc:
+            raise BundleError(f"cannot write {name} into the bundle: {exc.strerror}") from None
+
+    def finish(self, **fields: Any) -> Manifest:
+        files = {
+            str(p.relative_to(self.stage)): FileEntry(sha256_file(p), p.stat().st_size)
+            for p in sorted(self.stage.rglob("*"))
+            if p.is_file()
+        }
+        manifest = Manifest(
+            format=FORMAT,
+            format_version=FORMAT_VERSION,
+            files=files,
+            created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+            edgeslm_version=__version__,
+            **fields,
+        )
+        manifest.check()
+        try:
+            (self.stage / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+            old = self.out.with_name(f".{self.out.name}.old")
+            if self.out.exists():
+                shutil.rmtree(old, ignore_errors=True)
+                self.out.rename(old)
+            self.stage.rename(self.out)
+            shutil.rmtree(old, ignore_errors=True)
+        except OSError as exc:
+            raise BundleError(f"cannot write bundle {self.out}: {exc.strerror}") from None
+        self.done = True
+        return manifest

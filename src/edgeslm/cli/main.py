@@ -1,0 +1,30 @@
+"""Entry point: `edgeslm COMMAND`. Commands import their heavy libraries only when they run."""
+
+from __future__ import annotations
+
+import click
+
+from edgeslm import __version__
+from edgeslm.cli import bundle, data, demo, evaluate, models, train
+from edgeslm.cli.common import setup_logging
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgeslm")
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens (to stderr).")
+def cli(verbose: bool) -> None:
+    """Small language models on edge devices: train, bundle, evaluate."""
+    setup_logging(verbose)
+
+
+cli.add_command(models.models)
+cli.add_command(data.data)
+cli.add_command(train.train)
+cli.add_command(bundle.export)
+cli.add_command(bundle.inspect)
+cli.add_command(evaluate.eval_)
+cli.add_command(demo.demo)
+
+
+if __name__ == "__main__":
+    cli()

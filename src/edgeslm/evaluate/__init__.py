@@ -1,0 +1,1 @@
+"""Scoring: metrics as pure functions, and torch-free evaluation of bundles."""

@@ -1,0 +1,1 @@
+"""Jobs that chain the steps (train -> export -> evaluate -> report)."""

@@ -1,0 +1,94 @@
+"""The demo job, as a library function the CLI calls."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from edgeslm.config import Config
+from edgeslm.errors import BundleError
+
+
+@dataclass(frozen=True)
+class DemoConfig(Config):
+    out: Path = Path("runs/demo")
+    evalset: Path | None = None
+    max_steps: int | None = None
+    fresh: bool = False
+
+
+def run_demo(config: DemoConfig, progress: bool = True, echo: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    from edgeslm.bundle.reader import open_bundle
+    from edgeslm.data.noise import add_noise
+    from edgeslm.data.records import Example, read_examples, write_jsonl
+    from edgeslm.evaluate.runner import evaluate_bundle
+    from edgeslm.report.demo import write_report
+    from edgeslm.train.config import TrainConfig
+
+    say = echo or (lambda _: None)
+    out = Path(config.out)
+    run_dir, bundle_dir = out / "train-run", out / "intent-fp32"
+    train_config = TrainConfig(max_steps=config.max_steps)
+
+    if config.fresh or not _same_run(run_dir, train_config):
+        from edgeslm.train.trainer import train
+
+        say(f"[1/4] training {train_config.model} on {train_config.data} -> {run_dir}")
+        train(train_config, run_dir, progress=progress)
+    else:
+        say(f"[1/4] reusing the finished run in {run_dir}")
+
+    if config.fresh or not _bundle_of(bundle_dir, run_dir):
+        from edgeslm.bundle.export import export_classifier
+
+        say(f"[2/4] exporting ONNX bundle -> {bundle_dir}")
+        export_classifier(run_dir, bundle_dir, name="intent-fp32")
+    else:
+        say(f"[2/4] reusing the verified bundle {bundle_dir}")
+    manifest = open_bundle(bundle_dir).manifest.to_dict()
+
+    say("[3/4] evaluating with the device runtime (no torch)")
+    sets: dict[str, Path] = {"test": run_dir / "data" / "test.jsonl"}
+    if config.evalset is not None:
+        sets["home-commands"] = Path(config.evalset)
+    eval_dir = out / "eval"
+    for name in list(sets):
+        rng = random.Random(7)
+        noisy = [Example(add_noise(ex.text, rng), ex.label) for ex in read_examples(sets[name])]
+        sets[f"{name}-noisy"] = write_jsonl(eval_dir / f"{name}-noisy.jsonl", noisy)
+    results = {name: evaluate_bundle(bundle_dir, path) for name, path in sets.items()}
+    for name, r in results.items():
+        say(f"      {name:20s} n={r['n']:5d}  accuracy {r['accuracy']:.4f}  macro-F1 {r['macro_f1']:.4f}  "
+            f"p50 {r['latency']['p50_ms']:.2f} ms")
+
+    say("[4/4] writing the report")
+    report = write_report(out, manifest, results, command="make demo")
+    summary = {"bundle": str(bundle_dir), "results": {k: {m: v[m] for m in ("n", "accuracy", "macro_f1", "latency")}
+                                                       for k, v in results.items()},
+               "report": {k: str(v) for k, v in report.items()}}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return summary
+
+
+def _same_run(run_dir: Path, config: Any) -> bool:
+    path = run_dir / "run.json"
+    if not path.is_file() or not (run_dir / "model").is_dir():
+        return False
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["config"] == config.to_dict()
+    except (json.JSONDecodeError, KeyError):
+        return False
+
+
+def _bundle_of(bundle_dir: Path, run_dir: Path) -> bool:
+    from edgeslm.bundle.reader import open_bundle
+
+    try:
+        manifest = open_bundle(bundle_dir).manifest
+        record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (BundleError, OSError, json.JSONDecodeError):
+        return False
+    return manifest.provenance.get("train_config") == record["config"]

@@ -1,0 +1,1 @@
+"""Reports a person reads: markdown tables and plots."""

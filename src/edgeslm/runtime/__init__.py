@@ -1,0 +1,1 @@
+"""Device side: serve bundles. Imports neither torch nor transformers (tests enforce it)."""

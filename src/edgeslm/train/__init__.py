@@ -1,0 +1,1 @@
+"""Fine-tune an encoder with a classification head (build side: torch)."""

@@ -1,0 +1,158 @@
+"""The training loop: shuffled batches with dynamic padding, AdamW with warmup and linear decay,
+validation every `eval_every` steps, early stopping, best weights kept.
+
+A run folder holds what export needs: `model/` (safetensors + tokenizer), `run.json` (config,
+labels, dataset meta, history, metrics) and the held-out splits as JSONL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeslm.data.catalog import load_dataset
+from edgeslm.data.records import Example
+from edgeslm.evaluate.metrics import classification_metrics
+from edgeslm.models.loaders import load_classifier
+from edgeslm.models.registry import resolve
+from edgeslm.train.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, Any]:
+    import torch
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+
+    source = resolve(config.model)
+    data = load_dataset(config.data, seed=config.seed)
+    train_rows = list(data.train)
+    random.Random(config.seed).shuffle(train_rows)
+    if config.limit_train:
+        train_rows = train_rows[: config.limit_train]
+    val_rows = data.val[: config.limit_eval] if config.limit_eval else data.val
+    test_rows = data.test[: config.limit_eval] if config.limit_eval else data.test
+
+    model, tokenizer = load_classifier(source, data.labels)
+    if config.freeze_embeddings:
+        model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
+    label_id = {label: i for i, label in enumerate(data.labels)}
+
+    steps_per_epoch = max(1, len(train_rows) // config.batch_size)
+    total = max(1, int(steps_per_epoch * config.epochs))
+    if config.max_steps:
+        total = min(total, config.max_steps)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    warm = max(1, int(total * config.warmup))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
+    )
+
+    def batches(epoch: int):
+        order = list(range(len(train_rows)))
+        random.Random(config.seed + epoch).shuffle(order)
+        for i in range(0, len(order) - config.batch_size + 1, config.batch_size):
+            yield [train_rows[j] for j in order[i : i + config.batch_size]]
+
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"score": -1.0}
+    bad_evals = 0
+    step, epoch, started = 0, 0, time.perf_counter()
+    bar = tqdm(total=total, desc="train", unit="step", disable=not progress)
+    model.train()
+    stop = False
+    while not stop:
+        for batch in batches(epoch):
+            enc = tokenizer([ex.text for ex in batch], padding=True, truncation=True,
+                            max_length=config.max_length, return_tensors="pt")
+            target = torch.tensor([label_id[ex.label] for ex in batch])
+            loss = model(**enc, labels=target).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if step % config.eval_every == 0 or step == total:
+                metrics = evaluate_torch(model, tokenizer, val_rows, data.labels, config.max_length)
+                history.append({"step": step, "loss": round(loss.item(), 4), "val_accuracy": metrics["accuracy"],
+                                "val_macro_f1": metrics["macro_f1"]})
+                log.info("step %d val accuracy %.4f", step, metrics["accuracy"])
+                if metrics["macro_f1"] > best["score"]:
+                    best = {"score": metrics["macro_f1"], "step": step,
+                            "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+                    bad_evals = 0
+                else:
+                    bad_evals += 1
+                model.train()
+                if bad_evals >= config.patience:
+                    stop = True
+            if step >= total or stop:
+                stop = True
+                break
+        epoch += 1
+    bar.close()
+    seconds = time.perf_counter() - started
+
+    model.load_state_dict(best["state"])
+    model.eval()
+    val_metrics = evaluate_torch(model, tokenizer, val_rows, data.labels, config.max_length)
+    test_metrics = evaluate_torch(model, tokenizer, test_rows, data.labels, config.max_length)
+
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out / "model", safe_serialization=True)
+    tokenizer.save_pretrained(out / "model")
+    from edgeslm.data.records import write_jsonl
+
+    write_jsonl(out / "data" / "val.jsonl", val_rows)
+    write_jsonl(out / "data" / "test.jsonl", test_rows)
+    record = {
+        "kind": "edgeslm-run",
+        "config": config.to_dict(),
+        "base_model": source.to_dict(),
+        "labels": data.labels,
+        "dataset": {**data.meta, "sizes": {"train": len(train_rows), "val": len(val_rows), "test": len(test_rows)}},
+        "history": history,
+        "best_step": best["step"],
+        "steps": step,
+        "train_seconds": round(seconds, 1),
+        "metrics": {"val": _headline(val_metrics), "test": _headline(test_metrics)},
+    }
+    (out / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return record
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: metrics[k] for k in ("accuracy", "macro_f1", "n")}
+
+
+def evaluate_torch(model: Any, tokenizer: Any, rows: list[Example], labels: list[str], max_length: int,
+                   batch_size: int = 128) -> dict[str, Any]:
+    import torch
+
+    model.eval()
+    predicted: list[str] = []
+    with torch.inference_mode():
+        for i in range(0, len(rows), batch_size):
+            chunk = rows[i : i + batch_size]
+            enc = tokenizer([ex.text for ex in chunk], padding=True, truncation=True, max_length=max_length,
+                            return_tensors="pt")
+            ids = model(**enc).logits.argmax(-1).tolist()
+            predicted += [labels[j] for j in ids]
+    return classification_metrics([ex.label for ex in rows], predicted, labels)

@@ -1,0 +1,73 @@
+"""The CLI as a user runs it: a real process, --json output, and one clear line on bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def edgeslm(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "edgeslm.cli.main", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def assert_clean_error(r, pattern):
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    assert r.stderr.startswith("error: ") and pattern in r.stderr, r.stderr
+
+
+def test_models_json_lists_builtins():
+    r = edgeslm("models", "--json")
+    assert r.returncode == 0, r.stderr
+    names = {m["name"] for m in json.loads(r.stdout)["models"]}
+    assert {"minilm-l6", "smollm2-135m"} <= names
+
+
+def test_every_command_has_json_and_help():
+    for cmd in (["models"], ["data", "split"], ["data", "noisy"], ["train"], ["export"], ["inspect"], ["eval"], ["demo"]):
+        r = edgeslm(*cmd, "--help")
+        assert r.returncode == 0 and "--json" in r.stdout, cmd
+
+
+def test_unknown_model_and_missing_bundle(tmp_path):
+    assert_clean_error(edgeslm("models", "nope/nothing"), "never downloads")
+    assert_clean_error(edgeslm("inspect", str(tmp_path)), "no manifest.json")
+    assert_clean_error(edgeslm("eval", str(tmp_path / "x"), "--data", str(tmp_path / "d.jsonl")), "not a bundle directory")
+
+
+def test_train_rejects_a_bad_config_before_loading_anything(tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"epochs": 1, "lr": 0.1}))
+    assert_clean_error(edgeslm("train", "--out", str(tmp_path / "r"), "--config", str(cfg)), "unknown field(s) lr")
+
+
+def test_data_split_and_noisy(tmp_path):
+    r = edgeslm("data", "split", "ha-intents", "--out", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    sizes = json.loads(r.stdout)["sizes"]
+    assert sizes["train"] > 10000 and sizes["test"] > 1000
+    r = edgeslm("data", "noisy", str(tmp_path / "test.jsonl"), "--out", str(tmp_path / "n.jsonl"), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["n"] == sizes["test"]
+
+
+@pytest.mark.model
+def test_bad_bundles_and_data_through_eval(bundle_copy, trained_run, tmp_path):
+    data = trained_run / "data" / "test.jsonl"
+    r = edgeslm("inspect", str(bundle_copy), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["verified"] is True
+
+    bad_labels = tmp_path / "bad.jsonl"
+    bad_labels.write_text('{"text": "make me a coffee", "label": "HassMakeCoffee"}\n')
+    assert_clean_error(edgeslm("eval", str(bundle_copy), "--data", str(bad_labels)), "unknown label 'HassMakeCoffee'")
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"text": "turn on the light", "label": "HassTurnOn"}\nnot json\n')
+    assert_clean_error(edgeslm("eval", str(bundle_copy), "--data", str(broken)), "broken.jsonl:2")
+
+    model = bundle_copy / "model.onnx"
+    blob = bytearray(model.read_bytes())
+    blob[1000] ^= 0xFF
+    model.write_bytes(bytes(blob))
+    assert_clean_error(edgeslm("eval", str(bundle_copy), "--data", str(data)), "does not match its sha256")
+    assert_clean_error(edgeslm("inspect", str(bundle_copy)), "does not match its sha256")

@@ -1,0 +1,67 @@
+"""The device side must run where torch and transformers are not installed."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+BLOCK = textwrap.dedent("""
+    import sys
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split('.')[0] in ('torch', 'transformers'):
+                raise ImportError('blocked for this test: ' + name)
+            return None
+    sys.meta_path.insert(0, Block())
+""")
+
+
+def run_blocked(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCK + code], capture_output=True, text=True, timeout=300)
+
+
+def test_device_modules_import_without_torch():
+    r = run_blocked(
+        "import edgeslm.runtime.classifier, edgeslm.evaluate.runner, edgeslm.bundle.reader, "
+        "edgeslm.models.gguf, edgeslm.models.registry, edgeslm.cli.main\n"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\nprint('ok')"
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"
+
+
+@pytest.mark.model
+def test_eval_json_without_torch(session_bundle, trained_run):
+    data = trained_run / "data" / "test.jsonl"
+    code = (
+        "import sys\nfrom edgeslm.cli.main import cli\n"
+        f"sys.argv = ['edgeslm', 'eval', {str(session_bundle)!r}, '--data', {str(data)!r}, '--json']\n"
+        "try:\n    cli()\nfinally:\n    assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    r = run_blocked(code)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["n"] == 300
+    assert 0 <= out["accuracy"] <= 1 and 0 <= out["macro_f1"] <= 1
+    assert out["latency"]["p50_ms"] > 0 and out["latency"]["p99_ms"] >= out["latency"]["p50_ms"]
+    # the device runtime reproduces what export measured on the same split
+    from edgeslm.bundle.reader import open_bundle
+
+    assert out["accuracy"] == pytest.approx(open_bundle(session_bundle).manifest.evaluation["test"]["accuracy"], abs=0.005)
+
+
+@pytest.mark.model
+def test_eval_in_a_venv_that_has_no_torch(session_bundle, trained_run):
+    python = os.environ.get("EDGESLM_DEVICE_PYTHON")
+    if not python:
+        pytest.skip("set EDGESLM_DEVICE_PYTHON to a venv with only edgeslm[device] (make test does)")
+    probe = subprocess.run([python, "-c", "import importlib.util as u; print(u.find_spec('torch') is None)"],
+                           capture_output=True, text=True)
+    assert probe.stdout.strip() == "True", "the device venv must not have torch"
+    r = subprocess.run([python, "-m", "edgeslm.cli.main", "eval", str(session_bundle), "--data",
+                        str(trained_run / "data" / "test.jsonl"), "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["n"] == 300
