@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -95,14 +96,18 @@ def _export_onnx(model: Any, tokenizer: Any, path: Path, max_length: int) -> lis
             super().__init__()
             self.inner = inner
 
-        def forward(self, *tensors: Any) -> Any:
-            return self.inner(**dict(zip(names, tensors))).logits
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
+            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
 
-    batch, seq = torch.export.Dim("batch", min=1, max=1024), torch.export.Dim("sequence", min=1, max=max_length)
-    with torch.inference_mode(False), torch.no_grad():
+    if names[:2] != ["input_ids", "attention_mask"]:
+        raise ModelNotFoundError(f"export expects a tokenizer giving input_ids and attention_mask, got {names}")
+    batch, seq = torch.export.Dim("batch", min=1, max=1024), torch.export.Dim("sequence", min=2, max=max_length)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not for our users
         program = torch.onnx.export(
-            Logits(model), args, dynamo=True, opset_version=OPSET, input_names=names, output_names=["logits"],
-            dynamic_shapes=tuple({0: batch, 1: seq} for _ in names), verbose=False,
+            Logits(model).eval(), args, dynamo=True, opset_version=OPSET, input_names=names, output_names=["logits"],
+            dynamic_shapes={n: {0: batch, 1: seq} for n in names}, verbose=False,
         )
         program.optimize()
         program.save(str(path), external_data=False)

@@ -35,6 +35,7 @@ class HaIntentsConfig(Config):
     test_templates: float = 0.1  # ... and for test
     heldout_values: float = 0.2  # share of names/areas/items never used in training
     noise_copies: float = 0.3  # noisy extra copies of the train set, as a share of it
+    min_train_per_intent: int = 250  # closed intents ("never mind") are topped up with variants
 
     def validate(self) -> None:
         if self.language != "en":
@@ -220,14 +221,16 @@ def build(config: HaIntentsConfig) -> DatasetSplits:
         for ex in noise_rng.sample(rows["train"], n_noisy)
     ]
     labels = sorted(by_intent)
+    topped = _top_up(rows["train"] + noisy, labels, grammar, config)
     meta = {
         "source": "home-assistant-intents " + _version("home-assistant-intents") + ", hassil " + _version("hassil"),
         "templates": {s: len({e.group for e in rows[s]}) for s in rows},
         "intents_with_template_holdout": sum(holdout.values()),
         "noisy_train_copies": n_noisy,
+        "topped_up": len(topped),
         "config": config.to_dict(),
     }
-    return DatasetSplits(train=rows["train"] + noisy, val=rows["val"], test=rows["test"], labels=labels, meta=meta)
+    return DatasetSplits(train=rows["train"] + noisy + topped, val=rows["val"], test=rows["test"], labels=labels, meta=meta)
 
 
 def _dedupe(rows: dict[str, list[Example]]) -> dict[str, list[Example]]:
@@ -248,6 +251,29 @@ def _dedupe(rows: dict[str, list[Example]]) -> dict[str, list[Example]]:
             seen.add(key)
             kept.append(ex)
         out[split] = kept
+    return out
+
+
+def _top_up(train: list[Example], labels: list[str], grammar: Any, config: HaIntentsConfig) -> list[Example]:
+    """Variants for intents whose grammar yields few distinct sentences: Home Assistant's own skip
+    words ("please", "can you", which it strips before matching) around them, and noise."""
+    rng = random.Random(config.seed + 3)
+    skip = [w for w in getattr(grammar, "skip_words", []) if w] or ["please"]
+    counts = Counter(ex.label for ex in train)
+    by_label: dict[str, list[Example]] = defaultdict(list)
+    for ex in train:
+        by_label[ex.label].append(ex)
+    out = []
+    for label in labels:
+        for _ in range(max(0, config.min_train_per_intent - counts[label])):
+            ex = rng.choice(by_label[label])
+            text = ex.text
+            if rng.random() < 0.6:
+                word = rng.choice(skip)
+                text = f"{word} {text}" if rng.random() < 0.6 else f"{text} {word}"
+            if rng.random() < 0.5:
+                text = add_noise(text, rng)
+            out.append(Example(text, label, ex.group))
     return out
 
 

@@ -24,7 +24,7 @@ AREAS = [
 
 FLOORS = [
     "first floor", "second floor", "third floor", "ground floor", "upstairs", "downstairs",
-    "basement", "top floor", "main floor", "upper floor", "lower floor", "lower level",
+    "top floor", "main floor", "upper floor", "lower floor", "lower level",
     "upper level", "main level", "attic floor", "1st floor", "2nd floor", "loft level", "mezzanine",
 ]
 
