@@ -33,7 +33,7 @@ def test_distilbert_family_trains_and_exports_without_token_type_ids(tmp_path):
     """DistilBERT takes no token_type_ids: the bundle must name only the inputs the model has."""
     import shutil
 
-    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+    from transformers import DistilBertConfig, DistilBertModel
 
     from edgeslm.bundle.export import export_classifier
     from edgeslm.bundle.reader import open_bundle
@@ -43,7 +43,7 @@ def test_distilbert_family_trains_and_exports_without_token_type_ids(tmp_path):
 
     folder = tmp_path / "tiny-distilbert"
     config = DistilBertConfig(vocab_size=30522, dim=64, n_layers=2, n_heads=2, hidden_dim=128)
-    DistilBertForSequenceClassification(config).save_pretrained(folder)
+    DistilBertModel(config).save_pretrained(folder)  # a base encoder, as published
     minilm = resolve("minilm-l6").path
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         shutil.copy(minilm / name, folder / name)

@@ -222,6 +222,10 @@ def build(config: HaIntentsConfig) -> DatasetSplits:
     ]
     labels = sorted(by_intent)
     topped = _top_up(rows["train"] + noisy, labels, grammar, config)
+    train = rows["train"] + noisy + topped
+    seen = {ex.text.lower() for ex in train}  # augmentation may recreate an eval text: eval loses it
+    for split in ("val", "test"):
+        rows[split] = [ex for ex in rows[split] if ex.text.lower() not in seen]
     meta = {
         "source": "home-assistant-intents " + _version("home-assistant-intents") + ", hassil " + _version("hassil"),
         "templates": {s: len({e.group for e in rows[s]}) for s in rows},
@@ -230,7 +234,7 @@ def build(config: HaIntentsConfig) -> DatasetSplits:
         "topped_up": len(topped),
         "config": config.to_dict(),
     }
-    return DatasetSplits(train=rows["train"] + noisy + topped, val=rows["val"], test=rows["test"], labels=labels, meta=meta)
+    return DatasetSplits(train=train, val=rows["val"], test=rows["test"], labels=labels, meta=meta)
 
 
 def _dedupe(rows: dict[str, list[Example]]) -> dict[str, list[Example]]:

@@ -22,6 +22,7 @@ def load_classifier(source: ModelSource, labels: list[str]) -> tuple[Any, Any]:
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
+        ignore_mismatched_sizes=True,  # a checkpoint's own head (other labels) is replaced, by design
     )
     return model, tokenizer
 
