@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from edgeslm import __version__
-from edgeslm.cli import bundle, data, demo, evaluate, models, train
+from edgeslm.cli import bundle, compress, data, demo, evaluate, models, train
 from edgeslm.cli.common import setup_logging
 
 
@@ -23,6 +23,8 @@ cli.add_command(train.train)
 cli.add_command(bundle.export)
 cli.add_command(bundle.inspect)
 cli.add_command(evaluate.eval_)
+cli.add_command(compress.compress)
+cli.add_command(compress.compare)
 cli.add_command(demo.demo)
 
 

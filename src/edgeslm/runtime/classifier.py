@@ -6,6 +6,7 @@ longest text in the batch, never to max_length, because smart-home commands are 
 
 from __future__ import annotations
 
+import lzma
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ MAX_REQUEST_CHARS = 2000
 
 class OnnxClassifier:
     def __init__(self, model: Path, tokenizer: Path, labels: Sequence[str], max_length: int,
-                 input_names: Sequence[str], threads: int | None = None):
+                 input_names: Sequence[str], threads: int | None = None, spin: bool = True):
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
@@ -39,8 +40,13 @@ class OnnxClassifier:
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        if not spin:  # idle worker threads stop spinning: fair when several sessions share the cores
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+            source: str | bytes = str(model)
+            if str(model).endswith(".xz"):  # sparse bundles ship xz-compressed; inflate in memory
+                source = lzma.decompress(Path(model).read_bytes())
+            self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf types
             raise BundleError(f"{model}: ONNX Runtime cannot load it: {str(exc).splitlines()[0][:300]}") from None
         outputs = self.session.get_outputs()

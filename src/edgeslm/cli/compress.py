@@ -1,0 +1,75 @@
+"""`edgeslm compress` and `edgeslm compare`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgeslm.cli.common import emit, handle_errors, json_option, table
+
+
+@click.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--recipe", "recipe_name", required=True, help="Built-in recipe name or a YAML file.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Bundle folder to write.")
+@click.option("--calibration", type=click.Path(path_type=Path), help="JSONL/CSV sentences for int8-static.")
+@click.option("--floor", type=float, help="Override the recipe's floor (share of fp32 accuracy to keep).")
+@json_option
+@handle_errors
+def compress(source: Path, recipe_name: str, out: Path, calibration: Path | None, floor: float | None,
+             as_json: bool) -> None:
+    """Compress SOURCE (a training run, or a bundle exported from one) with a recipe, under an accuracy guard."""
+    from edgeslm.compress.recipe import Recipe, load_recipe
+
+    recipe = load_recipe(recipe_name)
+    if floor is not None:
+        recipe = Recipe.from_dict({**recipe.to_dict(), "floor": floor}, "--floor")
+    from edgeslm.compress.pipeline import compress as run_compress
+
+    result = run_compress(source, recipe, out, calibration=calibration, progress=not as_json,
+                          echo=None if as_json else lambda s: click.echo(s, err=True))
+    emit(result["report"], as_json, lambda r: compare_table([(out.name, r)]))
+
+
+@click.command()
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--plot", type=click.Path(path_type=Path), help="Write accuracy vs latency and size here (PNG).")
+@json_option
+@handle_errors
+def compare(bundles: tuple[Path, ...], plot: Path | None, as_json: bool) -> None:
+    """Compare compressed bundles: accuracy kept, size, sparsity and latency against fp32."""
+    from edgeslm.bundle.reader import open_bundle
+
+    rows = []
+    for path in bundles:
+        m = open_bundle(path).manifest
+        report = m.provenance.get("compression")
+        if report is None:
+            continue  # an fp32 export: it is the baseline every report already carries
+        rows.append((m.name, report))
+    if not rows:
+        from edgeslm.errors import BundleError
+
+        raise BundleError("none of these bundles carries a compression report; run `edgeslm compress` first")
+    if plot:
+        from edgeslm.report.compare import plot_tradeoffs
+
+        plot_tradeoffs(rows, plot)
+    emit({"bundles": [{"name": n, **r} for n, r in rows], "plot": str(plot) if plot else None}, as_json,
+         lambda _: compare_table(rows) + (f"\nplot: {plot}" if plot else ""))
+
+
+def compare_table(rows: list[tuple[str, dict]]) -> str:
+    body = []
+    for name, r in rows:
+        b1, b32 = r["latency"]["batch1"], r["latency"]["batch32"]
+        body.append([
+            name, f"{r['test']['accuracy']:.4f}", f"{r['fp32']['test_accuracy']:.4f}", f"{r['accuracy_kept']:.1%}",
+            f"{r['bytes'] / 1e6:.1f}", f"{r['size_ratio']:.1%}", f"{r['sparsity']:.0%}",
+            f"{b1[r['recipe']]['p50_ms']:.2f}", f"{b1['fp32']['p50_ms']:.2f}", f"{b1['ort-dynamic-int8']['p50_ms']:.2f}",
+            f"{r['latency_ratio']['batch1_vs_ort_dynamic_int8']:.2f}", f"{b32[r['recipe']]['p50_ms']:.1f}",
+            f"{b32['fp32']['p50_ms']:.1f}",
+        ])
+    return table(body, ["bundle", "test acc", "fp32 acc", "kept", "MB", "size", "sparse", "b1 ms", "fp32 b1",
+                        "ort-int8 b1", "vs ort-int8", "b32 ms", "fp32 b32"])

@@ -1,0 +1,1 @@
+"""Compression: recipes of modifiers (quantize, prune, distill) applied under an accuracy guard."""

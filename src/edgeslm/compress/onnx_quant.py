@@ -1,0 +1,144 @@
+"""Quantize an exported ONNX encoder with ONNX Runtime's quantizers: int8 dynamic, int8 static (QDQ,
+calibrated on task sentences), int4 group-wise weights (MatMulNBits). Optionally keep named
+MatMul nodes in fp32 (the guard's repair) and store the result xz-compressed."""
+
+from __future__ import annotations
+
+import logging
+import lzma
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeslm.compress.modifiers import QuantizeConfig
+from edgeslm.errors import ConfigError
+from edgeslm.runtime.cpu import has_vnni
+
+
+def reduce_range(config: QuantizeConfig) -> bool:
+    return config.reduce_range == "on" or (config.reduce_range == "auto" and not has_vnni())
+
+
+def weight_matmuls(model_path: Path) -> dict[str, np.ndarray]:
+    """MatMul/Gemm/Attention node name -> its constant 2-D weight, for the nodes that have one."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(model_path))
+    inits = {i.name: i for i in model.graph.initializer}
+    out = {}
+    for node in model.graph.node:
+        if node.op_type in ("MatMul", "Gemm", "Attention"):
+            for name in node.input:
+                if name in inits and len(inits[name].dims) == 2:
+                    out[node.name] = numpy_helper.to_array(inits[name])
+    return out
+
+
+def weight_error(w: np.ndarray, bits: int, block: int | None) -> float:
+    """Relative error ||W - Q(W)|| / ||W|| of symmetric round-to-nearest quantization of W [in, out]:
+    per output channel (block None) or per block of `block` inputs (group-wise int4)."""
+    qmax = 2 ** (bits - 1) - 1
+    if block:
+        pad = (-w.shape[0]) % block
+        wp = np.pad(w, ((0, pad), (0, 0))).reshape(-1, block, w.shape[1])  # [groups, block, out]
+        scale = np.abs(wp).max(axis=1, keepdims=True) / qmax
+        q = np.round(wp / np.where(scale == 0, 1, scale)).clip(-qmax, qmax) * scale
+        q = q.reshape(-1, w.shape[1])[: w.shape[0]]
+    else:
+        scale = np.abs(w).max(axis=0, keepdims=True) / qmax  # [1, out]
+        q = np.round(w / np.where(scale == 0, 1, scale)).clip(-qmax, qmax) * scale
+    return float(np.linalg.norm(w - q) / max(np.linalg.norm(w), 1e-12))
+
+
+def sensitivity_order(model_path: Path, config: QuantizeConfig) -> list[str]:
+    """MatMul nodes, most damaged by this scheme's weight quantization first."""
+    bits, block = (4, config.block_size) if config.scheme == "int4-weight" else (8, None)
+    if bits == 8 and reduce_range(config):
+        bits = 7
+    errors = {name: weight_error(w, bits, block) for name, w in weight_matmuls(model_path).items()}
+    return sorted(errors, key=lambda n: -errors[n])
+
+
+def quantize(src: Path, dst: Path, config: QuantizeConfig, calibration: Iterable[dict[str, np.ndarray]] | None = None,
+             keep_fp32: list[str] | None = None) -> dict[str, Any]:
+    """Write the quantized model to dst (dst + '.xz' when compress_file); returns what was done."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # ORT's pre-process nags
+    keep = list(keep_fp32 or [])
+    import onnx
+
+    # the fused graph (bundle/export.py) carries Attention and EmbedLayerNormalization contrib ops;
+    # the two Gemm (pooler, classifier) stay fp32: tiny, and static QDQ cannot scale their bias
+    ops = ["MatMul"] + (["Attention"] if config.scheme == "int8-dynamic" else [])
+    ops += ["Gather", "EmbedLayerNormalization"] if config.quantize_embeddings else []
+    extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
+    info: dict[str, Any] = {"scheme": config.scheme, "kept_fp32": keep, "reduce_range": reduce_range(config),
+                            "per_channel": config.per_channel, "quantized_ops": ops}
+    dst = Path(dst)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "model.onnx"
+        if config.scheme == "int8-dynamic":
+            quantize_dynamic(str(src), str(out), op_types_to_quantize=ops, per_channel=config.per_channel,
+                             reduce_range=info["reduce_range"], weight_type=QuantType.QInt8, nodes_to_exclude=keep,
+                             extra_options=extra)
+        elif config.scheme == "int8-static":
+            if calibration is None:
+                raise ConfigError("int8-static needs calibration sentences")
+            quantize_static(
+                str(src), str(out), _reader(calibration), quant_format=QuantFormat.QDQ, op_types_to_quantize=ops,
+                per_channel=config.per_channel, reduce_range=info["reduce_range"], activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8, nodes_to_exclude=keep,
+                extra_options={**extra, "ActivationSymmetric": False, "WeightSymmetric": True},
+            )
+        elif config.scheme == "int4-weight":
+            _int4(src, out, config, keep)
+            info.update(bits=4, block_size=config.block_size)
+        else:  # validated in QuantizeConfig; kept for a new scheme added there but not here
+            raise ConfigError(f"quantize: no implementation for {config.scheme}")
+        if config.compress_file:
+            dst = dst.with_name(dst.name + ".xz")
+            with out.open("rb") as fin, lzma.open(dst, "wb", preset=9 | lzma.PRESET_EXTREME) as fout:
+                shutil.copyfileobj(fin, fout)
+        else:
+            shutil.copyfile(out, dst)
+    info["file"] = dst.name
+    return info
+
+
+def _int4(src: Path, out: Path, config: QuantizeConfig, keep: list[str]) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+
+    model = onnx.load(str(src))
+    algo = DefaultWeightOnlyQuantConfig(block_size=config.block_size, is_symmetric=True, accuracy_level=4, bits=4)
+    q = MatMulNBitsQuantizer(model, bits=4, block_size=config.block_size, is_symmetric=True, accuracy_level=4,
+                             nodes_to_exclude=keep, algo_config=algo)
+    q.process()
+    onnx.save(q.model.model, str(out))
+    if config.quantize_embeddings:
+        tmp = out.with_name("int4-gather.onnx")
+        quantize_dynamic(str(out), str(tmp), op_types_to_quantize=["Gather", "EmbedLayerNormalization"],
+                         weight_type=QuantType.QInt8, per_channel=False,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        tmp.replace(out)
+
+
+def _reader(feeds: Iterable[dict[str, np.ndarray]]) -> Any:
+    """ORT's CalibrationDataReader over an iterable of feeds (one pass)."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(feeds)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.it, None)
+
+    return Reader()

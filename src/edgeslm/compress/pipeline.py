@@ -1,0 +1,220 @@
+"""`compress`: run a recipe on a trained run under the accuracy guard, measure the result side by
+side with the fp32 model (and ONNX Runtime's plain quantize_dynamic), and write a bundle.
+
+The guard compares validation accuracy with fp32's, measured in the same run. Below the floor it
+tries the recipe's repair (keep the weight matrices that quantization damages most in fp32; more
+distillation), and if the floor is still missed it refuses to write the bundle and says by how much.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from edgeslm.bundle.export import compare_onnx, export_onnx, read_run
+from edgeslm.bundle.hashing import sha256_file
+from edgeslm.bundle.writer import BundleWriter
+from edgeslm.compress import measure
+from edgeslm.compress.onnx_quant import quantize, sensitivity_order
+from edgeslm.compress.recipe import Recipe
+from edgeslm.compress.torch_steps import STEPS, Context
+from edgeslm.data.records import Example, read_examples
+from edgeslm.errors import ConfigError, EdgeslmError
+from edgeslm.evaluate.runner import evaluate_classifier
+from edgeslm.runtime.classifier import OnnxClassifier
+
+log = logging.getLogger(__name__)
+REPAIR_KEEP = (2, 4, 8, 16)
+
+
+class GuardError(EdgeslmError):
+    """The compressed model missed its accuracy floor even after repair; no bundle was written."""
+
+
+def resolve_source(source: Path) -> Path:
+    """A run folder, or a bundle whose provenance names the run it came from."""
+    source = Path(source)
+    if (source / "run.json").is_file():
+        return source
+    if (source / "manifest.json").is_file():
+        from edgeslm.bundle.reader import open_bundle
+
+        m = open_bundle(source).manifest
+        if m.family != "encoder":
+            raise ConfigError(f"{source}: a {m.family} bundle; these recipes compress encoders (decoders: GGUF types)")
+        run = m.provenance.get("run")
+        if run and (Path(run) / "run.json").is_file():
+            return Path(run)
+        raise ConfigError(f"{source}: the bundle does not name a training run on this machine; pass the run folder")
+    raise ConfigError(f"{source}: neither a training run (run.json) nor a bundle (manifest.json)")
+
+
+def fp32_onnx(run: Path, teacher: Any, tokenizer: Any, max_length: int) -> tuple[Path, list[str]]:
+    """The run's fp32 ONNX export, cached next to the weights it came from."""
+    folder = run / "onnx"
+    folder.mkdir(exist_ok=True)
+    stamp = folder / "fp32.json"
+    weights_sha = sha256_file(run / "model" / "model.safetensors")
+    path = folder / "model.fp32.onnx"
+    if stamp.is_file() and path.is_file() and (folder / "model.fp32.raw.onnx").is_file():
+        meta = json.loads(stamp.read_text(encoding="utf-8"))
+        if meta.get("weights_sha256") == weights_sha:
+            return path, meta["inputs"]
+    names = export_onnx(teacher, tokenizer, path, max_length, keep_raw=folder / "model.fp32.raw.onnx")
+    stamp.write_text(json.dumps({"weights_sha256": weights_sha, "inputs": names}), encoding="utf-8")
+    return path, names
+
+
+def compress(source: Path, recipe: Recipe, out: Path, calibration: Path | None = None, progress: bool = True,
+             echo: Callable[[str], Any] | None = None, latency_rounds: int = 300) -> dict[str, Any]:
+    import torch
+    from onnxruntime.quantization import quantize_dynamic
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    say = echo or (lambda _: None)
+    hf_logging.set_verbosity_error()
+    run = resolve_source(source)
+    record = read_run(run)
+    family = "encoder"
+    if family not in recipe.families:
+        raise ConfigError(f"recipe {recipe.name} supports {', '.join(recipe.families)}, not {family} models")
+    labels, max_length, seed = record["labels"], int(record["config"]["max_length"]), int(record["config"]["seed"])
+    val = read_examples(run / "data" / "val.jsonl", labels=labels)
+    test = read_examples(run / "data" / "test.jsonl", labels=labels)
+    calib_rows = read_examples(calibration, labels=labels) if calibration else None
+    torch.manual_seed(seed)
+
+    teacher = AutoModelForSequenceClassification.from_pretrained(str(run / "model")).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(run / "model"))
+    base_path, inputs = fp32_onnx(run, teacher, tokenizer, max_length)
+    tok_file = run / "model" / "tokenizer.json"
+
+    def classifier(path: Path) -> OnnxClassifier:
+        return OnnxClassifier(path, tok_file, labels, max_length, inputs, spin=False)
+
+    fp32 = classifier(base_path)
+    fp32_val = evaluate_classifier(fp32, val, timed=False)
+    floor = recipe.floor * fp32_val["accuracy"]
+    say(f"fp32 validation accuracy {fp32_val['accuracy']:.4f}; floor {recipe.floor:.0%} of it = {floor:.4f}")
+
+    train_rows: list[Example] | None = None
+    if recipe.torch_steps or (recipe.quantize and recipe.quantize.scheme == "int8-static" and not calib_rows):
+        from edgeslm.data.catalog import load_dataset
+
+        train_rows = load_dataset(record["config"]["data"], seed=seed).train
+    if calib_rows is None and train_rows is not None:
+        calib_rows = train_rows
+
+    with tempfile.TemporaryDirectory(prefix="edgeslm-compress-") as tmp_name:
+        tmp = Path(tmp_name)
+        student, stepper = teacher, None
+        ctx = Context(teacher, tokenizer, train_rows or [], labels, max_length, seed, progress)
+        for kind, cfg in recipe.torch_steps:
+            stepper = STEPS[kind](cfg)
+            say(f"{kind}: {json.dumps({k: v for k, v in cfg.to_dict().items() if k != 'version'})}")
+            student = stepper.build(student, ctx)
+
+        attempts: list[dict[str, Any]] = []
+        keep: list[str] = []
+        repaired_torch = False
+        qcfg = recipe.quantize
+        while True:
+            src, raw = base_path, run / "onnx" / "model.fp32.raw.onnx"
+            check = None
+            if stepper is not None:
+                src, raw = tmp / "student.onnx", tmp / "student.raw.onnx"
+                export_onnx(student, tokenizer, src, max_length, keep_raw=raw)
+                check = compare_onnx(student, tokenizer, src, [e.text for e in val[:64]], max_length, inputs)
+            if qcfg is not None:
+                feeds = None
+                if qcfg.scheme == "int8-static":
+                    import random
+
+                    sample = random.Random(seed).sample(calib_rows, min(qcfg.calibration_samples, len(calib_rows)))
+                    feeds = [fp32.encode([ex.text]) for ex in sample]
+                # dynamic int8 quantizes the fused graph's Attention op whole; QDQ and 4-bit blocks
+                # need the plain MatMuls of the unfused graph (ORT fuses QDQ itself at load)
+                qsrc = src if qcfg.scheme == "int8-dynamic" else raw
+                qinfo = quantize(qsrc, tmp / "model.onnx", qcfg, feeds, keep)
+                model_path = tmp / qinfo["file"]
+            else:
+                qinfo, model_path = None, src
+            variant = classifier(model_path)
+            got = evaluate_classifier(variant, val, timed=False)
+            attempts.append({"keep_fp32": list(keep), "torch_repair": repaired_torch, "val_accuracy": got["accuracy"]})
+            say(f"attempt {len(attempts)}: validation accuracy {got['accuracy']:.4f} (floor {floor:.4f})")
+            if got["accuracy"] >= floor:
+                break
+            if qcfg is not None and len(keep) < qcfg.repair_keep_fp32:
+                order = sensitivity_order(qsrc, qcfg)
+                n = next((k for k in REPAIR_KEEP if k > len(keep)), qcfg.repair_keep_fp32)
+                keep = order[: min(n, qcfg.repair_keep_fp32)]
+                say(f"repair: keeping the {len(keep)} most quantization-sensitive MatMuls in fp32")
+                continue
+            if stepper is not None and not repaired_torch and getattr(stepper.config, "repair_steps", 0) > 0:
+                repaired_torch = True
+                keep = []
+                say(f"repair: {stepper.config.repair_steps} more distillation steps")
+                student = stepper.repair(student, ctx)
+                continue
+            raise GuardError(
+                f"recipe {recipe.name} missed its floor: validation accuracy {got['accuracy']:.4f} < {floor:.4f} "
+                f"({recipe.floor:.0%} of fp32 {fp32_val['accuracy']:.4f}), short by {floor - got['accuracy']:.4f} "
+                f"after {len(attempts)} attempt(s); no bundle written"
+            )
+
+        say("measuring against fp32 and ONNX Runtime's plain quantize_dynamic, interleaved")
+        ort_default = run / "onnx" / "model.ort-dynamic-int8.onnx"
+        if not ort_default.is_file():  # what a user gets from torch.onnx.export + quantize_dynamic, defaults
+            quantize_dynamic(str(run / "onnx" / "model.fp32.raw.onnx"), str(ort_default))
+        contenders = {"fp32": fp32, "ort-dynamic-int8": classifier(ort_default), recipe.name: variant}
+        texts = [ex.text for ex in test]
+        b1 = measure.interleaved_latency(contenders, texts, batch=1, rounds=latency_rounds)
+        b32 = measure.interleaved_latency(contenders, texts, batch=32, rounds=max(10, latency_rounds // 15))
+        val_m = {k: got[k] for k in ("accuracy", "macro_f1", "n")}
+        test_full = evaluate_classifier(variant, test, timed=False)
+        test_m = {k: test_full[k] for k in ("accuracy", "macro_f1", "n")}
+        fp32_test = evaluate_classifier(fp32, test, timed=False)
+        params = measure.parameters(student)
+        fp32_bytes = measure.file_bytes(base_path)
+        size = measure.file_bytes(model_path)
+        report = {
+            "recipe": recipe.name,
+            "val": val_m, "test": test_m,
+            "fp32": {"val_accuracy": fp32_val["accuracy"], "test_accuracy": fp32_test["accuracy"],
+                     "test_macro_f1": fp32_test["macro_f1"], "bytes": fp32_bytes,
+                     **measure.parameters(teacher)},
+            "accuracy_kept": round(test_m["accuracy"] / max(fp32_test["accuracy"], 1e-9), 4),
+            "val_accuracy_kept": round(val_m["accuracy"] / max(fp32_val["accuracy"], 1e-9), 4),
+            "floor": recipe.floor, "attempts": attempts,
+            "bytes": size, "size_ratio": round(size / fp32_bytes, 4),
+            **params,
+            "latency": {"batch1": b1, "batch32": b32},
+            "latency_ratio": {
+                "batch1_vs_fp32": round(b1[recipe.name]["p50_ms"] / b1["fp32"]["p50_ms"], 3),
+                "batch1_vs_ort_dynamic_int8": round(b1[recipe.name]["p50_ms"] / b1["ort-dynamic-int8"]["p50_ms"], 3),
+                "batch32_vs_fp32": round(b32[recipe.name]["p50_ms"] / b32["fp32"]["p50_ms"], 3),
+            },
+            "ort_dynamic_int8_bytes": measure.file_bytes(ort_default),
+            "quantization": qinfo, "export_check": check,
+        }
+
+        with BundleWriter(out) as writer:
+            model_name = "model.onnx.xz" if str(model_path).endswith(".xz") else "model.onnx"
+            writer.add(model_path, model_name)
+            writer.add(tok_file, "tokenizer.json")
+            writer.path("recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
+            manifest = writer.finish(
+                name=Path(out).name, family="encoder", architecture=record["base_model"]["architecture"],
+                task="text-classification", engine="onnxruntime", model_file=model_name, labels=labels,
+                tokenizer={"file": "tokenizer.json", "max_length": max_length, "inputs": inputs},
+                provenance={"base_model": record["base_model"]["name"], "run": str(run.resolve()),
+                            "dataset": record["dataset"], "train_config": record["config"],
+                            "recipe": recipe.to_dict(), "compression": report},
+                evaluation={"val": val_m, "test": test_m},
+            )
+    return {"bundle": str(out), "manifest": manifest.to_dict(), "report": report}
