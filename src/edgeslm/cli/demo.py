@@ -17,12 +17,20 @@ from edgeslm.cli.common import emit, handle_errors, json_option
               show_default=True, help="Extra hand-written test file (skipped if absent).")
 @click.option("--max-steps", type=int, help="Cap training steps (a quicker, weaker demo).")
 @click.option("--fresh", is_flag=True, help="Retrain and re-export even if results exist.")
+@click.option("--recipe", "recipes", multiple=True,
+              help="Compression recipes to build (repeatable; default: int8-dynamic, int8-static, int4-weight).")
+@click.option("--all-recipes", is_flag=True, help="Also the retraining recipes: sparse90-int8, structured50-int8, distill-l3.")
 @json_option
 @handle_errors
-def demo(out: Path, evalset: Path, max_steps: int | None, fresh: bool, as_json: bool) -> None:
+def demo(out: Path, evalset: Path, max_steps: int | None, fresh: bool, recipes: tuple[str, ...], all_recipes: bool,
+         as_json: bool) -> None:
     """Train, bundle, evaluate and report the smart-home intent model."""
     from edgeslm.pipeline.demo import DemoConfig, run_demo
 
-    config = DemoConfig(out=out, evalset=evalset if evalset.is_file() else None, max_steps=max_steps, fresh=fresh)
+    from edgeslm.compress.recipe import builtin_names
+
+    chosen = builtin_names() if all_recipes else list(recipes) or DemoConfig().recipes
+    config = DemoConfig(out=out, evalset=evalset if evalset.is_file() else None, max_steps=max_steps, fresh=fresh,
+                        recipes=chosen)
     summary = run_demo(config, progress=not as_json, echo=None if as_json else click.echo)
     emit(summary, as_json, lambda s: f"report: {s['report']['markdown']}\nplot:   {s['report']['plot']}")

@@ -75,12 +75,15 @@ class MagnitudePruneConfig(KnowledgeDistillation):
 
     sparsity: float = 0.9
     include_embeddings: bool = True
+    embedding_sparsity: float | None = None  # the word embeddings' own target (default: sparsity)
     prune_until: float = 0.7  # share of steps over which sparsity ramps up; the rest recovers
 
     def validate(self) -> None:
         super().validate()
         if not 0 < self.sparsity < 1 or not 0 < self.prune_until <= 1:
             raise ConfigError("prune-magnitude: sparsity in (0, 1), prune_until in (0, 1]")
+        if self.embedding_sparsity is not None and not 0 <= self.embedding_sparsity < 1:
+            raise ConfigError("prune-magnitude: embedding_sparsity in [0, 1)")
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,15 @@ def compress(source: Path, recipe: Recipe, out: Path, calibration: Path | None =
                 src, raw = tmp / "student.onnx", tmp / "student.raw.onnx"
                 export_onnx(student, tokenizer, src, max_length, keep_raw=raw)
                 check = compare_onnx(student, tokenizer, src, [e.text for e in val[:64]], max_length, inputs)
+                student_acc = evaluate_classifier(classifier(src), val, timed=False)["accuracy"]
+                say(f"student before quantization: validation accuracy {student_acc:.4f}")
+                if student_acc < floor and not repaired_torch and stepper.config.repair_steps > 0:
+                    # quantization cannot give back what pruning or distillation lost: retrain first
+                    attempts.append({"stage": "student", "torch_repair": False, "val_accuracy": student_acc})
+                    repaired_torch = True
+                    say(f"repair: {stepper.config.repair_steps} more distillation steps")
+                    student = stepper.repair(student, ctx)
+                    continue
             if qcfg is not None:
                 feeds = None
                 if qcfg.scheme == "int8-static":
@@ -155,7 +164,7 @@ def compress(source: Path, recipe: Recipe, out: Path, calibration: Path | None =
                 keep = order[: min(n, qcfg.repair_keep_fp32)]
                 say(f"repair: keeping the {len(keep)} most quantization-sensitive MatMuls in fp32")
                 continue
-            if stepper is not None and not repaired_torch and getattr(stepper.config, "repair_steps", 0) > 0:
+            if stepper is not None and not repaired_torch and stepper.config.repair_steps > 0:
                 repaired_torch = True
                 keep = []
                 say(f"repair: {stepper.config.repair_steps} more distillation steps")

@@ -45,8 +45,11 @@ class DistillLayers:
         layers = encoder_layers(teacher)
         if max(self.config.layers) >= len(layers):
             raise ConfigError(f"distill-layers: the teacher has {len(layers)} layers, cannot keep {self.config.layers}")
+        # one deepcopy, so every kept layer shares the student's config object (a second copy per
+        # layer would keep stale configs, e.g. the attention implementation the exporter switches)
         student = copy.deepcopy(teacher)
-        student.base_model.encoder.layer = torch.nn.ModuleList([copy.deepcopy(layers[i]) for i in self.config.layers])
+        kept = encoder_layers(student)
+        student.base_model.encoder.layer = torch.nn.ModuleList([kept[i] for i in self.config.layers])
         student.config.num_hidden_layers = len(self.config.layers)
         for i, layer in enumerate(student.base_model.encoder.layer):
             for module in layer.modules():
@@ -78,10 +81,13 @@ class MagnitudePrune:
     def apply_masks(self, model: Any, sparsity: float | None) -> None:
         import torch
 
+        emb_share = (self.config.embedding_sparsity if self.config.embedding_sparsity is not None
+                     else self.config.sparsity) / self.config.sparsity
         with torch.no_grad():
             for name, weight in self.targets(model).items():
                 if sparsity is not None:
-                    self.masks[name] = prune_math.magnitude_mask(weight, sparsity)
+                    target = sparsity * emb_share if name == "word_embeddings" else sparsity
+                    self.masks[name] = prune_math.magnitude_mask(weight, target)
                 weight.mul_(self.masks[name])
 
     def build(self, teacher: Any, ctx: Context) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,6 +18,9 @@ class DemoConfig(Config):
     evalset: Path | None = None
     max_steps: int | None = None
     fresh: bool = False
+    # ONNX-level recipes take about a minute each; the torch ones (sparse90-int8, structured50-int8,
+    # distill-l3) retrain for several minutes each and are opt-in (`make demo-full`)
+    recipes: list[str] = field(default_factory=lambda: ["int8-dynamic", "int8-static", "int4-weight"])
 
 
 def run_demo(config: DemoConfig, progress: bool = True, echo: Callable[[str], Any] | None = None) -> dict[str, Any]:
@@ -36,21 +39,21 @@ def run_demo(config: DemoConfig, progress: bool = True, echo: Callable[[str], An
     if config.fresh or not _same_run(run_dir, train_config):
         from edgeslm.train.trainer import train
 
-        say(f"[1/4] training {train_config.model} on {train_config.data} -> {run_dir}")
+        say(f"[1/5] training {train_config.model} on {train_config.data} -> {run_dir}")
         train(train_config, run_dir, progress=progress)
     else:
-        say(f"[1/4] reusing the finished run in {run_dir}")
+        say(f"[1/5] reusing the finished run in {run_dir}")
 
     if config.fresh or not _bundle_of(bundle_dir, run_dir):
         from edgeslm.bundle.export import export_classifier
 
-        say(f"[2/4] exporting ONNX bundle -> {bundle_dir}")
+        say(f"[2/5] exporting ONNX bundle -> {bundle_dir}")
         export_classifier(run_dir, bundle_dir, name="intent-fp32")
     else:
-        say(f"[2/4] reusing the verified bundle {bundle_dir}")
+        say(f"[2/5] reusing the verified bundle {bundle_dir}")
     manifest = open_bundle(bundle_dir).manifest.to_dict()
 
-    say("[3/4] evaluating with the device runtime (no torch)")
+    say("[3/5] evaluating with the device runtime (no torch)")
     sets: dict[str, Path] = {"test": run_dir / "data" / "test.jsonl"}
     if config.evalset is not None:
         sets["home-commands"] = Path(config.evalset)
@@ -64,8 +67,21 @@ def run_demo(config: DemoConfig, progress: bool = True, echo: Callable[[str], An
         say(f"      {name:20s} n={r['n']:5d}  accuracy {r['accuracy']:.4f}  macro-F1 {r['macro_f1']:.4f}  "
             f"p50 {r['latency']['p50_ms']:.2f} ms")
 
-    say("[4/4] writing the report")
-    report = write_report(out, manifest, results, command="make demo")
+    compressed = []
+    for i, name in enumerate(config.recipes, 1):
+        target = out / f"intent-{name}"
+        if not config.fresh and _compressed_of(target, run_dir, name):
+            say(f"[4/5] ({i}/{len(config.recipes)}) reusing {target}")
+        else:
+            from edgeslm.compress.pipeline import compress
+            from edgeslm.compress.recipe import load_recipe
+
+            say(f"[4/5] ({i}/{len(config.recipes)}) compressing with {name} -> {target}")
+            compress(run_dir, load_recipe(name), target, progress=progress)
+        compressed.append((name, open_bundle(target).manifest.provenance["compression"]))
+
+    say("[5/5] writing the report")
+    report = write_report(out, manifest, results, command="make demo", compressed=compressed)
     summary = {"bundle": str(bundle_dir), "results": {k: {m: v[m] for m in ("n", "accuracy", "macro_f1", "latency")}
                                                        for k, v in results.items()},
                "report": {k: str(v) for k, v in report.items()}}
@@ -92,3 +108,14 @@ def _bundle_of(bundle_dir: Path, run_dir: Path) -> bool:
     except (BundleError, OSError, json.JSONDecodeError):
         return False
     return manifest.provenance.get("train_config") == record["config"]
+
+
+def _compressed_of(bundle_dir: Path, run_dir: Path, recipe: str) -> bool:
+    from edgeslm.bundle.reader import open_bundle
+
+    try:
+        prov = open_bundle(bundle_dir).manifest.provenance
+    except BundleError:
+        return False
+    return prov.get("recipe", {}).get("name") == recipe and prov.get("run") == str(run_dir.resolve()) and \
+        prov.get("train_config") == json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["config"]

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 
-def write_report(out: Path, bundle: dict[str, Any], results: dict[str, dict[str, Any]], command: str) -> dict[str, Path]:
+def write_report(out: Path, bundle: dict[str, Any], results: dict[str, dict[str, Any]], command: str,
+                 compressed: list[tuple[str, dict[str, Any]]] | None = None) -> dict[str, Path]:
     out = Path(out)
     png = out / "report.png"
     _plot(png, results)
@@ -42,6 +43,7 @@ def write_report(out: Path, bundle: dict[str, Any], results: dict[str, dict[str,
         *confusions,
         "",
         "![accuracy per set and per-intent F1](report.png)",
+        *(_compression_section(out, compressed) if compressed else []),
         "",
         f"Reproduce: `{command}`",
         "",
@@ -77,3 +79,23 @@ def _plot(path: Path, results: dict[str, dict[str, Any]]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _compression_section(out: Path, compressed: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    from edgeslm.cli.compress import compare_table
+    from edgeslm.report.compare import plot_tradeoffs
+
+    plot_tradeoffs(compressed, out / "compression.png")
+    return [
+        "",
+        "## Compressed variants",
+        "",
+        "Each row measured against fp32 and ONNX Runtime's plain `quantize_dynamic` in its own run, interleaved,",
+        "batch 1 and batch 32 p50 (ms), on the test split (held-out templates and names).",
+        "",
+        "```",
+        compare_table(compressed),
+        "```",
+        "",
+        "![accuracy vs latency and size](compression.png)",
+    ]

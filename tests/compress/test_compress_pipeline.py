@@ -1,0 +1,69 @@
+"""compress on the real (briefly trained) MiniLM-L6 intent model."""
+
+import json
+
+import pytest
+import yaml
+
+from edgeslm.bundle.reader import open_bundle
+from edgeslm.compress.pipeline import GuardError, compress
+from edgeslm.compress.recipe import Recipe, load_recipe
+from edgeslm.data.records import Example, write_jsonl
+from edgeslm.errors import BundleError, ConfigError, DataError
+from edgeslm.runtime.classifier import OnnxClassifier
+
+pytestmark = pytest.mark.model
+
+
+def test_int8_dynamic_bundle_is_smaller_verified_and_reports_side_by_side(trained_run, tmp_path):
+    result = compress(trained_run, load_recipe("int8-dynamic"), tmp_path / "q", progress=False, latency_rounds=30)
+    r = result["report"]
+    bundle = open_bundle(tmp_path / "q")
+    assert set(bundle.manifest.files) == {"model.onnx", "tokenizer.json", "recipe.yaml"}
+    assert yaml.safe_load((tmp_path / "q" / "recipe.yaml").read_text())["name"] == "int8-dynamic"
+    assert r["size_ratio"] < 0.3
+    assert r["val_accuracy_kept"] >= 0.99
+    assert {"fp32", "ort-dynamic-int8", "int8-dynamic"} == set(r["latency"]["batch1"])
+    assert r["latency"]["batch32"]["int8-dynamic"]["batch"] == 32
+    clf = OnnxClassifier.from_bundle(bundle)
+    assert clf.predict(["turn off the kitchen lights"])[0]["label"] in clf.labels
+
+
+def test_guard_refuses_and_writes_nothing(trained_run, tmp_path):
+    recipe = Recipe.from_dict({"name": "too-small", "floor": 1.0, "modifiers": [
+        {"type": "distill-layers", "layers": [0], "steps": 1, "repair_steps": 0}]})
+    with pytest.raises(GuardError, match=r"missed its floor.*short by"):
+        compress(trained_run, recipe, tmp_path / "nope", progress=False)
+    assert not (tmp_path / "nope").exists()
+
+
+def test_calibration_with_unknown_labels_fails_fast(trained_run, tmp_path):
+    calib = write_jsonl(tmp_path / "c.jsonl", [Example("brew coffee", "HassMakeCoffee")])
+    with pytest.raises(DataError, match="unknown label 'HassMakeCoffee'"):
+        compress(trained_run, load_recipe("int8-static"), tmp_path / "x", calibration=calib, progress=False)
+
+
+def test_decoder_bundle_is_refused(tmp_path):
+    from edgeslm.bundle.export import export_gguf
+
+    export_gguf("smollm2-135m", tmp_path / "smol")
+    with pytest.raises(ConfigError, match="decoder bundle"):
+        compress(tmp_path / "smol", load_recipe("int8-dynamic"), tmp_path / "x", progress=False)
+
+
+def test_xz_stored_model_loads_and_truncation_is_caught(trained_run, tmp_path):
+    recipe = Recipe.from_dict({"name": "xz", "floor": 0.9, "modifiers": [
+        {"type": "quantize", "scheme": "int8-dynamic", "quantize_embeddings": True, "compress_file": True}]})
+    compress(trained_run, recipe, tmp_path / "xz", progress=False, latency_rounds=20)
+    bundle = open_bundle(tmp_path / "xz")
+    assert bundle.manifest.model_file == "model.onnx.xz"
+    assert OnnxClassifier.from_bundle(bundle).predict(["what time is it"])[0]["label"]
+    path = tmp_path / "xz" / "model.onnx.xz"
+    path.write_bytes(path.read_bytes()[:1000])
+    data = json.loads((tmp_path / "xz" / "manifest.json").read_text())
+    from edgeslm.bundle.hashing import sha256_file
+
+    data["files"]["model.onnx.xz"] = {"sha256": sha256_file(path), "bytes": 1000}
+    (tmp_path / "xz" / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(BundleError, match="cannot load"):
+        OnnxClassifier.from_bundle(open_bundle(tmp_path / "xz"))

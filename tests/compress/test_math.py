@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+import torch
+
+from edgeslm.compress import prune_math
+from edgeslm.compress.onnx_quant import weight_error
+
+
+def test_cubic_schedule_endpoints_and_monotone():
+    values = [prune_math.cubic_sparsity(s, 100, 0.9) for s in range(0, 130, 10)]
+    assert values[0] == 0.0 and values[-1] == pytest.approx(0.9)
+    assert all(a <= b for a, b in zip(values, values[1:]))
+    assert prune_math.cubic_sparsity(50, 100, 0.9) > 0.45  # front-loaded
+
+
+def test_magnitude_mask_hits_the_sparsity_and_keeps_the_largest():
+    torch.manual_seed(0)
+    w = torch.randn(64, 128)
+    mask = prune_math.magnitude_mask(w, 0.9)
+    assert abs(1 - mask.float().mean().item() - 0.9) < 0.01
+    assert w.abs()[mask].min() >= w.abs()[~mask].max()
+
+
+def test_keep_top_sorted_and_at_least_one():
+    idx = prune_math.keep_top(torch.tensor([0.1, 5.0, 3.0, 0.2]), 0.5)
+    assert idx.tolist() == [1, 2]
+    assert prune_math.keep_top(torch.tensor([1.0, 2.0]), 0.01).tolist() == [1]
+
+
+def test_int4_groupwise_error_exceeds_int8_and_outliers_hurt_more():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(384, 384)).astype(np.float32)
+    e8, e4 = weight_error(w, 8, None), weight_error(w, 4, 32)
+    assert 0 < e8 < e4 < 0.2
+    w_out = w.copy()
+    w_out[0, :] *= 50  # one outlier input row: per-channel int8 scales blow up
+    assert weight_error(w_out, 8, None) > e8
