@@ -13,21 +13,26 @@ from edgeslm.runtime.classifier import OnnxClassifier
 
 
 def interleaved_latency(variants: dict[str, OnnxClassifier], texts: list[str], batch: int, rounds: int,
-                        warmup: int = 5) -> dict[str, dict[str, float]]:
-    """Median and p90 ms per call of predict() on `batch` texts, variants taking turns each round."""
+                        block: int = 10) -> dict[str, dict[str, float]]:
+    """Median and p90 ms per predict() call on `batch` texts. Variants take turns in blocks of
+    `block` calls, so slow drift in machine load hits all alike; the first call of each block is
+    dropped, because the previous variant's ONNX Runtime threads may still be spinning down."""
     names = list(variants)
-    for name in names:
-        for i in range(warmup):
-            variants[name].predict(texts[i * batch % len(texts):][:batch] or texts[:batch])
     times: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(rounds):
-        start = (r * batch) % max(1, len(texts) - batch + 1)
-        chunk = texts[start : start + batch]
+    per_variant = max(1, rounds // block)
+    cursor = 0
+    for r in range(per_variant):
         order = names[r % len(names):] + names[: r % len(names)]
         for name in order:
-            t0 = time.perf_counter()
-            variants[name].predict(chunk)
-            times[name].append(time.perf_counter() - t0)
+            clf = variants[name]
+            for i in range(block + 1):
+                start = (cursor + i * batch) % max(1, len(texts) - batch + 1)
+                chunk = texts[start : start + batch]
+                t0 = time.perf_counter()
+                clf.predict(chunk)
+                if i:
+                    times[name].append(time.perf_counter() - t0)
+        cursor += (block + 1) * batch
     return {n: {"p50_ms": round(float(np.median(t)) * 1000, 3), "p90_ms": round(float(np.percentile(t, 90)) * 1000, 3),
                 "calls": len(t), "batch": batch} for n, t in times.items()}
 

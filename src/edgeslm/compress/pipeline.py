@@ -94,7 +94,7 @@ def compress(source: Path, recipe: Recipe, out: Path, calibration: Path | None =
     tok_file = run / "model" / "tokenizer.json"
 
     def classifier(path: Path) -> OnnxClassifier:
-        return OnnxClassifier(path, tok_file, labels, max_length, inputs, spin=False)
+        return OnnxClassifier(path, tok_file, labels, max_length, inputs)
 
     fp32 = classifier(base_path)
     fp32_val = evaluate_classifier(fp32, val, timed=False)
@@ -176,14 +176,14 @@ def compress(source: Path, recipe: Recipe, out: Path, calibration: Path | None =
                 f"after {len(attempts)} attempt(s); no bundle written"
             )
 
-        say("measuring against fp32 and ONNX Runtime's plain quantize_dynamic, interleaved")
+        say("measuring against fp32 and ONNX Runtime's plain quantize_dynamic, in alternating blocks")
         ort_default = run / "onnx" / "model.ort-dynamic-int8.onnx"
         if not ort_default.is_file():  # what a user gets from torch.onnx.export + quantize_dynamic, defaults
             quantize_dynamic(str(run / "onnx" / "model.fp32.raw.onnx"), str(ort_default))
         contenders = {"fp32": fp32, "ort-dynamic-int8": classifier(ort_default), recipe.name: variant}
         texts = [ex.text for ex in test]
         b1 = measure.interleaved_latency(contenders, texts, batch=1, rounds=latency_rounds)
-        b32 = measure.interleaved_latency(contenders, texts, batch=32, rounds=max(10, latency_rounds // 15))
+        b32 = measure.interleaved_latency(contenders, texts, batch=32, rounds=max(10, latency_rounds // 10), block=5)
         val_m = {k: got[k] for k in ("accuracy", "macro_f1", "n")}
         test_full = evaluate_classifier(variant, test, timed=False)
         test_m = {k: test_full[k] for k in ("accuracy", "macro_f1", "n")}

@@ -66,6 +66,14 @@ class OnnxClassifier:
                    m.tokenizer.get("inputs", ["input_ids", "attention_mask"]), threads)
 
     def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        if len(texts) == 1:  # a device's usual request: skip the batch machinery (and its thread hand-off)
+            e = self.tokenizer.encode(texts[0])
+            feeds = {"input_ids": np.asarray([e.ids], dtype=np.int64)}
+            if "attention_mask" in self.input_names:
+                feeds["attention_mask"] = np.asarray([e.attention_mask], dtype=np.int64)
+            if "token_type_ids" in self.input_names:
+                feeds["token_type_ids"] = np.asarray([e.type_ids], dtype=np.int64)
+            return feeds
         encodings = self.tokenizer.encode_batch(list(texts))
         width = max(len(e.ids) for e in encodings)
         feeds = {n: np.zeros((len(encodings), width), dtype=np.int64) for n in self.input_names}
@@ -88,7 +96,7 @@ class OnnxClassifier:
 
     def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         logits = self.logits(texts)
-        shifted = logits - logits.max(axis=-1, keepdims=True)
-        probs = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)
-        best = probs.argmax(axis=-1)
-        return [{"label": self.labels[i], "score": float(p[i])} for i, p in zip(best, probs)]
+        best = logits.argmax(axis=-1)
+        # softmax probability of the winner only: 1 / sum(exp(logit - max))
+        scores = 1.0 / np.exp(logits - logits.max(axis=-1, keepdims=True)).sum(axis=-1)
+        return [{"label": self.labels[i], "score": float(p)} for i, p in zip(best, scores)]
