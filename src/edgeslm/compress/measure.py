@@ -16,7 +16,9 @@ def interleaved_latency(variants: dict[str, OnnxClassifier], texts: list[str], b
                         block: int = 10) -> dict[str, dict[str, float]]:
     """Median and p90 ms per predict() call on `batch` texts. Variants take turns in blocks of
     `block` calls, so slow drift in machine load hits all alike; the first call of each block is
-    dropped, because the previous variant's ONNX Runtime threads may still be spinning down."""
+    dropped (cold caches after a switch). Callers pass sessions with spinning off: with ONNX
+    Runtime's default spinning, one session's idle workers slowed the next session's calls by up to
+    2x on this 2-core machine, and by different amounts per model, which made ratios meaningless."""
     names = list(variants)
     times: dict[str, list[float]] = {n: [] for n in names}
     per_variant = max(1, rounds // block)

@@ -94,7 +94,7 @@ def compress(source: Path, recipe: Recipe, out: Path, calibration: Path | None =
     tok_file = run / "model" / "tokenizer.json"
 
     def classifier(path: Path) -> OnnxClassifier:
-        return OnnxClassifier(path, tok_file, labels, max_length, inputs)
+        return OnnxClassifier(path, tok_file, labels, max_length, inputs, spin=False)
 
     fp32 = classifier(base_path)
     fp32_val = evaluate_classifier(fp32, val, timed=False)
