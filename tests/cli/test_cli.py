@@ -26,7 +26,8 @@ def test_models_json_lists_builtins():
 
 
 def test_every_command_has_json_and_help():
-    for cmd in (["models"], ["data", "split"], ["data", "noisy"], ["train"], ["export"], ["inspect"], ["eval"], ["demo"]):
+    for cmd in (["models"], ["data", "split"], ["data", "noisy"], ["train"], ["export"], ["inspect"], ["eval"], ["demo"],
+                ["compress"], ["compare"]):
         r = edgeslm(*cmd, "--help")
         assert r.returncode == 0 and "--json" in r.stdout, cmd
 
@@ -71,3 +72,12 @@ def test_bad_bundles_and_data_through_eval(bundle_copy, trained_run, tmp_path):
     model.write_bytes(bytes(blob))
     assert_clean_error(edgeslm("eval", str(bundle_copy), "--data", str(data)), "does not match its sha256")
     assert_clean_error(edgeslm("inspect", str(bundle_copy)), "does not match its sha256")
+
+
+def test_compress_rejects_bad_recipes_and_sources_before_any_work(tmp_path):
+    assert_clean_error(edgeslm("compress", str(tmp_path), "--recipe", "int3-magic", "--out", str(tmp_path / "o")),
+                       "neither a built-in recipe")
+    assert_clean_error(edgeslm("compress", str(tmp_path), "--recipe", "int8-dynamic", "--floor", "1.7",
+                               "--out", str(tmp_path / "o")), "impossible")
+    assert_clean_error(edgeslm("compress", str(tmp_path), "--recipe", "int8-dynamic", "--out", str(tmp_path / "o")),
+                       "neither a training run")
