@@ -19,6 +19,8 @@ from edgeslm.models.registry import resolve
 log = logging.getLogger(__name__)
 OPSET = 17
 LOGIT_TOLERANCE = 1e-3  # max |logit difference| ONNX vs PyTorch, fp32; argmax must agree everywhere
+# How export_onnx builds the graph; caches of earlier exports are stale when this changes.
+EXPORTER = f"torchscript-opset{OPSET}+ort-bert-fusion"
 
 
 def read_run(run: Path) -> dict[str, Any]:
@@ -76,7 +78,7 @@ def export_classifier(run: Path, out: Path, name: str | None = None, profile: st
                 "dataset": record["dataset"],
                 "train_config": record["config"],
                 "train_metrics_torch": record["metrics"],
-                "export": {"format": "onnx", "opset": OPSET, "precision": "fp32", **check,
+                "export": {"format": "onnx", "exporter": EXPORTER, "opset": OPSET, "precision": "fp32", **check,
                            "tolerance": LOGIT_TOLERANCE, "torch": torch.__version__},
             },
             evaluation=evaluation,

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from edgeslm.bundle.export import compare_onnx, export_onnx, read_run
+from edgeslm.bundle.export import EXPORTER, compare_onnx, export_onnx, read_run
 from edgeslm.bundle.hashing import sha256_file
 from edgeslm.bundle.writer import BundleWriter
 from edgeslm.compress import measure
@@ -61,10 +61,11 @@ def fp32_onnx(run: Path, teacher: Any, tokenizer: Any, max_length: int) -> tuple
     path = folder / "model.fp32.onnx"
     if stamp.is_file() and path.is_file() and (folder / "model.fp32.raw.onnx").is_file():
         meta = json.loads(stamp.read_text(encoding="utf-8"))
-        if meta.get("weights_sha256") == weights_sha:
+        if meta.get("weights_sha256") == weights_sha and meta.get("exporter") == EXPORTER:
             return path, meta["inputs"]
     names = export_onnx(teacher, tokenizer, path, max_length, keep_raw=folder / "model.fp32.raw.onnx")
-    stamp.write_text(json.dumps({"weights_sha256": weights_sha, "inputs": names}), encoding="utf-8")
+    stamp.write_text(json.dumps({"weights_sha256": weights_sha, "exporter": EXPORTER, "inputs": names}),
+                     encoding="utf-8")
     return path, names
 
 
@@ -122,6 +123,16 @@ def compress(source: Path, recipe: Recipe, out: Path, calibration: Path | None =
         keep: list[str] = []
         repaired_torch = False
         qcfg = recipe.quantize
+
+        def can_retrain() -> bool:
+            return stepper is not None and not repaired_torch and stepper.config.repair_steps > 0
+
+        def retrain(model: Any) -> Any:  # the recipe's one torch repair: more distillation steps
+            nonlocal repaired_torch
+            repaired_torch = True
+            say(f"repair: {stepper.config.repair_steps} more distillation steps")
+            return stepper.repair(model, ctx)
+
         while True:
             src, raw = base_path, run / "onnx" / "model.fp32.raw.onnx"
             check = None
@@ -131,12 +142,10 @@ def compress(source: Path, recipe: Recipe, out: Path, calibration: Path | None =
                 check = compare_onnx(student, tokenizer, src, [e.text for e in val[:64]], max_length, inputs)
                 student_acc = evaluate_classifier(classifier(src), val, timed=False)["accuracy"]
                 say(f"student before quantization: validation accuracy {student_acc:.4f}")
-                if student_acc < floor and not repaired_torch and stepper.config.repair_steps > 0:
+                if student_acc < floor and can_retrain():
                     # quantization cannot give back what pruning or distillation lost: retrain first
                     attempts.append({"stage": "student", "torch_repair": False, "val_accuracy": student_acc})
-                    repaired_torch = True
-                    say(f"repair: {stepper.config.repair_steps} more distillation steps")
-                    student = stepper.repair(student, ctx)
+                    student = retrain(student)
                     continue
             if qcfg is not None:
                 feeds = None
@@ -164,11 +173,9 @@ def compress(source: Path, recipe: Recipe, out: Path, calibration: Path | None =
                 keep = order[: min(n, qcfg.repair_keep_fp32)]
                 say(f"repair: keeping the {len(keep)} most quantization-sensitive MatMuls in fp32")
                 continue
-            if stepper is not None and not repaired_torch and stepper.config.repair_steps > 0:
-                repaired_torch = True
+            if can_retrain():
                 keep = []
-                say(f"repair: {stepper.config.repair_steps} more distillation steps")
-                student = stepper.repair(student, ctx)
+                student = retrain(student)
                 continue
             raise GuardError(
                 f"recipe {recipe.name} missed its floor: validation accuracy {got['accuracy']:.4f} < {floor:.4f} "
@@ -178,8 +185,10 @@ def compress(source: Path, recipe: Recipe, out: Path, calibration: Path | None =
 
         say("measuring against fp32 and ONNX Runtime's plain quantize_dynamic, in alternating blocks")
         ort_default = run / "onnx" / "model.ort-dynamic-int8.onnx"
-        if not ort_default.is_file():  # what a user gets from torch.onnx.export + quantize_dynamic, defaults
-            quantize_dynamic(str(run / "onnx" / "model.fp32.raw.onnx"), str(ort_default))
+        raw_fp32 = run / "onnx" / "model.fp32.raw.onnx"
+        if not ort_default.is_file() or ort_default.stat().st_mtime < raw_fp32.stat().st_mtime:
+            # what a user gets from torch.onnx.export + quantize_dynamic with its defaults
+            quantize_dynamic(str(raw_fp32), str(ort_default))
         contenders = {"fp32": fp32, "ort-dynamic-int8": classifier(ort_default), recipe.name: variant}
         texts = [ex.text for ex in test]
         b1 = measure.interleaved_latency(contenders, texts, batch=1, rounds=latency_rounds)
@@ -223,7 +232,8 @@ def compress(source: Path, recipe: Recipe, out: Path, calibration: Path | None =
                 tokenizer={"file": "tokenizer.json", "max_length": max_length, "inputs": inputs},
                 provenance={"base_model": record["base_model"]["name"], "run": str(run.resolve()),
                             "dataset": record["dataset"], "train_config": record["config"],
-                            "recipe": recipe.to_dict(), "compression": report},
+                            "recipe": recipe.to_dict(), "compression": report,
+                            "export": {"exporter": EXPORTER}},
                 evaluation={"val": val_m, "test": test_m},
             )
     return {"bundle": str(out), "manifest": manifest.to_dict(), "report": report}

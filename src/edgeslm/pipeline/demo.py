@@ -99,23 +99,25 @@ def _same_run(run_dir: Path, config: Any) -> bool:
         return False
 
 
-def _bundle_of(bundle_dir: Path, run_dir: Path) -> bool:
-    from edgeslm.bundle.reader import open_bundle
-
-    try:
-        manifest = open_bundle(bundle_dir).manifest
-        record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except (BundleError, OSError, json.JSONDecodeError):
-        return False
-    return manifest.provenance.get("train_config") == record["config"]
-
-
-def _compressed_of(bundle_dir: Path, run_dir: Path, recipe: str) -> bool:
+def _provenance_of(bundle_dir: Path, run_dir: Path) -> dict[str, Any] | None:
+    """The provenance of a bundle that still verifies and was made from this run with today's exporter."""
+    from edgeslm.bundle.export import EXPORTER
     from edgeslm.bundle.reader import open_bundle
 
     try:
         prov = open_bundle(bundle_dir).manifest.provenance
-    except BundleError:
-        return False
-    return prov.get("recipe", {}).get("name") == recipe and prov.get("run") == str(run_dir.resolve()) and \
-        prov.get("train_config") == json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["config"]
+        record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (BundleError, OSError, json.JSONDecodeError):
+        return None
+    same = prov.get("train_config") == record["config"] and prov.get("export", {}).get("exporter") == EXPORTER
+    return prov if same else None
+
+
+def _bundle_of(bundle_dir: Path, run_dir: Path) -> bool:
+    return _provenance_of(bundle_dir, run_dir) is not None
+
+
+def _compressed_of(bundle_dir: Path, run_dir: Path, recipe: str) -> bool:
+    prov = _provenance_of(bundle_dir, run_dir)
+    return (prov is not None and prov.get("recipe", {}).get("name") == recipe
+            and prov.get("run") == str(run_dir.resolve()))
