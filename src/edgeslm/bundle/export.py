@@ -172,7 +172,7 @@ def _evaluate_staged(writer: BundleWriter, onnx_path: Path, labels: list[str], m
                      input_names: list[str], run: Path) -> dict[str, Any]:
     """Score the staged ONNX model on the run's held-out splits through the device runtime."""
     from edgeslm.evaluate.runner import evaluate_classifier
-    from edgeslm.runtime.classifier import OnnxClassifier
+    from edgeslm.runtime.engines.onnx import OnnxClassifier
 
     clf = OnnxClassifier(onnx_path, writer.path("tokenizer.json"), labels, max_length, input_names)
     results = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from edgeslm import __version__
-from edgeslm.cli import bundle, compress, data, demo, evaluate, models, train
+from edgeslm.cli import bench, bundle, compress, data, demo, evaluate, gguf, models, serve, train
 from edgeslm.cli.common import setup_logging
 
 
@@ -13,7 +13,7 @@ from edgeslm.cli.common import setup_logging
 @click.version_option(__version__, prog_name="edgeslm")
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens (to stderr).")
 def cli(verbose: bool) -> None:
-    """Small language models on edge devices: train, bundle, evaluate."""
+    """Small language models on edge devices: train, compress, bundle, serve, benchmark."""
     setup_logging(verbose)
 
 
@@ -25,7 +25,10 @@ cli.add_command(bundle.inspect)
 cli.add_command(evaluate.eval_)
 cli.add_command(compress.compress)
 cli.add_command(compress.compare)
+cli.add_command(gguf.quantize_gguf)
 cli.add_command(demo.demo)
+cli.add_command(serve.serve)
+cli.add_command(bench.bench)
 
 
 if __name__ == "__main__":

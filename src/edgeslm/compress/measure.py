@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeslm.runtime.classifier import OnnxClassifier
+from edgeslm.runtime.engines.onnx import OnnxClassifier
 
 
 def interleaved_latency(variants: dict[str, OnnxClassifier], texts: list[str], batch: int, rounds: int,

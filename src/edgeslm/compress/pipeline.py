@@ -24,7 +24,7 @@ from edgeslm.compress.torch_steps import STEPS, Context
 from edgeslm.data.records import Example, read_examples
 from edgeslm.errors import ConfigError, EdgeslmError
 from edgeslm.evaluate.runner import evaluate_classifier
-from edgeslm.runtime.classifier import OnnxClassifier
+from edgeslm.runtime.engines.onnx import OnnxClassifier
 
 log = logging.getLogger(__name__)
 REPAIR_KEEP = (2, 4, 8, 16)

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from edgeslm.bundle.reader import open_bundle
 from edgeslm.data.records import Example, read_examples
 from edgeslm.evaluate.metrics import classification_metrics, latency_summary
-from edgeslm.runtime.classifier import OnnxClassifier
+from edgeslm.runtime.engines.onnx import OnnxClassifier
 
 
 def evaluate_classifier(clf: OnnxClassifier, rows: list[Example], timed: bool = True,

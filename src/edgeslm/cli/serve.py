@@ -1,0 +1,37 @@
+"""`edgeslm serve`: the device's HTTP API over one or more bundles (no torch needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from edgeslm.cli.common import handle_errors, json_option
+
+
+@click.command("serve")
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--profile", default="this-machine", show_default=True, help="Device profile name or YAML file.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True, help="0 picks a free port (printed at start).")
+@click.option("--cheaper", multiple=True, metavar="MODEL:CHEAPER",
+              help="Serve CHEAPER instead of MODEL while the battery is low or the device is hot.")
+@click.option("--threads", type=int, help="Threads per engine (default: the profile's).")
+@click.option("--max-body-bytes", type=int, default=1 << 20, show_default=True)
+@click.option("--no-warm", is_flag=True, help="Load bundles on first use instead of at start.")
+@json_option
+@handle_errors
+def serve(bundles: tuple[Path, ...], profile: str, host: str, port: int, cheaper: tuple[str, ...],
+          threads: int | None, max_body_bytes: int, no_warm: bool, as_json: bool) -> None:
+    """Serve BUNDLES: /v1/classify, /v1/chat/completions, /v1/models, /healthz, /metrics."""
+    from edgeslm.runtime.server.serve import ServeConfig, serve as run
+
+    config = ServeConfig(bundles=[str(b) for b in bundles], profile=profile, host=host, port=port,
+                         cheaper=list(cheaper), threads=threads, max_body_bytes=max_body_bytes, warm=not no_warm)
+
+    def ready(h: str, p: int) -> None:
+        url = f"http://{h}:{p}"
+        click.echo(json.dumps({"event": "listening", "url": url}) if as_json else f"serving on {url}")
+
+    run(config, ready)

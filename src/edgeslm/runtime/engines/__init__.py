@@ -1,0 +1,1 @@
+"""Engines: one per runtime a bundle names (ONNX Runtime for encoders, llama.cpp for decoders)."""

@@ -1,0 +1,118 @@
+"""Start the server: read the bundles, build the governor for the profile, warm what fits, listen."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from edgeslm.bundle.reader import open_bundle
+from edgeslm.config import Config
+from edgeslm.errors import ConfigError
+from edgeslm.runtime.governor import Governor
+from edgeslm.runtime.profiles import DeviceProfile, load_profile
+from edgeslm.runtime.server.app import App, ModelEntry
+from edgeslm.runtime.server.http import HttpServer, Limits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServeConfig(Config):
+    bundles: list = field(default_factory=list)  # bundle folders
+    profile: str = "this-machine"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    cheaper: list = field(default_factory=list)  # "MODEL:CHEAPER": serve CHEAPER when battery/heat say so
+    max_body_bytes: int = 1 << 20
+    threads: int | None = None  # per engine; default: the profile's thread budget
+    warm: bool = True  # load and run each bundle once before listening, within the memory budget
+
+    def validate(self) -> None:
+        if not self.bundles:
+            raise ConfigError("ServeConfig.bundles: give at least one bundle folder")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("ServeConfig.port must be in 0..65535 (0 picks a free port)")
+        if not 1024 <= self.max_body_bytes <= 64 << 20:
+            raise ConfigError("ServeConfig.max_body_bytes must be between 1 KiB and 64 MiB")
+        if self.threads is not None and not 1 <= self.threads <= 256:
+            raise ConfigError("ServeConfig.threads must be between 1 and 256")
+        for pair in self.cheaper:
+            if not isinstance(pair, str) or pair.count(":") != 1 or "" in pair.split(":"):
+                raise ConfigError(f"ServeConfig.cheaper: {pair!r} is not MODEL:CHEAPER")
+
+
+def load_engine(path: Path, threads: int, spin: bool) -> Any:
+    """The governor's loader: the engine the bundle's manifest names (verified before use)."""
+    bundle = open_bundle(Path(path))
+    if bundle.manifest.family == "encoder":
+        from edgeslm.runtime.engines.onnx import OnnxClassifier
+        return OnnxClassifier.from_bundle(bundle, threads=threads, spin=spin)
+    from edgeslm.runtime.engines.llama import LlamaEngine
+    return LlamaEngine.from_bundle(bundle, threads=threads)
+
+
+def build_app(config: ServeConfig) -> App:
+    profile: DeviceProfile = load_profile(config.profile)
+    threads = config.threads or profile.threads
+    entries, paths = [], {}
+    for folder in config.bundles:
+        manifest = open_bundle(Path(folder)).manifest
+        if manifest.name in paths:
+            raise ConfigError(f"two bundles are named {manifest.name!r}: {paths[manifest.name]} and {folder}")
+        paths[manifest.name] = Path(folder)
+        entries.append(ModelEntry(manifest.name, manifest.family, manifest.task, tuple(manifest.labels)))
+    # Spinning ORT workers cut ~10% off a lone model's latency but steal the cores from any other model
+    # resident beside it (measured on a 2-core machine), so spin only when one model is served.
+    spin = len(entries) == 1
+    governor = Governor(profile, lambda path, n: load_engine(path, n, spin))
+    cheaper = dict(pair.split(":") for pair in config.cheaper)
+    for name in cheaper.keys() | cheaper.values():
+        if name not in paths:
+            raise ConfigError(f"--cheaper names {name!r}, which is not among the bundles served ({', '.join(paths)})")
+    # A cheaper variant must be registered before the model that falls back to it.
+    for entry in sorted(entries, key=lambda e: e.name not in cheaper.values()):
+        governor.register(entry.name, paths[entry.name], cheaper=cheaper.get(entry.name))
+    app = App(governor, entries, max_batch=profile.max_batch)
+    if config.warm:
+        warm(app, entries)
+    return app
+
+
+def warm(app: App, entries: list[ModelEntry]) -> None:
+    """Load what fits and run it once: the first real request should not pay for session setup."""
+    for entry in entries:
+        try:
+            with app.governor.acquire(entry.name) as engine:
+                if entry.family == "encoder":
+                    engine.predict(["warm up"])
+        except Exception as exc:  # a model that cannot load now still loads on demand, or fails loudly then
+            log.warning("could not warm %s: %s", entry.name, exc)
+
+
+def serve(config: ServeConfig, ready: Callable[[str, int], None] | None = None) -> None:
+    started = time.monotonic()
+    app = build_app(config)
+    server = HttpServer(app, Limits(max_body_bytes=config.max_body_bytes), on_error=app.server_errors.inc)
+
+    async def main() -> None:
+        srv = await server.serve(config.host, config.port)
+        host, port = srv.sockets[0].getsockname()[:2]
+        log.info("listening on %s:%d after %.2f s", host, port, time.monotonic() - started)
+        if ready:
+            ready(host, port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with srv:
+            await stop.wait()
+
+    try:
+        asyncio.run(main())
+    finally:
+        app.close()

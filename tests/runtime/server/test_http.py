@@ -1,0 +1,122 @@
+"""The HTTP layer on its own: a real asyncio server with a tiny handler, real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edgeslm.runtime.server.http import HttpError, HttpServer, Limits, Request, Response, content_length, parse_head
+
+
+async def echo(request: Request) -> Response:
+    if request.path == "/boom":
+        raise RuntimeError("a bug")
+    return Response.json({"method": request.method, "path": request.path, "body": request.json() if request.body else None})
+
+
+@pytest.fixture(scope="module")
+def address():
+    errors = []
+    server = HttpServer(echo, Limits(max_body_bytes=1024, header_timeout_s=2, body_timeout_s=2),
+                        on_error=lambda: errors.append(1))
+    loop = asyncio.new_event_loop()
+    box = {}
+    ready = threading.Event()
+
+    def run():
+        asyncio.set_event_loop(loop)
+        box["srv"] = loop.run_until_complete(server.serve("127.0.0.1", 0))
+        ready.set()
+        loop.run_forever()
+
+    threading.Thread(target=run, daemon=True).start()
+    ready.wait(10)
+    yield "127.0.0.1", box["srv"].sockets[0].getsockname()[1], errors
+    loop.call_soon_threadsafe(loop.stop)
+
+
+def exchange(address, data: bytes) -> bytes:
+    host, port, _ = address
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while piece := s.recv(65536):
+            out += piece
+        return out
+
+
+def status(raw: bytes) -> int:
+    return int(raw.split(b" ", 2)[1])
+
+
+def test_keep_alive_serves_two_requests_on_one_connection(address):
+    req = b'POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{"x":1}'
+    out = exchange(address, req + req.replace(b"/a", b"/b"))
+    assert out.count(b"HTTP/1.1 200 OK") == 2
+    assert b'"path": "/a"' in out and b'"path": "/b"' in out
+
+
+def test_connection_close_and_http10_close_after_answer(address):
+    out = exchange(address, b"GET /x HTTP/1.0\r\n\r\nGET /y HTTP/1.0\r\n\r\n")
+    assert out.count(b"HTTP/1.1 200") == 1 and b"Connection: close" in out
+
+
+@pytest.mark.parametrize("raw, code", [
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"GET /x HTTP/2.0\r\n\r\n", 505),
+    (b"GET /x HTTP/1.1\r\nBad Header\r\n\r\n", 400),
+    (b"GET /x HTTP/1.1\r\nX: \xff\xfe\r\n\r\n", 400),
+    (b"POST /x HTTP/1.1\r\nContent-Length: 99999\r\n\r\n", 413),
+    (b"POST /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
+    (b"POST /x HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400),
+    (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 411),
+    (b"POST /x HTTP/1.1\r\nContent-Length: 4\r\n\r\n\xff\xfe{}", 400),
+    (b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\n{oops", 400),
+    (b"POST /x HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}", 415),
+    (b"GET /x HTTP/1.1\r\n" + b"X-Long: " + b"a" * 20000 + b"\r\n\r\n", 431),
+    (b"GET /x HTTP/1.1\r\nHost: x", 400),  # the client stopped before the headers ended
+])
+def test_malformed_requests_get_4xx_and_a_json_reason(address, raw, code):
+    out = exchange(address, raw)
+    assert status(out) == code
+    assert b'"error"' in out
+
+
+def test_handler_bug_is_a_500_counted_and_the_server_lives_on(address):
+    before = len(address[2])
+    assert status(exchange(address, b"GET /boom HTTP/1.1\r\n\r\n")) == 500
+    assert len(address[2]) == before + 1
+    assert status(exchange(address, b"GET /fine HTTP/1.1\r\n\r\n")) == 200
+
+
+def test_a_client_that_never_finishes_its_headers_is_timed_out(address):
+    host, port, _ = address
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(b"GET /slow HTTP/1.1\r\n")
+        assert status(s.recv(4096)) == 408
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=400))
+def test_any_bytes_get_an_answer_or_a_clean_close_never_a_500(address, data):
+    out = exchange(address, data)
+    if out:
+        assert out.startswith(b"HTTP/1.1 ")
+        assert 200 <= status(out) < 500
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=60), st.dictionaries(st.text(max_size=20), st.text(max_size=40), max_size=5))
+def test_parse_head_accepts_or_raises_http_error_only(line, headers):
+    head = (line + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode("utf-8")
+    try:
+        request = parse_head(head)
+        content_length(request.headers, 1024)
+    except HttpError as err:
+        assert 400 <= err.status < 600 and err.status != 500
