@@ -26,7 +26,8 @@ def run_blocked(code: str) -> subprocess.CompletedProcess:
 def test_device_modules_import_without_torch():
     r = run_blocked(
         "import edgeslm.runtime.engines.onnx, edgeslm.evaluate.runner, edgeslm.bundle.reader, "
-        "edgeslm.models.gguf, edgeslm.models.registry, edgeslm.cli.main\n"
+        "edgeslm.models.gguf, edgeslm.models.registry, edgeslm.cli.main, edgeslm.runtime.server.serve, "
+        "edgeslm.runtime.engines.llama, edgeslm.bench.run, edgeslm.bench.encoder, edgeslm.bench.decoder\n"
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\nprint('ok')"
     )
     assert r.returncode == 0, r.stderr
@@ -65,3 +66,30 @@ def test_eval_in_a_venv_that_has_no_torch(session_bundle, trained_run):
                         str(trained_run / "data" / "test.jsonl"), "--json"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["n"] == 300
+
+
+@pytest.mark.model
+def test_serve_in_a_venv_that_has_no_torch(session_bundle):
+    python = os.environ.get("EDGESLM_DEVICE_PYTHON")
+    if not python:
+        pytest.skip("set EDGESLM_DEVICE_PYTHON to a venv with only edgeslm[device] (make test does)")
+    import http.client
+    import signal
+
+    proc = subprocess.Popen([python, "-m", "edgeslm.cli.main", "serve", str(session_bundle), "--port", "0", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = json.loads(proc.stdout.readline())["url"]
+        host, port = url.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn.request("POST", "/v1/classify", json.dumps({"text": "turn off the hallway light"}))
+        answer = json.loads(conn.getresponse().read())
+        conn.request("GET", "/metrics")
+        metrics = conn.getresponse().read().decode()
+        conn.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+    assert answer["model"] == "intent-small" and answer["label"]
+    assert 'edgeslm_requests_total{route="/v1/classify",code="200"} 1' in metrics
+    assert code == 0, proc.stderr.read()

@@ -164,7 +164,8 @@ def this_machine() -> DeviceProfile:
         isa=machine_isa(),
         watts_idle=GENERIC_WATTS_IDLE,
         watts_busy=GENERIC_WATTS_BUSY,
-        queue_limit=16 * cores,
+        queue_limit=256,  # requests are small; 256 waiting keeps 200 concurrent clients out of 503s
+        max_batch=32,
         power_estimated=True,
     )
 
