@@ -52,6 +52,16 @@ class Running:
             return b"".join(chunks)
 
 
+async def shutdown(loop: asyncio.AbstractEventLoop, srv: Any) -> None:
+    """Close the listener, cancel open connections, then stop: no task is left pending."""
+    srv.close()
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    loop.stop()
+
+
 def start_server(config: Any) -> tuple[Running, Any]:
     from edgeslm.runtime.server.http import HttpServer, Limits
     from edgeslm.runtime.server.serve import build_app
@@ -75,9 +85,9 @@ def start_server(config: Any) -> tuple[Running, Any]:
     started.wait(30)
 
     def stop() -> None:
-        loop.call_soon_threadsafe(box["srv"].close)
-        loop.call_soon_threadsafe(loop.stop)
+        asyncio.run_coroutine_threadsafe(shutdown(loop, box["srv"]), loop)
         thread.join(10)
+        loop.close()
         app.close()
 
     return Running("127.0.0.1", box["port"], app), stop

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from .conftest import shutdown
 from edgeslm.runtime.server.http import HttpError, HttpServer, Limits, Request, Response, content_length, parse_head
 
 
@@ -34,10 +35,13 @@ def address():
         ready.set()
         loop.run_forever()
 
-    threading.Thread(target=run, daemon=True).start()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
     ready.wait(10)
     yield "127.0.0.1", box["srv"].sockets[0].getsockname()[1], errors
-    loop.call_soon_threadsafe(loop.stop)
+    asyncio.run_coroutine_threadsafe(shutdown(loop, box["srv"]), loop)
+    thread.join(10)
+    loop.close()
 
 
 def exchange(address, data: bytes) -> bytes:
@@ -78,7 +82,6 @@ def test_connection_close_and_http10_close_after_answer(address):
     (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 411),
     (b"POST /x HTTP/1.1\r\nContent-Length: 4\r\n\r\n\xff\xfe{}", 400),
     (b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\n{oops", 400),
-    (b"POST /x HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}", 415),
     (b"GET /x HTTP/1.1\r\n" + b"X-Long: " + b"a" * 20000 + b"\r\n\r\n", 431),
     (b"GET /x HTTP/1.1\r\nHost: x", 400),  # the client stopped before the headers ended
 ])

@@ -186,9 +186,10 @@ class App:
                                                    grammar=req.grammar, json_schema=req.json_schema, seed=req.seed):
                         if cancel.is_set():  # the client left: stop spending CPU on it
                             break
+                        event = event.to_dict()
                         loop.call_soon_threadsafe(queue.put_nowait, ("event", event))
                         if "finish_reason" in event:
-                            self.tokens.inc(model, amount=event.get("completion_tokens", 0))
+                            self.tokens.inc(model, amount=event["completion_tokens"])
                             with self._lock:
                                 self.inferences += 1
             except BaseException as exc:
@@ -269,7 +270,7 @@ def _usage(final: dict[str, Any]) -> dict[str, int]:
 
 
 def _timings(final: dict[str, Any]) -> dict[str, float]:
-    return {k: final[k] for k in ("time_to_first_token_s", "tokens_per_s") if k in final}
+    return {k: final[k] for k in ("time_to_first_token_s", "decode_tokens_per_s", "cached_tokens") if k in final}
 
 
 def _cpu_seconds() -> float:

@@ -51,9 +51,12 @@ def load_engine(path: Path, threads: int, spin: bool) -> Any:
     bundle = open_bundle(Path(path))
     if bundle.manifest.family == "encoder":
         from edgeslm.runtime.engines.onnx import OnnxClassifier
-        return OnnxClassifier.from_bundle(bundle, threads=threads, spin=spin)
-    from edgeslm.runtime.engines.llama import LlamaEngine
-    return LlamaEngine.from_bundle(bundle, threads=threads)
+        engine = OnnxClassifier.from_bundle(bundle, threads=threads, spin=spin)
+    else:
+        from edgeslm.runtime.engines.llama import LlamaEngine
+        engine = LlamaEngine.from_bundle(bundle, threads=threads)
+    engine.name = bundle.manifest.name  # answers say which variant served them
+    return engine
 
 
 def build_app(config: ServeConfig) -> App:

@@ -1,0 +1,199 @@
+"""GGUF conversion and llama.cpp quantization: the rope permutation from its definition, a tiny LLaMA
+converted and checked against PyTorch, the whole flow to a bundle, and the real SmolLM2 model."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgeslm.errors import ConfigError, EdgeslmError
+
+TEXT = ("The living room lights were still on when the storm reached the valley. She checked the thermostat, "
+        "closed the blinds in the kitchen and asked the speaker to play the evening news. ") * 20
+
+
+def hf_rope(x, theta):  # x (head_dim,): pairs (i, i + d/2), Hugging Face's rotate_half
+    half = len(x) // 2
+    cos, sin = np.cos(np.concatenate([theta, theta])), np.sin(np.concatenate([theta, theta]))
+    rotated = np.concatenate([-x[half:], x[:half]])
+    return x * cos + rotated * sin
+
+
+def ggml_rope(x, theta):  # x (head_dim,): adjacent pairs (2i, 2i + 1), GGML's LLaMA rope
+    out = x.copy()
+    out[0::2] = x[0::2] * np.cos(theta) - x[1::2] * np.sin(theta)
+    out[1::2] = x[0::2] * np.sin(theta) + x[1::2] * np.cos(theta)
+    return out
+
+
+def test_permutation_turns_hf_rope_into_ggml_rope():
+    from edgeslm.compress.gguf_quant import permute_rope_rows
+
+    rng = np.random.default_rng(0)
+    n_head, head_dim, width = 3, 8, 5
+    w = rng.standard_normal((n_head * head_dim, width))
+    h = rng.standard_normal(width)
+    theta = rng.uniform(0, 3, head_dim // 2)
+    hf = (w @ h).reshape(n_head, head_dim)
+    ggml = (permute_rope_rows(w, n_head) @ h).reshape(n_head, head_dim)
+    for k in range(n_head):  # rotating then permuting == permuting then rotating the GGML way
+        want = permute_rope_rows(hf_rope(hf[k], theta)[:, None], 1)[:, 0]
+        assert np.allclose(ggml_rope(ggml[k], theta), want)
+    assert permute_rope_rows(np.arange(8.0), 1).tolist() == [0, 4, 1, 5, 2, 6, 3, 7]
+
+
+def test_windows_score_every_token_once_and_nll():
+    from edgeslm.compress.gguf_quant import token_nll, windows
+
+    for n, ctx, stride in ((10, 4, 2), (1000, 512, 256), (512, 512, 256), (7, 512, 256), (33, 8, 7)):
+        scored = [p for b, e, f in windows(n, ctx, stride) for p in range(f, e)]
+        assert scored == list(range(1, n)) and all(e - b <= ctx and f > b for b, e, f in windows(n, ctx, stride))
+    logits = np.log(np.array([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]]))
+    assert np.allclose(token_nll(logits, np.array([0, 2])), -np.log([0.5, 0.8]))
+
+
+def test_rope_theta_from_either_transformers_config_style():
+    from edgeslm.compress.gguf_quant import rope_theta
+
+    assert rope_theta({"rope_theta": 5e5}) == 5e5
+    assert rope_theta({"rope_parameters": {"rope_theta": 1e5, "rope_type": "default"}}) == 1e5
+    assert rope_theta({}) == 1e4
+
+
+def test_config_refuses_unknown_types_and_bad_windows():
+    from edgeslm.compress.gguf_quant import GgufQuantConfig
+
+    with pytest.raises(ConfigError, match="supported: Q8_0, .*Q4_K_M"):
+        GgufQuantConfig(type="Q9_9")
+    with pytest.raises(ConfigError, match="stride"):
+        GgufQuantConfig(stride=1024)
+    assert GgufQuantConfig.from_dict(GgufQuantConfig(type="Q4_K_M").to_dict()).type == "Q4_K_M"
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory):
+    """A 2-layer LLaMA (random weights) with its own small byte-level BPE tokenizer: fast to convert."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny") / "tiny-llama"
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([TEXT], trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=416, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                                         tie_word_embeddings=False, bos_token_id=0, eos_token_id=0))
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder, model, fast
+
+
+def test_tiny_llama_converts_and_matches_pytorch(tiny_llama, tmp_path):
+    import llama_cpp
+    import torch
+
+    from edgeslm.compress.gguf_quant import hf_to_gguf, quantize_file
+
+    folder, model, tok = tiny_llama
+    info = hf_to_gguf(folder, tmp_path / "tiny.F16.gguf")
+    assert info["tokenizer_pre"] == "gpt-2" and info["vocab"] == 416
+    sentence = "She closed the blinds in the kitchen."
+    ids = tok(sentence)["input_ids"]
+    with torch.no_grad():
+        want = model(torch.tensor([ids])).logits[0].numpy()
+    llm = llama_cpp.Llama(str(tmp_path / "tiny.F16.gguf"), n_ctx=64, logits_all=True, verbose=False)
+    try:
+        assert llm.tokenize(sentence.encode(), add_bos=True, special=False) == ids  # same tokens, no BOS added
+        llm.eval(ids)
+        got = llm.scores[:len(ids)]
+    finally:
+        llm.close()
+    assert np.abs(got - want).max() < 5e-3 and (got.argmax(1) == want.argmax(1)).all()
+
+    quantize_file(tmp_path / "tiny.F16.gguf", tmp_path / "tiny.Q8_0.gguf", "Q8_0")
+    llm = llama_cpp.Llama(str(tmp_path / "tiny.Q8_0.gguf"), n_ctx=64, logits_all=True, verbose=False)
+    try:
+        llm.eval(ids)
+        q8 = llm.scores[:len(ids)].copy()
+    finally:
+        llm.close()
+    assert np.isfinite(q8).all() and np.abs(q8 - want).max() < 0.05
+    assert (tmp_path / "tiny.Q8_0.gguf").stat().st_size < (tmp_path / "tiny.F16.gguf").stat().st_size
+
+
+def test_tiny_llama_to_bundle(tiny_llama, tmp_path):
+    from edgeslm.bundle.reader import open_bundle
+    from edgeslm.compress.gguf_quant import GgufQuantConfig, quantize_to_bundle
+
+    folder, _, _ = tiny_llama
+    text = tmp_path / "heldout.txt"
+    text.write_text(TEXT, encoding="utf-8")
+    m = quantize_to_bundle(str(folder / "model.safetensors"), tmp_path / "tiny-q4", GgufQuantConfig(
+        type="Q4_K_M", eval_tokens=300, n_ctx=128, stride=64), eval_text=text)
+    bundle = open_bundle(tmp_path / "tiny-q4")  # verifies every hash
+    c = bundle.manifest.provenance["compression"]
+    assert m["model_file"] == "tiny-llama.Q4_K_M.gguf" and bundle.manifest.family == "decoder"
+    assert c["type"] == "Q4_K_M" and c["eval_text"] == "heldout.txt" and c["eval_tokens"] == 300
+    assert c["bytes_after"] == bundle.model_path.stat().st_size < c["bytes_before"]
+    assert c["size_ratio"] == pytest.approx(c["bytes_after"] / c["bytes_before"], abs=1e-4)
+    assert np.isfinite([c["perplexity_before"], c["perplexity_after"]]).all() and c["ppl_ratio"] > 0.5
+    assert not list(tmp_path.glob(".tiny-q4.convert.*"))  # the F16 file and any scratch are gone
+
+
+def test_refuses_what_it_cannot_convert(tmp_path):
+    from edgeslm.compress.gguf_quant import GgufError, GgufQuantConfig, quantize_to_bundle
+
+    qwen = tmp_path / "qwen"
+    qwen.mkdir()
+    (qwen / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    (qwen / "model.safetensors").write_bytes(b"")
+    with pytest.raises(GgufError, match="LLaMA-architecture decoders only"):
+        quantize_to_bundle(str(qwen), tmp_path / "out", GgufQuantConfig())
+    with pytest.raises(EdgeslmError, match="encoder"):
+        quantize_to_bundle("minilm-l6", tmp_path / "out", GgufQuantConfig())
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_errors_are_one_line():
+    r = subprocess.run([sys.executable, "-m", "edgeslm.cli.main", "quantize-gguf", "smollm2-135m", "--type", "Q9",
+                        "--out", "/nonexistent/x", "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and "supported: Q8_0" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "edgeslm.cli.main", "quantize-gguf", "--help"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and "--json" in r.stdout and "--eval-text" in r.stdout
+
+
+@pytest.mark.model
+def test_smollm2_f16_conversion_matches_the_original_and_q8_keeps_quality(tmp_path):
+    """The built-in Q4_1 GGUF, dequantized through transformers and written back as F16 by our converter,
+    scores the held-out text like the original file does, and its Q8_0 bundle still answers."""
+    from edgeslm.bundle.reader import open_bundle
+    from edgeslm.compress.gguf_quant import GgufQuantConfig, default_eval_text, perplexity, quantize_to_bundle
+    from edgeslm.models.registry import resolve
+    from edgeslm.runtime.engines.llama import LlamaEngine, collect
+
+    config = GgufQuantConfig(type="Q8_0", eval_tokens=512, n_ctx=512, stride=256)
+    m = quantize_to_bundle("smollm2-135m", tmp_path / "smol-q8", config)
+    c = m["provenance"]["compression"]
+    original = perplexity(resolve("smollm2-135m").path, default_eval_text()[1], max_tokens=512)
+    assert c["eval_tokens"] == original["tokens"] == 512  # same tokenizer, same tokens
+    assert c["perplexity_before"] == pytest.approx(original["perplexity"], rel=0.03)
+    assert c["ppl_ratio"] == pytest.approx(1.0, abs=0.03) and 0.5 < c["size_ratio"] < 0.56
+    assert "already lie on that quantization grid" in c["note"]
+    from edgeslm.models.gguf import read_header
+
+    meta = read_header(tmp_path / "smol-q8" / m["model_file"]).metadata
+    assert meta["llama.rope.freq_base"] == 100000.0 and meta["tokenizer.ggml.pre"] == "smollm"
+    with LlamaEngine.from_bundle(open_bundle(tmp_path / "smol-q8"), threads=2, n_ctx=256) as engine:
+        text, _ = collect(engine.chat([{"role": "user", "content": "What is the capital of France?"}],
+                                      max_tokens=16, temperature=0))
+    assert "Paris" in text
