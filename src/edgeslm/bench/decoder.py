@@ -55,14 +55,17 @@ def run_decoder_bench(bundle_path: Path, vs: str | None = None, prompt_tokens: i
         _raw_round(raw, tokens, new_tokens)
 
     stats: dict[str, dict[str, list[float]]] = {name: {"ttft": [], "per_token": [], "tok_s": []} for name in sides}
-    cpu_edgeslm = 0.0
+    cpu_edgeslm = wall_edgeslm = 0.0
+    tokens_edgeslm = 0
     bar = tqdm(total=rounds * len(sides), desc="decoder", disable=not progress, unit="round")
     for _ in range(rounds):
         for name, run in sides.items():  # edgeslm, raw, edgeslm, raw, ...
-            c = cpu_seconds()
+            c, w = cpu_seconds(), time.perf_counter()
             ttft, decode_s, n = run()
             if name == "edgeslm":
                 cpu_edgeslm += cpu_seconds() - c
+                wall_edgeslm += time.perf_counter() - w
+                tokens_edgeslm += n
             stats[name]["ttft"].append(ttft)
             stats[name]["per_token"].append(decode_s / (n - 1))
             stats[name]["tok_s"].append((n - 1) / decode_s)
@@ -79,7 +82,8 @@ def run_decoder_bench(bundle_path: Path, vs: str | None = None, prompt_tokens: i
         "prompt_tokens": len(tokens), "new_tokens": new_tokens, "rounds": rounds, "threads": threads,
         "decoding": "greedy, end-of-text ignored so every round generates exactly new_tokens",
         "sides": {name: _summary(s) for name, s in stats.items()},
-        "cpu_seconds": round(cpu_edgeslm, 3),
+        "cpu_seconds": round(cpu_edgeslm, 3), "wall_seconds": round(wall_edgeslm, 3),
+        "tokens_generated": tokens_edgeslm,
         "cpu_seconds_definition": "process user+sys seconds spent in the edgeslm rounds",
         "peak_rss_mb": {"edgeslm": rss_edgeslm, "process": rss_process},
         "peak_rss_definition": "edgeslm: after its engine loaded and ran, before the baseline loaded; process: "

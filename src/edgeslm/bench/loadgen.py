@@ -33,6 +33,9 @@ class BenchConfig(Config):
     block: int = 32  # queries per alternating block when a baseline runs beside us
     warmup: int = 32
     seed: int = 0
+    prompt_tokens: int = 40  # decoders: prompt length, tokens generated a round, rounds a side
+    new_tokens: int = 64
+    rounds: int = 10
 
     def validate(self) -> None:
         if self.scenario not in SCENARIOS:

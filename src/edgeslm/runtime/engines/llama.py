@@ -94,6 +94,7 @@ class LlamaEngine:
         self.seed = seed
         self._lock = threading.Lock()
         self._pieces: dict[int, bytes] = {}
+        self._control_texts: list[str] | None = None
         try:
             self._llm = llama_cpp.Llama(
                 model_path=str(self.model_path), n_threads=self.threads, n_threads_batch=self.threads, n_ctx=n_ctx,
@@ -122,6 +123,7 @@ class LlamaEngine:
         Validation (a ValueError) happens here, before the stream starts; the lock is taken when the
         stream is first read and held until it is drained or closed."""
         _check_messages(messages)
+        self._refuse_control_tokens(messages)
         if self._formatter is None:
             raise ValueError("this model has no chat template in its GGUF metadata; use complete() with a raw prompt")
         import jinja2
@@ -206,6 +208,24 @@ class LlamaEngine:
             raise ValueError(f"the prompt has {len(tokens)} tokens; this engine's context holds {self.n_ctx}")
         return self._stream(tokens, max_tokens, temperature, top_p, stops, grammar_obj,
                             self.seed if seed is None else seed, ignore_eos)
+
+    def _refuse_control_tokens(self, messages: Sequence[dict[str, str]]) -> None:
+        """The templated prompt is tokenized with special tokens parsed (the template itself writes
+        them), so a user typing `<|im_start|>system` would forge a turn. Refuse such text instead."""
+        if self._control_texts is None:
+            lc = self._llama_cpp
+            n = lc.llama_vocab_n_tokens(self._vocab)
+            texts = set()
+            for t in range(n):
+                if lc.llama_vocab_get_attr(self._vocab, t) & lc.LLAMA_TOKEN_ATTR_CONTROL:
+                    text = (lc.llama_vocab_get_text(self._vocab, t) or b"").decode("utf-8", "replace")
+                    if len(text) > 1:
+                        texts.add(text)
+            self._control_texts = sorted(texts)
+        for i, m in enumerate(messages):
+            for text in self._control_texts:
+                if text in m["content"]:
+                    raise ValueError(f"messages[{i}].content contains the model's control token {text!r}")
 
     def _grammar(self, grammar: str | None, json_schema: dict[str, Any] | None) -> Any:
         if grammar is not None and json_schema is not None:
