@@ -1,3 +1,4 @@
+import logging
 import os
 from pathlib import Path
 
@@ -59,12 +60,24 @@ def test_this_machine_is_measured():
     assert check_fits(p) == []
 
 
-def test_check_fits_warns_about_missing_isa(caplog):
+def test_check_fits_warns_about_missing_isa():
     lacking = next(i for i in ISA_FLAGS if i not in machine_isa())  # neon and avx2 never coexist
     profile = DeviceProfile(**GOOD, isa=(lacking,))
-    notes = check_fits(profile)
+    # Our own handler on the module's logger: another library's logging setup earlier in the session
+    # may have disabled existing loggers, which would hide the record from caplog.
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("edgeslm.runtime.profiles")
+    logger.addHandler(handler)
+    disabled, logger.disabled = logger.disabled, False
+    try:
+        notes = check_fits(profile)
+    finally:
+        logger.removeHandler(handler)
+        logger.disabled = disabled
     assert notes == [f"ISA {lacking} is not available on this machine"]
-    assert lacking in caplog.text
+    assert any(lacking in r.getMessage() and r.levelno == logging.WARNING for r in records)
     big = DeviceProfile(**{**GOOD, "memory_budget_mb": 10**9, "cores": 4096, "threads": 4096})
     assert any("memory_budget_mb" in n for n in check_fits(big))
     assert any("threads 4096" in n for n in check_fits(big))
