@@ -147,6 +147,14 @@ def test_tiny_llama_to_bundle(tiny_llama, tmp_path):
     assert np.isfinite([c["perplexity_before"], c["perplexity_after"]]).all() and c["ppl_ratio"] > 0.5
     assert not list(tmp_path.glob(".tiny-q4.convert.*"))  # the F16 file and any scratch are gone
 
+    from click.testing import CliRunner
+
+    from edgeslm.cli.main import cli
+
+    out = CliRunner().invoke(cli, ["compare", str(tmp_path / "tiny-q4")])
+    assert out.exit_code == 0, out.output
+    assert "Q4_K_M" in out.output and f"{c['ppl_ratio']:.3f}" in out.output
+
 
 def test_refuses_what_it_cannot_convert(tmp_path):
     from edgeslm.compress.gguf_quant import GgufError, GgufQuantConfig, quantize_to_bundle

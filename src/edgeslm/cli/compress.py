@@ -41,23 +41,34 @@ def compare(bundles: tuple[Path, ...], plot: Path | None, as_json: bool) -> None
     """Compare compressed bundles: accuracy kept, size, sparsity and latency against fp32."""
     from edgeslm.bundle.reader import open_bundle
 
-    rows = []
+    rows, decoders = [], []
     for path in bundles:
         m = open_bundle(path).manifest
         report = m.provenance.get("compression")
         if report is None:
             continue  # an fp32 export: it is the baseline every report already carries
-        rows.append((m.name, report))
-    if not rows:
+        (decoders if m.family == "decoder" else rows).append((m.name, report))
+    if not rows and not decoders:
         from edgeslm.errors import BundleError
 
-        raise BundleError("none of these bundles carries a compression report; run `edgeslm compress` first")
-    if plot:
+        raise BundleError("none of these bundles carries a compression report; run `edgeslm compress` or "
+                          "`edgeslm quantize-gguf` first")
+    if plot and rows:
         from edgeslm.report.compare import plot_tradeoffs
 
         plot_tradeoffs(rows, plot)
-    emit({"bundles": [{"name": n, **r} for n, r in rows], "plot": str(plot) if plot else None}, as_json,
-         lambda _: compare_table(rows) + (f"\nplot: {plot}" if plot else ""))
+    text = "\n\n".join(t for t in (compare_table(rows) if rows else "",
+                                    decoder_table(decoders) if decoders else "") if t)
+    emit({"bundles": [{"name": n, **r} for n, r in rows + decoders], "plot": str(plot) if plot and rows else None},
+         as_json, lambda _: text + (f"\nplot: {plot}" if plot and rows else ""))
+
+
+def decoder_table(rows: list[tuple[str, dict]]) -> str:
+    """GGUF quantizations: size and perplexity against the unquantized conversion, same text."""
+    body = [[name, r["type"], f"{r['bytes_after'] / 1e6:.1f}", f"{r['size_ratio']:.1%}",
+             f"{r['perplexity_before']:.2f}", f"{r['perplexity_after']:.2f}", f"{r['ppl_ratio']:.3f}"]
+            for name, r in rows]
+    return table(body, ["bundle", "type", "MB", "size vs f16", "ppl f16", "ppl", "ppl ratio"])
 
 
 def compare_table(rows: list[tuple[str, dict]]) -> str:
