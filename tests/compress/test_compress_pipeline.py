@@ -1,6 +1,7 @@
 """compress on the real (briefly trained) MiniLM-L6 intent model."""
 
 import json
+import logging
 
 import pytest
 import yaml
@@ -16,7 +17,9 @@ pytestmark = pytest.mark.model
 
 
 def test_int8_dynamic_bundle_is_smaller_verified_and_reports_side_by_side(trained_run, tmp_path):
+    root_level = logging.getLogger().level
     result = compress(trained_run, load_recipe("int8-dynamic"), tmp_path / "q", progress=False, latency_rounds=30)
+    assert logging.getLogger().level == root_level  # ORT's quantizer is quietened for the call only
     r = result["report"]
     bundle = open_bundle(tmp_path / "q")
     assert set(bundle.manifest.files) == {"model.onnx", "tokenizer.json", "recipe.yaml"}

@@ -67,9 +67,21 @@ def sensitivity_order(model_path: Path, config: QuantizeConfig) -> list[str]:
 def quantize(src: Path, dst: Path, config: QuantizeConfig, calibration: Iterable[dict[str, np.ndarray]] | None = None,
              keep_fp32: list[str] | None = None) -> dict[str, Any]:
     """Write the quantized model to dst (dst + '.xz' when compress_file); returns what was done."""
+    # ORT's quantizers log their nags on the root logger: quiet it for this call only, then restore it
+    # (raising it for good silenced every warning in the process after one compression).
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        return _quantize(src, dst, config, calibration, keep_fp32)
+    finally:
+        root.setLevel(level)
+
+
+def _quantize(src: Path, dst: Path, config: QuantizeConfig, calibration: Iterable[dict[str, np.ndarray]] | None,
+              keep_fp32: list[str] | None) -> dict[str, Any]:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # ORT's pre-process nags
     keep = list(keep_fp32 or [])
     import onnx
 
