@@ -8,7 +8,8 @@ import logging
 import lzma
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +68,19 @@ def sensitivity_order(model_path: Path, config: QuantizeConfig) -> list[str]:
 def quantize(src: Path, dst: Path, config: QuantizeConfig, calibration: Iterable[dict[str, np.ndarray]] | None = None,
              keep_fp32: list[str] | None = None) -> dict[str, Any]:
     """Write the quantized model to dst (dst + '.xz' when compress_file); returns what was done."""
-    # ORT's quantizers log their nags on the root logger: quiet it for this call only, then restore it
-    # (raising it for good silenced every warning in the process after one compression).
+    with quiet_ort_quantizer():
+        return _quantize(src, dst, config, calibration, keep_fp32)
+
+
+@contextmanager
+def quiet_ort_quantizer() -> Iterator[None]:
+    """ORT's quantizers log their nags on the root logger: quiet it for the call only, then restore
+    it (raising it for good silenced every warning in the process after one compression)."""
     root = logging.getLogger()
     level = root.level
     root.setLevel(max(level, logging.ERROR))
     try:
-        return _quantize(src, dst, config, calibration, keep_fp32)
+        yield
     finally:
         root.setLevel(level)
 

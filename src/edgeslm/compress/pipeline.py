@@ -18,7 +18,7 @@ from edgeslm.bundle.export import EXPORTER, compare_onnx, export_onnx, read_run
 from edgeslm.bundle.hashing import sha256_file
 from edgeslm.bundle.writer import BundleWriter
 from edgeslm.compress import measure
-from edgeslm.compress.onnx_quant import quantize, sensitivity_order
+from edgeslm.compress.onnx_quant import quantize, quiet_ort_quantizer, sensitivity_order
 from edgeslm.compress.recipe import Recipe
 from edgeslm.compress.torch_steps import STEPS, Context
 from edgeslm.data.records import Example, read_examples
@@ -188,7 +188,8 @@ def compress(source: Path, recipe: Recipe, out: Path, calibration: Path | None =
         raw_fp32 = run / "onnx" / "model.fp32.raw.onnx"
         if not ort_default.is_file() or ort_default.stat().st_mtime < raw_fp32.stat().st_mtime:
             # what a user gets from torch.onnx.export + quantize_dynamic with its defaults
-            quantize_dynamic(str(raw_fp32), str(ort_default))
+            with quiet_ort_quantizer():
+                quantize_dynamic(str(raw_fp32), str(ort_default))
         contenders = {"fp32": fp32, "ort-dynamic-int8": classifier(ort_default), recipe.name: variant}
         texts = [ex.text for ex in test]
         b1 = measure.interleaved_latency(contenders, texts, batch=1, rounds=latency_rounds)
