@@ -94,3 +94,29 @@ def test_a_client_leaving_mid_stream_frees_the_model(chat_server):
     assert status == 200
     status, models = chat_server.json("GET", "/v1/models")
     assert {m["id"]: m["family"] for m in models["data"]}["smollm2"] == "decoder"
+
+
+def test_a_tight_memory_budget_swaps_models_on_demand(tmp_path, session_bundle):
+    """Budget for one model at a time: each request loads what it needs and evicts the other."""
+    from edgeslm.bundle.export import export_gguf
+
+    decoder = tmp_path / "smollm2"
+    export_gguf("smollm2-135m", decoder)
+    profile = tmp_path / "one-at-a-time.yaml"
+    profile.write_text("name: one-at-a-time\nmemory_budget_mb: 170\ncores: 2\nthreads: 2\n"
+                       "watts_idle: 3\nwatts_busy: 8\n")
+    running, stop = start_server(ServeConfig(bundles=[str(session_bundle), str(decoder)], profile=str(profile),
+                                             port=0, warm=False))
+    try:
+        assert running.json("POST", "/v1/classify", {"text": "lights on"})[0] == 200
+        assert running.json("POST", "/v1/chat/completions", {**HELLO, "max_tokens": 4})[0] == 200
+        resident = {m["id"]: m["resident"] for m in running.json("GET", "/v1/models")[1]["data"]}
+        assert resident == {"intent-small": False, "smollm2": True}
+        assert running.json("POST", "/v1/classify", {"text": "lights off"})[0] == 200
+        resident = {m["id"]: m["resident"] for m in running.json("GET", "/v1/models")[1]["data"]}
+        assert resident == {"intent-small": True, "smollm2": False}
+        metrics = running.request("GET", "/metrics")[2].decode()
+        assert 'edgeslm_governor_events{kind="evict"} 2' in metrics
+        assert 'edgeslm_governor_events{kind="load"} 3' in metrics
+    finally:
+        stop()
