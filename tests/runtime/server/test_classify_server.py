@@ -6,7 +6,6 @@ import json
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -54,6 +53,7 @@ def test_models_health_and_metrics(encoder_server, session_bundle):
     name = open_bundle(session_bundle).manifest.name
     status, models = encoder_server.json("GET", "/v1/models")
     assert status == 200 and models["data"][0]["id"] == name and models["data"][0]["resident"] is True
+    assert models["data"][0]["labels"] == open_bundle(session_bundle).manifest.labels
     status, health = encoder_server.json("GET", "/healthz")
     assert status == 200 and health["status"] == "ok"
     encoder_server.json("POST", "/v1/classify", {"text": "lights off"})

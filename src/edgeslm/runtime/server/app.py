@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import threading
 import time
@@ -27,8 +26,6 @@ from edgeslm.runtime.server.batcher import Batcher
 from edgeslm.runtime.server.http import HttpError, Request, Response
 from edgeslm.runtime.server.metrics import (BATCH_BUCKETS, LATENCY_BUCKETS, Counter, Gauge, Histogram,
                                             Registry)
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -90,7 +87,8 @@ class App:
         resident = {r["name"] for r in self.governor.stats()["resident"]}
         return Response.json({"object": "list", "data": [
             {"id": m.name, "object": "model", "owned_by": "edgeslm", "family": m.family, "task": m.task,
-             "resident": m.name in resident} for m in self.models.values()]})
+             "resident": m.name in resident, **({"labels": list(m.labels)} if m.labels else {})}
+            for m in self.models.values()]})
 
     async def metrics_route(self, request: Request) -> Response:
         return Response(200, self.registry.render().encode("utf-8"), "text/plain; version=0.0.4; charset=utf-8")
