@@ -97,9 +97,12 @@ class MagnitudePrune:
         every = max(1, ramp // 30)
 
         def after_step(step: int) -> None:
-            if step <= ramp and (step % every == 0 or step == ramp):
-                self.apply_masks(student, prune_math.cubic_sparsity(step, ramp, self.config.sparsity))
-            else:
+            if step <= ramp:  # on the cubic schedule: new masks every `every` steps, dense before the first
+                if step % every == 0 or step == ramp:
+                    self.apply_masks(student, prune_math.cubic_sparsity(step, ramp, self.config.sparsity))
+                elif self.masks:
+                    self.apply_masks(student, None)
+            else:  # after the ramp (or with none at all): hold the final sparsity
                 self.apply_masks(student, None if self.masks else self.config.sparsity)
 
         ctx.distill(student, self.config, self.config.steps, f"prune to {self.config.sparsity:.0%}", after_step)
