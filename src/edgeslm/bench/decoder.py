@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from edgeslm.bench.loadgen import cpu_seconds, peak_rss_mb
-from edgeslm.bundle.reader import open_bundle
+from edgeslm.bench.loadgen import peak_rss_mb
+from edgeslm.bundle.reader import Bundle, open_bundle
 from edgeslm.errors import ConfigError
 from edgeslm.runtime.cpu import isa_summary
+from edgeslm.runtime.energy import CpuMeter
 from edgeslm.runtime.engines.llama import LlamaEngine, collect, import_llama_cpp
 
 VS = ("llama-cpp",)
@@ -33,13 +34,13 @@ PROMPT_TEXT = (
 BANDWIDTH_BYTES = 512 << 20
 
 
-def run_decoder_bench(bundle_path: Path, vs: str | None = None, prompt_tokens: int = 40, new_tokens: int = 64,
+def run_decoder_bench(bundle_path: Path | Bundle, vs: str | None = None, prompt_tokens: int = 40, new_tokens: int = 64,
                       rounds: int = 10, threads: int = 2, seed: int = 0, progress: bool = False) -> dict[str, Any]:
     if vs is not None and vs not in VS:
         raise ConfigError(f"decoder benchmarks compare against {', '.join(VS)}, not {vs!r}")
     if not 8 <= prompt_tokens <= 1024 or not 2 <= new_tokens <= 1024 or rounds < 1 or threads < 1:
         raise ConfigError("need 8 <= prompt_tokens <= 1024, 2 <= new_tokens <= 1024, rounds >= 1, threads >= 1")
-    bundle = open_bundle(Path(bundle_path))
+    bundle = bundle_path if isinstance(bundle_path, Bundle) else open_bundle(Path(bundle_path))
     engine = LlamaEngine.from_bundle(bundle, threads=threads, n_ctx=2048)
     prompt, tokens = _prompt(engine, prompt_tokens)
     model_bytes = bundle.model_path.stat().st_size
@@ -55,16 +56,14 @@ def run_decoder_bench(bundle_path: Path, vs: str | None = None, prompt_tokens: i
         _raw_round(raw, tokens, new_tokens)
 
     stats: dict[str, dict[str, list[float]]] = {name: {"ttft": [], "per_token": [], "tok_s": []} for name in sides}
-    cpu_edgeslm = wall_edgeslm = 0.0
+    spans = {name: CpuMeter() for name in sides}
     tokens_edgeslm = 0
     bar = tqdm(total=rounds * len(sides), desc="decoder", disable=not progress, unit="round")
     for _ in range(rounds):
         for name, run in sides.items():  # edgeslm, raw, edgeslm, raw, ...
-            c, w = cpu_seconds(), time.perf_counter()
-            ttft, decode_s, n = run()
+            with spans[name]:
+                ttft, decode_s, n = run()
             if name == "edgeslm":
-                cpu_edgeslm += cpu_seconds() - c
-                wall_edgeslm += time.perf_counter() - w
                 tokens_edgeslm += n
             stats[name]["ttft"].append(ttft)
             stats[name]["per_token"].append(decode_s / (n - 1))
@@ -78,11 +77,11 @@ def run_decoder_bench(bundle_path: Path, vs: str | None = None, prompt_tokens: i
     rss_process = peak_rss_mb()  # before the bandwidth probe's 512 MB buffer
     gbps = memory_read_gbps()
     result: dict[str, Any] = {
-        "bundle": str(bundle_path), "model_file": bundle.manifest.model_file, "model_bytes": model_bytes,
+        "bundle": str(bundle.path), "model_file": bundle.manifest.model_file, "model_bytes": model_bytes,
         "prompt_tokens": len(tokens), "new_tokens": new_tokens, "rounds": rounds, "threads": threads,
         "decoding": "greedy, end-of-text ignored so every round generates exactly new_tokens",
         "sides": {name: _summary(s) for name, s in stats.items()},
-        "cpu_seconds": round(cpu_edgeslm, 3), "wall_seconds": round(wall_edgeslm, 3),
+        "cpu_seconds": round(spans["edgeslm"].cpu_seconds, 3), "wall_seconds": round(spans["edgeslm"].wall_seconds, 3),
         "tokens_generated": tokens_edgeslm,
         "cpu_seconds_definition": "process user+sys seconds spent in the edgeslm rounds",
         "peak_rss_mb": {"edgeslm": rss_edgeslm, "process": rss_process},

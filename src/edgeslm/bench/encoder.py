@@ -18,12 +18,13 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 from edgeslm.bench.baselines import baseline
-from edgeslm.bench.loadgen import BenchConfig, Span, peak_rss_mb, sample_queries, summary
-from edgeslm.bundle.reader import open_bundle
+from edgeslm.bench.loadgen import BenchConfig, peak_rss_mb, sample_queries
+from edgeslm.bundle.reader import Bundle
 from edgeslm.data.records import read_examples
 from edgeslm.errors import ConfigError
 from edgeslm.runtime.cpu import isa_summary
-from edgeslm.runtime.energy import joules
+from edgeslm.evaluate.metrics import latency_summary
+from edgeslm.runtime.energy import CpuMeter
 from edgeslm.runtime.engines.onnx import OnnxClassifier
 from edgeslm.runtime.profiles import load_profile
 from edgeslm.runtime.server.batcher import Batcher
@@ -31,11 +32,10 @@ from edgeslm.runtime.server.batcher import Batcher
 Predict = Callable[[list[str]], list[str]]
 
 
-def run_encoder_bench(config: BenchConfig, progress: bool = False) -> dict[str, Any]:
+def run_encoder_bench(config: BenchConfig, bundle: Bundle, progress: bool = False) -> dict[str, Any]:
     if config.data is None:
         raise ConfigError("encoder benchmarks need --data: a labelled JSONL/CSV whose texts are the queries "
                           "and whose labels check accuracy in the same run")
-    bundle = open_bundle(Path(config.bundle))
     rows = read_examples(Path(config.data), labels=bundle.manifest.labels)
     profile = load_profile(config.profile)
     threads = config.threads or profile.threads
@@ -66,8 +66,8 @@ def run_encoder_bench(config: BenchConfig, progress: bool = False) -> dict[str, 
         batcher.close()
     for side in result["sides"].values():
         span = side.pop("span")
-        side["cpu_s"], side["wall_s"] = round(span.cpu, 3), round(span.wall, 3)
-        side["joules_per_query"] = round(joules(span.cpu, span.wall, profile) / side["n"], 6)
+        side["cpu_s"], side["wall_s"] = round(span.cpu_seconds, 3), round(span.wall_seconds, 3)
+        side["joules_per_query"] = round(span.joules(profile) / side["n"], 6)
     result.update({
         "scenario": config.scenario, "bundle": str(config.bundle), "model": bundle.manifest.name,
         "data": str(config.data), "queries": len(queries), "threads": threads, "profile": profile.name,
@@ -80,7 +80,7 @@ def run_encoder_bench(config: BenchConfig, progress: bool = False) -> dict[str, 
 
 
 def _single_stream(sides: dict[str, Predict], queries: list[Any], block: int, progress: bool) -> dict[str, Any]:
-    stats = {name: {"lat": [], "correct": 0, "span": Span()} for name in sides}
+    stats = {name: {"lat": [], "correct": 0, "span": CpuMeter()} for name in sides}
     order = list(sides)
     bar = tqdm(total=len(queries) * len(sides), desc="single-stream", disable=not progress, unit="q")
     for i, start in enumerate(range(0, len(queries), block)):
@@ -94,15 +94,15 @@ def _single_stream(sides: dict[str, Predict], queries: list[Any], block: int, pr
                     s["correct"] += label == q.label
             bar.update(len(queries[start:start + block]))
     bar.close()
-    return {"sides": {name: {"n": len(s["lat"]), "latency": summary(s["lat"]),
+    return {"sides": {name: {"n": len(s["lat"]), "latency": latency_summary(s["lat"]),
                              "accuracy": round(s["correct"] / len(s["lat"]), 4),
-                             "throughput_qps": round(len(s["lat"]) / s["span"].wall, 1), "span": s["span"]}
+                             "throughput_qps": round(len(s["lat"]) / s["span"].wall_seconds, 1), "span": s["span"]}
                       for name, s in stats.items()}}
 
 
 def _offline(sides: dict[str, Predict], batcher: Batcher, queries: list[Any], batch: int, progress: bool,
              rounds: int = 3) -> dict[str, Any]:
-    stats = {name: {"qps": [], "correct": 0, "n": 0, "span": Span()} for name in sides}
+    stats = {name: {"qps": [], "correct": 0, "n": 0, "span": CpuMeter()} for name in sides}
     texts = [q.text for q in queries]
     bar = tqdm(total=rounds * len(sides), desc="offline", disable=not progress, unit="pass")
     for r in range(rounds):
@@ -148,7 +148,7 @@ def _server(batcher: Batcher, queries: list[Any], config: BenchConfig, progress:
             correct[c] += label == q.label
             i += config.concurrency
 
-    span = Span()
+    span = CpuMeter()
     clients = [threading.Thread(target=client, args=(c,), daemon=True) for c in range(config.concurrency)]
     with span:
         for t in clients:
@@ -161,11 +161,11 @@ def _server(batcher: Batcher, queries: list[Any], config: BenchConfig, progress:
             t.join()
     batcher.observe = observe
     flat = [x for lat in latencies for x in lat]
-    return {"clients": config.concurrency, "duration_s": round(span.wall, 2), "n": len(flat),
-            "throughput_qps": round(len(flat) / span.wall, 1), "latency": summary(flat),
+    return {"clients": config.concurrency, "duration_s": round(span.wall_seconds, 2), "n": len(flat),
+            "throughput_qps": round(len(flat) / span.wall_seconds, 1), "latency": latency_summary(flat),
             "accuracy": round(sum(correct) / max(1, len(flat)), 4),
             "mean_batch": round(sum(k * v for k, v in sizes.items()) / max(1, sum(sizes.values())), 2),
-            "cpu_s": round(span.cpu, 3)}
+            "cpu_s": round(span.cpu_seconds, 3)}
 
 
 def _ratio(result: dict[str, Any], config: BenchConfig) -> dict[str, Any]:

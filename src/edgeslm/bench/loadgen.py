@@ -1,18 +1,15 @@
-"""What every scenario shares: the validated config, the seeded query set, and summary statistics."""
+"""What every scenario shares: the validated config, the seeded query set, and peak RSS."""
 
 from __future__ import annotations
 
-import os
 import random
 import resource
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgeslm.config import Config
 from edgeslm.errors import ConfigError
-from edgeslm.evaluate.metrics import latency_summary
 
 SCENARIOS = ("single-stream", "offline", "server")
 BASELINES = ("ort", "torch", "llama-cpp")
@@ -57,29 +54,6 @@ def sample_queries(rows: list[Any], n: int, seed: int) -> list[Any]:
     return [rows[rng.randrange(len(rows))] for _ in range(n)]
 
 
-def summary(seconds: list[float]) -> dict[str, float]:
-    return latency_summary(seconds)
-
-
-def cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
 def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
-
-class Span:
-    """Wall and CPU seconds of the work done inside `with span:` blocks, summed over blocks."""
-
-    def __init__(self) -> None:
-        self.wall = self.cpu = 0.0
-
-    def __enter__(self) -> Span:
-        self._w, self._c = time.perf_counter(), cpu_seconds()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.wall += time.perf_counter() - self._w
-        self.cpu += cpu_seconds() - self._c

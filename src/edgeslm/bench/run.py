@@ -11,12 +11,12 @@ from edgeslm.errors import ConfigError
 
 
 def run_bench(config: BenchConfig, progress: bool = False) -> dict[str, Any]:
-    family = open_bundle(Path(config.bundle)).manifest.family
-    if family == "encoder":
+    bundle = open_bundle(Path(config.bundle))  # verified once here: hashing a GGUF is not free
+    if bundle.manifest.family == "encoder":
         if config.vs == "llama-cpp":
             raise ConfigError("--vs llama-cpp compares decoder bundles; for an encoder use --vs ort or --vs torch")
         from edgeslm.bench.encoder import run_encoder_bench
-        return run_encoder_bench(config, progress)
+        return run_encoder_bench(config, bundle, progress)
     if config.scenario != "single-stream":
         raise ConfigError("decoder bundles run the single-stream scenario: llama.cpp serves one sequence at a time")
     if config.vs not in (None, "llama-cpp"):
@@ -26,11 +26,11 @@ def run_bench(config: BenchConfig, progress: bool = False) -> dict[str, Any]:
     from edgeslm.runtime.profiles import load_profile
 
     profile = load_profile(config.profile)
-    result = run_decoder_bench(Path(config.bundle), vs=config.vs, prompt_tokens=config.prompt_tokens,
+    result = run_decoder_bench(bundle, vs=config.vs, prompt_tokens=config.prompt_tokens,
                                new_tokens=config.new_tokens, rounds=config.rounds,
                                threads=config.threads or profile.threads, seed=config.seed, progress=progress)
     energy = joules(result["cpu_seconds"], result["wall_seconds"], profile)
-    result.update({"scenario": config.scenario, "model": open_bundle(Path(config.bundle)).manifest.name,
+    result.update({"scenario": config.scenario, "model": bundle.manifest.name,
                    "profile": profile.name, "joules_per_token": round(energy / result["tokens_generated"], 5),
                    "energy_model": f"{profile.watts_idle} W idle, {profile.watts_busy} W busy, linear in CPU "
                                    "utilisation, over the edgeslm rounds (prefill included)"})

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
+from edgeslm.evaluate.metrics import latency_summary
 from edgeslm.runtime.engines.onnx import OnnxClassifier
 
 
@@ -35,8 +35,9 @@ def interleaved_latency(variants: dict[str, OnnxClassifier], texts: list[str], b
                 if i:
                     times[name].append(time.perf_counter() - t0)
         cursor += (block + 1) * batch
-    return {n: {"p50_ms": round(float(np.median(t)) * 1000, 3), "p90_ms": round(float(np.percentile(t, 90)) * 1000, 3),
-                "calls": len(t), "batch": batch} for n, t in times.items()}
+    summaries = {n: latency_summary(t) for n, t in times.items()}
+    return {n: {"p50_ms": s["p50_ms"], "p90_ms": s["p90_ms"], "calls": len(times[n]), "batch": batch}
+            for n, s in summaries.items()}
 
 
 def parameters(model: Any) -> dict[str, Any]:

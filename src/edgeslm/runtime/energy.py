@@ -27,6 +27,12 @@ def utilisation(cpu_seconds: float, wall_seconds: float, cores: int) -> float:
     return min(1.0, cpu_seconds / (wall_seconds * cores))
 
 
+def cpu_seconds() -> float:
+    """This process's CPU time so far, every thread, user + system (clock_gettime resolution, not the
+    10 ms ticks of os.times: requests here take milliseconds)."""
+    return time.process_time()
+
+
 def joules(cpu_seconds: float, wall_seconds: float, profile: DeviceProfile) -> float:
     """Whole-device energy over a span of `wall_seconds` in which this process used `cpu_seconds`."""
     util = utilisation(cpu_seconds, wall_seconds, profile.cores)
@@ -35,11 +41,10 @@ def joules(cpu_seconds: float, wall_seconds: float, profile: DeviceProfile) -> f
 
 @dataclass
 class CpuMeter:
-    """Process CPU time and wall time over a `with` block.
+    """Process CPU time and wall time of the work inside `with meter:` blocks, summed over blocks
+    (a benchmark side that runs in alternating blocks uses one meter).
 
-    CPU time is the whole process's (every thread, user + system), read with time.process_time:
-    the same quantity as os.times()/getrusage but at clock_gettime resolution rather than 10 ms
-    ticks, which matters for millisecond requests. Under concurrency a span therefore includes
+    CPU time is the whole process's (`cpu_seconds`). Under concurrency a span therefore includes
     other requests' work: that is the device's draw over the span, which is what `joules` models.
     """
 
@@ -49,12 +54,12 @@ class CpuMeter:
     _wall0: float = field(default=0.0, repr=False)
 
     def __enter__(self) -> CpuMeter:
-        self._cpu0, self._wall0 = time.process_time(), time.perf_counter()
+        self._cpu0, self._wall0 = cpu_seconds(), time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.cpu_seconds = time.process_time() - self._cpu0
-        self.wall_seconds = time.perf_counter() - self._wall0
+        self.cpu_seconds += cpu_seconds() - self._cpu0
+        self.wall_seconds += time.perf_counter() - self._wall0
 
     def joules(self, profile: DeviceProfile) -> float:
         return joules(self.cpu_seconds, self.wall_seconds, profile)

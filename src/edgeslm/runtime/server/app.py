@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from edgeslm.runtime.energy import joules
+from edgeslm.runtime.energy import cpu_seconds, joules
 from edgeslm.runtime.governor import Governor, Overloaded, OverBudget
 from edgeslm.runtime.server import schemas
 from edgeslm.runtime.server.batcher import Batcher
@@ -40,7 +40,7 @@ class App:
     def __init__(self, governor: Governor, models: list[ModelEntry], max_batch: int, max_tokens_limit: int = 2048):
         self.governor, self.max_tokens_limit = governor, max_tokens_limit
         self.models = {m.name: m for m in models}
-        self.started_wall, self.started_cpu = time.monotonic(), _cpu_seconds()
+        self.started_wall, self.started_cpu = time.monotonic(), cpu_seconds()
         self.inferences = 0
         self._lock = threading.Lock()
         self._metrics()
@@ -250,7 +250,7 @@ class App:
                     lambda: [((), self.energy_joules() / max(1, self.inferences))]))
 
     def energy_joules(self) -> float:
-        return joules(_cpu_seconds() - self.started_cpu, time.monotonic() - self.started_wall, self.governor.profile)
+        return joules(cpu_seconds() - self.started_cpu, time.monotonic() - self.started_wall, self.governor.profile)
 
 
 ROUTES = {
@@ -269,11 +269,6 @@ def _usage(final: dict[str, Any]) -> dict[str, int]:
 
 def _timings(final: dict[str, Any]) -> dict[str, float]:
     return {k: final[k] for k in ("time_to_first_token_s", "decode_tokens_per_s", "cached_tokens") if k in final}
-
-
-def _cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
 
 
 def _rss_bytes() -> int:
