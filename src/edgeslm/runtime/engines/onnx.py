@@ -27,7 +27,7 @@ class OnnxClassifier:
             from tokenizers import Tokenizer
         except ImportError:
             raise BundleError("serving encoder bundles needs onnxruntime and tokenizers: pip install 'edgeslm[device]'") from None
-        self.name = Path(model).parent.name
+        self.name = Path(model).parent.name  # from_bundle names it after the manifest
         self.labels = list(labels)
         self.input_names = list(input_names)
         try:

