@@ -18,7 +18,6 @@ from edgeslm.bundle.reader import open_bundle
 from edgeslm.cli.compress import compare_table
 from edgeslm.compress.recipe import builtin_names
 from edgeslm.pipeline.demo import DemoConfig, run_demo
-from edgeslm.report.compare import plot_tradeoffs
 
 
 def main() -> None:
@@ -31,7 +30,7 @@ def main() -> None:
     run_demo(DemoConfig(out=args.out, evalset=evalset if evalset.is_file() else None, recipes=recipes), echo=print)
     rows = [(r, open_bundle(args.out / f"intent-{r}").manifest.provenance["compression"]) for r in recipes]
     (args.out / "compression.json").write_text(json.dumps(dict(rows), indent=2), encoding="utf-8")
-    plot_tradeoffs(rows, args.out / "compression.png")
+    # compression.png is the demo report's own plot of these rows (report/demo.py)
     print(compare_table(rows))
     print(f"wrote {args.out / 'compression.json'} and {args.out / 'compression.png'}")
 

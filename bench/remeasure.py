@@ -27,16 +27,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=300, help="batch-1 calls per contender per repeat")
     args = ap.parse_args()
-    m = open_bundle(args.bundles[0]).manifest
-    tok, labels, max_len = open_bundle(args.bundles[0]).file("tokenizer.json"), m.labels, m.tokenizer["max_length"]
+    bundles = [open_bundle(b) for b in args.bundles]  # each verified once
+    first, m = bundles[0], bundles[0].manifest
 
-    def clf(path: Path) -> OnnxClassifier:
-        return OnnxClassifier(path, tok, labels, max_len, ["input_ids", "attention_mask", "token_type_ids"], 2, spin=False)
+    def clf(path: Path) -> OnnxClassifier:  # the run's own exports, with the first bundle's tokenizer settings
+        return OnnxClassifier(path, first.file(m.tokenizer["file"]), m.labels, m.tokenizer["max_length"],
+                              m.tokenizer.get("inputs", ["input_ids", "attention_mask"]), 2, spin=False)
 
     contenders = {"fp32": clf(args.run / "onnx" / "model.fp32.onnx"),
                   "ort-dynamic-int8": clf(args.run / "onnx" / "model.ort-dynamic-int8.onnx")}
-    for b in args.bundles:
-        bundle = open_bundle(b)
+    for bundle in bundles:
         contenders[bundle.manifest.name] = OnnxClassifier.from_bundle(bundle, threads=2, spin=False)
     texts = [ex.text for ex in read_examples(args.run / "data" / "test.jsonl")]
     ratios: dict[str, list[float]] = {n: [] for n in contenders if n != "ort-dynamic-int8"}
