@@ -71,7 +71,7 @@ class App:
         except HttpError as err:
             response = Response.error(err)
         except Overloaded as exc:
-            response = Response.error(HttpError(503, str(exc), "overloaded", {"Retry-After": "1"}))
+            response = Response.error(HttpError(503, str(exc), "overloaded", {"Retry-After": str(exc.retry_after_s)}))
         except OverBudget as exc:
             response = Response.error(HttpError(503, str(exc), "over_memory_budget", {"Retry-After": "5"}))
         self.requests.inc(route, str(response.status))

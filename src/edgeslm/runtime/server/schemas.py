@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgeslm.runtime.engines.llama import ROLES
+from edgeslm.runtime.engines.onnx import MAX_REQUEST_CHARS as MAX_TEXT_CHARS
 from edgeslm.runtime.server.http import HttpError
 
-MAX_TEXT_CHARS = 2000  # the classifier's own limit (runtime.engines.onnx.MAX_REQUEST_CHARS)
 MAX_TEXTS = 64
 MAX_MESSAGES = 64
 MAX_MESSAGE_CHARS = 16_000
-ROLES = ("system", "user", "assistant")
 
 
 @dataclass(frozen=True)
