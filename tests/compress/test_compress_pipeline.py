@@ -32,6 +32,36 @@ def test_int8_dynamic_bundle_is_smaller_verified_and_reports_side_by_side(traine
     assert clf.predict(["turn off the kitchen lights"])[0]["label"] in clf.labels
 
 
+def test_demo_reuses_a_compressed_bundle_only_for_the_same_recipe(trained_run, tmp_path, monkeypatch):
+    import edgeslm.compress.recipe as recipes
+    from edgeslm.pipeline.demo import _compressed_of
+
+    compress(trained_run, load_recipe("int8-dynamic"), tmp_path / "q", progress=False, latency_rounds=10)
+    assert _compressed_of(tmp_path / "q", trained_run, "int8-dynamic")
+    assert not _compressed_of(tmp_path / "q", trained_run, "int8-static")
+    changed = Recipe.from_dict({**load_recipe("int8-dynamic").to_dict(), "floor": 0.98})
+    monkeypatch.setattr(recipes, "load_recipe", lambda name: changed)  # the built-in recipe was edited
+    assert not _compressed_of(tmp_path / "q", trained_run, "int8-dynamic")
+
+
+def test_int8_static_freezes_calibrated_scales_on_the_fused_graph(trained_run, tmp_path):
+    import collections
+
+    import onnx
+
+    # the fixture model is trained for 60 steps only (about a third right), so its near-tied logits
+    # flip under any quantization noise: the built-in recipe with a looser floor
+    recipe = Recipe.from_dict({**load_recipe("int8-static").to_dict(), "floor": 0.9})
+    result = compress(trained_run, recipe, tmp_path / "s", progress=False, latency_rounds=20)
+    r = result["report"]
+    ops = collections.Counter(n.op_type for n in onnx.load(str(tmp_path / "s" / "model.onnx")).graph.node)
+    assert ops["DynamicQuantizeLinear"] == 0  # no range scan left at run time
+    assert ops["QAttention"] == 6 and ops["MatMulIntegerToFloat"] == 20  # 18 MatMul + pooler + classifier
+    assert r["quantization"]["static_activations"] == ops["QuantizeLinear"] == 26
+    assert r["size_ratio"] < 0.26
+    assert r["val_accuracy_kept"] >= 0.9
+
+
 def test_guard_refuses_and_writes_nothing(trained_run, tmp_path):
     recipe = Recipe.from_dict({"name": "too-small", "floor": 1.0, "modifiers": [
         {"type": "distill-layers", "layers": [0], "steps": 1, "repair_steps": 0}]})

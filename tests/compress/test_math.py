@@ -35,3 +35,25 @@ def test_int4_groupwise_error_exceeds_int8_and_outliers_hurt_more():
     w_out = w.copy()
     w_out[0, :] *= 50  # one outlier input row: per-channel int8 scales blow up
     assert weight_error(w_out, 8, None) > e8
+
+
+def test_quantize_repair_ladder_goes_per_channel_then_fp32_matmuls_then_stops():
+    from edgeslm.compress.modifiers import QuantizeConfig
+    from edgeslm.compress.pipeline import quantize_repair
+
+    order = [f"m{i}" for i in range(10)]
+    asked = []
+
+    def sensitive():
+        asked.append(1)
+        return order
+
+    cfg, keep, steps = QuantizeConfig(scheme="int8-static", per_channel=False, repair_keep_fp32=5), [], []
+    while (repair := quantize_repair(cfg, keep, sensitive)) is not None:
+        cfg, keep, what = repair
+        steps.append((cfg.per_channel, list(keep)))
+    assert steps == [(True, []), (True, order[:2]), (True, order[:4]), (True, order[:5])]
+    assert len(asked) == 3  # the sensitivity ranking is only computed when MatMuls go back to fp32
+    assert quantize_repair(None, [], sensitive) is None
+    int4 = QuantizeConfig(scheme="int4-weight", per_channel=False, repair_keep_fp32=0)
+    assert quantize_repair(int4, [], sensitive) is None  # per-channel is an int8 repair only

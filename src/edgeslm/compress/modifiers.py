@@ -33,7 +33,7 @@ class KnowledgeDistillation(Config):
 @dataclass(frozen=True)
 class QuantizeConfig(Config):
     scheme: str = "int8-dynamic"  # int8-dynamic | int8-static | int4-weight
-    per_channel: bool = True
+    per_channel: bool = False  # one weight scale per matrix; per-channel is the first guard repair (int8)
     reduce_range: str = "auto"  # 7-bit weights: auto = only where the CPU lacks VNNI
     calibration_samples: int = 256  # int8-static
     block_size: int = 32  # int4-weight

@@ -1,6 +1,7 @@
-"""Quantize an exported ONNX encoder with ONNX Runtime's quantizers: int8 dynamic, int8 static (QDQ,
-calibrated on task sentences), int4 group-wise weights (MatMulNBits). Optionally keep named
-MatMul nodes in fp32 (the guard's repair) and store the result xz-compressed."""
+"""Quantize an exported ONNX encoder with ONNX Runtime's quantizers: int8 dynamic, int8 static (the
+dynamic graph with activation ranges calibrated on task sentences and frozen, static_scales.py),
+int4 group-wise weights (MatMulNBits). Optionally keep named MatMul nodes in fp32 (the guard's
+repair) and store the result xz-compressed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgeslm.compress.modifiers import QuantizeConfig
+from edgeslm.compress.static_scales import fold_integer_matmuls, freeze_activation_scales
 from edgeslm.errors import ConfigError
 from edgeslm.runtime.cpu import has_vnni
 
@@ -87,36 +89,27 @@ def quiet_ort_quantizer() -> Iterator[None]:
 
 def _quantize(src: Path, dst: Path, config: QuantizeConfig, calibration: Iterable[dict[str, np.ndarray]] | None,
               keep_fp32: list[str] | None) -> dict[str, Any]:
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
-
-    keep = list(keep_fp32 or [])
     import onnx
 
-    # the fused graph (bundle/export.py) carries Attention and EmbedLayerNormalization contrib ops;
-    # dynamic int8 leaves the two Gemm (pooler, classifier) fp32; static QDQ gets them as MatMul + Add
-    # (it cannot scale a Gemm's bias), which keeps int8-static under 26% of the fp32 bytes
-    ops = ["MatMul"] + (["Attention"] if config.scheme == "int8-dynamic" else [])
+    keep = list(keep_fp32 or [])
+    # int8 works on the fused graph (bundle/export.py): Attention becomes QAttention, and the
+    # quantizer turns the pooler and classifier Gemm into MatMul + Add so they are int8 too
+    ops = ["MatMul", "Attention"] if config.scheme.startswith("int8") else ["MatMul"]
     ops += ["Gather", "EmbedLayerNormalization"] if config.quantize_embeddings else []
-    extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
     info: dict[str, Any] = {"scheme": config.scheme, "kept_fp32": keep, "reduce_range": reduce_range(config),
                             "per_channel": config.per_channel, "quantized_ops": ops}
     dst = Path(dst)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model.onnx"
-        if config.scheme == "int8-dynamic":
-            quantize_dynamic(str(src), str(out), op_types_to_quantize=ops, per_channel=config.per_channel,
-                             reduce_range=info["reduce_range"], weight_type=QuantType.QInt8, nodes_to_exclude=keep,
-                             extra_options=extra)
-        elif config.scheme == "int8-static":
-            if calibration is None:
+        if config.scheme in ("int8-dynamic", "int8-static"):
+            if config.scheme == "int8-static" and calibration is None:
                 raise ConfigError("int8-static needs calibration sentences")
-            src = gemm_as_matmul(src, Path(tmp) / "matmul.onnx")
-            quantize_static(
-                str(src), str(out), _reader(calibration), quant_format=QuantFormat.QDQ, op_types_to_quantize=ops,
-                per_channel=config.per_channel, reduce_range=info["reduce_range"], activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8, nodes_to_exclude=keep,
-                extra_options={**extra, "ActivationSymmetric": False, "WeightSymmetric": True},
-            )
+            _int8_dynamic(src, out, config, ops, keep)
+            if config.scheme == "int8-static":
+                model = onnx.load(str(out))
+                info["static_activations"] = freeze_activation_scales(model, calibration or [])
+                info["matmul_integer_to_float"] = fold_integer_matmuls(model)
+                onnx.save(model, str(out))
         elif config.scheme == "int4-weight":
             _int4(src, out, config, keep)
             info.update(bits=4, block_size=config.block_size)
@@ -130,6 +123,15 @@ def _quantize(src: Path, dst: Path, config: QuantizeConfig, calibration: Iterabl
             shutil.copyfile(out, dst)
     info["file"] = dst.name
     return info
+
+
+def _int8_dynamic(src: Path, out: Path, config: QuantizeConfig, ops: list[str], keep: list[str]) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(out), op_types_to_quantize=ops, per_channel=config.per_channel,
+                     reduce_range=reduce_range(config), weight_type=QuantType.QInt8, nodes_to_exclude=keep,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def _int4(src: Path, out: Path, config: QuantizeConfig, keep: list[str]) -> None:
@@ -149,54 +151,3 @@ def _int4(src: Path, out: Path, config: QuantizeConfig, keep: list[str]) -> None
                          weight_type=QuantType.QInt8, per_channel=False,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         tmp.replace(out)
-
-
-def gemm_as_matmul(src: Path, dst: Path) -> Path:
-    """Rewrite Gemm(A, B, C; alpha=beta=1, transA=0) as MatMul(A, B or B^T) + Add(C): the same math,
-    in ops that static quantization handles. Returns dst, or src when there is no such Gemm."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(src))
-    inits = {t.name: t for t in model.graph.initializer}
-    nodes, changed = [], False
-    for node in model.graph.node:
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        plain = attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0 and not attrs.get("transA", 0)
-        if node.op_type != "Gemm" or not plain or node.input[1] not in inits or len(node.input) < 3:
-            nodes.append(node)
-            continue
-        weight = numpy_helper.to_array(inits[node.input[1]])
-        if attrs.get("transB", 0):  # (out, in) -> (in, out), stored under a new name
-            name = node.input[1] + ".matmul"
-            model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(weight.T), name))
-        else:
-            name = node.input[1]
-        product = node.output[0] + ".matmul"
-        nodes.append(helper.make_node("MatMul", [node.input[0], name], [product], name=node.name + "/MatMul"))
-        nodes.append(helper.make_node("Add", [product, node.input[2]], list(node.output), name=node.name + "/Add"))
-        changed = True
-    if not changed:
-        return src
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    used = {i for n in model.graph.node for i in n.input}
-    keep = [t for t in model.graph.initializer if t.name in used]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(keep)
-    onnx.save(model, str(dst))
-    return dst
-
-
-def _reader(feeds: Iterable[dict[str, np.ndarray]]) -> Any:
-    """ORT's CalibrationDataReader over an iterable of feeds (one pass)."""
-    from onnxruntime.quantization import CalibrationDataReader
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(feeds)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.it, None)
-
-    return Reader()

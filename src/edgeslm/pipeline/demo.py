@@ -118,6 +118,9 @@ def _bundle_of(bundle_dir: Path, run_dir: Path) -> bool:
 
 
 def _compressed_of(bundle_dir: Path, run_dir: Path, recipe: str) -> bool:
+    """Made from this run by today's version of the recipe (a changed built-in recipe recompresses)."""
+    from edgeslm.compress.recipe import load_recipe
+
     prov = _provenance_of(bundle_dir, run_dir)
-    return (prov is not None and prov.get("recipe", {}).get("name") == recipe
+    return (prov is not None and prov.get("recipe") == load_recipe(recipe).to_dict()
             and prov.get("run") == str(run_dir.resolve()))
