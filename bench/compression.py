@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from edgeslm.bundle.reader import open_bundle
-from edgeslm.cli.compress import compare_table
+from edgeslm.report.compare import compare_table
 from edgeslm.compress.recipe import builtin_names
 from edgeslm.pipeline.demo import DemoConfig, run_demo
 

@@ -70,6 +70,34 @@ def test_guard_refuses_and_writes_nothing(trained_run, tmp_path):
     assert not (tmp_path / "nope").exists()
 
 
+def test_quantize_repairs_reuse_one_student_export(trained_run, tmp_path, monkeypatch):
+    import edgeslm.compress.pipeline as pipeline
+
+    exports, said = [], []
+    real_export = pipeline.export_onnx
+    monkeypatch.setattr(pipeline, "export_onnx", lambda *a, **k: exports.append(1) or real_export(*a, **k))
+    recipe = Recipe.from_dict({"name": "tiny", "floor": 1.0, "modifiers": [
+        {"type": "distill-layers", "layers": [0], "steps": 1, "repair_steps": 0},
+        {"type": "quantize", "scheme": "int8-dynamic", "repair_keep_fp32": 2}]})
+    with pytest.raises(GuardError, match=r"after 3 attempt\(s\)"):
+        compress(trained_run, recipe, tmp_path / "nope", progress=False, echo=said.append)
+    assert [s for s in said if s.startswith("repair:")] == [
+        "repair: per-channel weight scales", "repair: keeping the 2 most quantization-sensitive MatMuls in fp32"]
+    assert len(exports) == 1  # per-tensor, per-channel and keep-2 all quantize the same student export
+
+
+def test_student_export_that_disagrees_with_pytorch_is_refused(trained_run, tmp_path, monkeypatch):
+    import edgeslm.compress.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "compare_onnx", lambda *a, **k: {
+        "compared_on": 64, "max_abs_diff": 0.5, "argmax_agreement": 0.9})  # a broken exporter
+    recipe = Recipe.from_dict({"name": "tiny", "floor": 0.01, "modifiers": [
+        {"type": "distill-layers", "layers": [0], "steps": 1, "repair_steps": 0}]})
+    with pytest.raises(BundleError, match="export disagrees with PyTorch"):
+        compress(trained_run, recipe, tmp_path / "nope", progress=False)
+    assert not (tmp_path / "nope").exists()
+
+
 def test_calibration_with_unknown_labels_fails_fast(trained_run, tmp_path):
     calib = write_jsonl(tmp_path / "c.jsonl", [Example("brew coffee", "HassMakeCoffee")])
     with pytest.raises(DataError, match="unknown label 'HassMakeCoffee'"):

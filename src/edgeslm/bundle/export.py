@@ -56,12 +56,7 @@ def export_classifier(run: Path, out: Path, name: str | None = None, profile: st
         onnx_path = writer.path("model.onnx")
         input_names = export_onnx(model, tokenizer, onnx_path, max_length)
         writer.add(folder / "tokenizer.json", "tokenizer.json")
-        check = compare_onnx(model, tokenizer, onnx_path, sample, max_length, input_names)
-        if check["max_abs_diff"] > LOGIT_TOLERANCE or check["argmax_agreement"] < 1.0:
-            raise BundleError(
-                f"ONNX export disagrees with PyTorch: max |Δlogit| {check['max_abs_diff']:.2e} "
-                f"(tolerance {LOGIT_TOLERANCE:.0e}), argmax agreement {check['argmax_agreement']:.3f}"
-            )
+        check = verify_export(compare_onnx(model, tokenizer, onnx_path, sample, max_length, input_names))
         evaluation = _evaluate_staged(writer, onnx_path, labels, max_length, input_names, run)
         manifest = writer.finish(
             name=name or Path(out).name,
@@ -166,6 +161,16 @@ def compare_onnx(model: Any, tokenizer: Any, onnx_path: Path, texts: list[str], 
         "max_abs_diff": float(np.abs(got - want).max()),
         "argmax_agreement": float((got.argmax(-1) == want.argmax(-1)).mean()),
     }
+
+
+def verify_export(check: dict[str, Any]) -> dict[str, Any]:
+    """compare_onnx's result, or a BundleError when the export disagrees with PyTorch."""
+    if check["max_abs_diff"] > LOGIT_TOLERANCE or check["argmax_agreement"] < 1.0:
+        raise BundleError(
+            f"ONNX export disagrees with PyTorch: max |Δlogit| {check['max_abs_diff']:.2e} "
+            f"(tolerance {LOGIT_TOLERANCE:.0e}), argmax agreement {check['argmax_agreement']:.3f}"
+        )
+    return check
 
 
 def _evaluate_staged(writer: BundleWriter, onnx_path: Path, labels: list[str], max_length: int,

@@ -11,6 +11,7 @@ from typing import Any, Callable
 import click
 
 from edgeslm.errors import EdgeslmError
+from edgeslm.report.text import table  # noqa: F401  (the commands' text output)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 
@@ -42,10 +43,3 @@ def emit(data: Any, as_json: bool, text: Callable[[Any], str] | None = None) -> 
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-
-def table(rows: list[list[Any]], header: list[str]) -> str:
-    cells = [header] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from edgeslm.cli.common import emit, handle_errors, json_option, table
+from edgeslm.cli.common import emit, handle_errors, json_option
+from edgeslm.report.compare import compare_table, decoder_table
 
 
 @click.command()
@@ -61,26 +62,3 @@ def compare(bundles: tuple[Path, ...], plot: Path | None, as_json: bool) -> None
                                     decoder_table(decoders) if decoders else "") if t)
     emit({"bundles": [{"name": n, **r} for n, r in rows + decoders], "plot": str(plot) if plot and rows else None},
          as_json, lambda _: text + (f"\nplot: {plot}" if plot and rows else ""))
-
-
-def decoder_table(rows: list[tuple[str, dict]]) -> str:
-    """GGUF quantizations: size and perplexity against the unquantized conversion, same text."""
-    body = [[name, r["type"], f"{r['bytes_after'] / 1e6:.1f}", f"{r['size_ratio']:.1%}",
-             f"{r['perplexity_before']:.2f}", f"{r['perplexity_after']:.2f}", f"{r['ppl_ratio']:.3f}"]
-            for name, r in rows]
-    return table(body, ["bundle", "type", "MB", "size vs f16", "ppl f16", "ppl", "ppl ratio"])
-
-
-def compare_table(rows: list[tuple[str, dict]]) -> str:
-    body = []
-    for name, r in rows:
-        b1, b32 = r["latency"]["batch1"], r["latency"]["batch32"]
-        body.append([
-            name, f"{r['test']['accuracy']:.4f}", f"{r['fp32']['test_accuracy']:.4f}", f"{r['accuracy_kept']:.1%}",
-            f"{r['bytes'] / 1e6:.1f}", f"{r['size_ratio']:.1%}", f"{r['sparsity']:.0%}",
-            f"{b1[r['recipe']]['p50_ms']:.2f}", f"{b1['fp32']['p50_ms']:.2f}", f"{b1['ort-dynamic-int8']['p50_ms']:.2f}",
-            f"{r['latency_ratio']['batch1_vs_ort_dynamic_int8']:.2f}", f"{b32[r['recipe']]['p50_ms']:.1f}",
-            f"{b32['fp32']['p50_ms']:.1f}",
-        ])
-    return table(body, ["bundle", "test acc", "fp32 acc", "kept", "MB", "size", "sparse", "b1 ms", "fp32 b1",
-                        "ort-int8 b1", "vs ort-int8", "b32 ms", "fp32 b32"])

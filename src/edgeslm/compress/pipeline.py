@@ -3,7 +3,10 @@ side with the fp32 model (and ONNX Runtime's plain quantize_dynamic), and write 
 
 The guard compares validation accuracy with fp32's, measured in the same run. Below the floor it
 tries the recipe's repairs in turn (per-channel int8 weight scales; keep the weight matrices that
-quantization damages most in fp32; more distillation), and if the floor is still missed it refuses to write the bundle and says by how much.
+quantization damages most in fp32; more distillation), and if the floor is still missed it refuses
+to write the bundle and says by how much.
+
+    compress -> guarded_variant (torch steps, export, quantize, repairs) -> measure_variant -> write_bundle
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import random
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from edgeslm.bundle.export import EXPORTER, compare_onnx, export_onnx, read_run
+from edgeslm.bundle.export import EXPORTER, compare_onnx, export_onnx, read_run, verify_export
 from edgeslm.bundle.hashing import sha256_file
 from edgeslm.bundle.writer import BundleWriter
 from edgeslm.compress import measure
@@ -88,10 +93,53 @@ def fp32_onnx(run: Path, teacher: Any, tokenizer: Any, max_length: int) -> tuple
     return path, names
 
 
+@dataclass
+class Job:
+    """What every stage of one compression needs: the run, its data, the fp32 teacher and its export."""
+
+    run: Path
+    record: dict[str, Any]
+    labels: list[str]
+    max_length: int
+    seed: int
+    teacher: Any
+    tokenizer: Any
+    fp32_path: Path
+    inputs: list[str]
+    val: list[Example]
+    test: list[Example]
+    tmp: Path
+    say: Callable[[str], Any]
+    fp32: OnnxClassifier = field(init=False)
+    fp32_val: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fp32 = self.classifier(self.fp32_path)
+        self.fp32_val = evaluate_classifier(self.fp32, self.val, timed=False)["accuracy"]
+
+    @property
+    def tok_file(self) -> Path:
+        return self.run / "model" / "tokenizer.json"
+
+    def classifier(self, path: Path) -> OnnxClassifier:
+        return OnnxClassifier(path, self.tok_file, self.labels, self.max_length, self.inputs, spin=False)
+
+
+@dataclass
+class Variant:
+    """The model that met the floor, and how it got there."""
+
+    path: Path
+    student: Any
+    val: dict[str, Any]
+    attempts: list[dict[str, Any]]
+    quantization: dict[str, Any] | None
+    export_check: dict[str, Any] | None
+
+
 def compress(source: Path, recipe: Recipe, out: Path, calibration: Path | None = None, progress: bool = True,
              echo: Callable[[str], Any] | None = None, latency_rounds: int = 300) -> dict[str, Any]:
     import torch
-    from onnxruntime.quantization import quantize_dynamic
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -110,150 +158,162 @@ def compress(source: Path, recipe: Recipe, out: Path, calibration: Path | None =
 
     teacher = AutoModelForSequenceClassification.from_pretrained(str(run / "model")).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(run / "model"))
-    base_path, inputs = fp32_onnx(run, teacher, tokenizer, max_length)
-    tok_file = run / "model" / "tokenizer.json"
+    fp32_path, inputs = fp32_onnx(run, teacher, tokenizer, max_length)
 
-    def classifier(path: Path) -> OnnxClassifier:
-        return OnnxClassifier(path, tok_file, labels, max_length, inputs, spin=False)
-
-    fp32 = classifier(base_path)
-    fp32_val = evaluate_classifier(fp32, val, timed=False)
-    floor = recipe.floor * fp32_val["accuracy"]
-    say(f"fp32 validation accuracy {fp32_val['accuracy']:.4f}; floor {recipe.floor:.0%} of it = {floor:.4f}")
-
-    train_rows: list[Example] | None = None
+    train_rows: list[Example] = []
     if recipe.torch_steps or (recipe.quantize and recipe.quantize.scheme == "int8-static" and not calib_rows):
         from edgeslm.data.catalog import load_dataset
 
         train_rows = load_dataset(record["config"]["data"], seed=seed).train
-    if calib_rows is None and train_rows is not None:
-        calib_rows = train_rows
 
     with tempfile.TemporaryDirectory(prefix="edgeslm-compress-") as tmp_name:
-        tmp = Path(tmp_name)
-        student, stepper = teacher, None
-        ctx = Context(teacher, tokenizer, train_rows or [], labels, max_length, seed, progress)
-        for kind, cfg in recipe.torch_steps:
-            stepper = STEPS[kind](cfg)
-            say(f"{kind}: {json.dumps({k: v for k, v in cfg.to_dict().items() if k != 'version'})}")
-            student = stepper.build(student, ctx)
+        job = Job(run, record, labels, max_length, seed, teacher, tokenizer, fp32_path, inputs, val, test,
+                  Path(tmp_name), say)
+        floor = recipe.floor * job.fp32_val
+        say(f"fp32 validation accuracy {job.fp32_val:.4f}; floor {recipe.floor:.0%} of it = {floor:.4f}")
+        ctx = Context(teacher, tokenizer, train_rows, labels, max_length, seed, progress)
+        variant = guarded_variant(job, recipe, ctx, calib_rows or train_rows, floor)
+        report = measure_variant(job, recipe, variant, latency_rounds)
+        manifest = write_bundle(job, recipe, variant, report, Path(out))
+    return {"bundle": str(out), "manifest": manifest.to_dict(), "report": report}
 
-        attempts: list[dict[str, Any]] = []
-        keep: list[str] = []
-        repaired_torch = False
-        qcfg = recipe.quantize
 
-        def can_retrain() -> bool:
-            return stepper is not None and not repaired_torch and stepper.config.repair_steps > 0
+def guarded_variant(job: Job, recipe: Recipe, ctx: Context, calib_rows: list[Example], floor: float) -> Variant:
+    """Run the recipe, then its repairs until the validation accuracy meets `floor`; GuardError if
+    the repairs run out first. The student is exported again only after it was retrained."""
+    say = job.say
+    student, stepper = job.teacher, None
+    for kind, cfg in recipe.torch_steps:
+        stepper = STEPS[kind](cfg)
+        say(f"{kind}: {json.dumps({k: v for k, v in cfg.to_dict().items() if k != 'version'})}")
+        student = stepper.build(student, ctx)
+    attempts: list[dict[str, Any]] = []
+    keep: list[str] = []
+    qcfg = recipe.quantize
+    retrained = False
+    exported: tuple[Path, Path, dict[str, Any] | None] | None = None  # fused, unfused, check
 
-        def retrain(model: Any) -> Any:  # the recipe's one torch repair: more distillation steps
-            nonlocal repaired_torch
-            repaired_torch = True
-            say(f"repair: {stepper.config.repair_steps} more distillation steps")
-            return stepper.repair(model, ctx)
+    def can_retrain() -> bool:  # the recipe's one torch repair: more distillation steps
+        return stepper is not None and not retrained and stepper.config.repair_steps > 0
 
-        while True:
-            src, raw = base_path, run / "onnx" / "model.fp32.raw.onnx"
-            check = None
+    while True:
+        if exported is None:
+            exported = _export(job, student if stepper is not None else None)
             if stepper is not None:
-                src, raw = tmp / "student.onnx", tmp / "student.raw.onnx"
-                export_onnx(student, tokenizer, src, max_length, keep_raw=raw)
-                check = compare_onnx(student, tokenizer, src, [e.text for e in val[:64]], max_length, inputs)
-                student_acc = evaluate_classifier(classifier(src), val, timed=False)["accuracy"]
+                student_acc = evaluate_classifier(job.classifier(exported[0]), job.val, timed=False)["accuracy"]
                 say(f"student before quantization: validation accuracy {student_acc:.4f}")
                 if student_acc < floor and can_retrain():
                     # quantization cannot give back what pruning or distillation lost: retrain first
                     attempts.append({"stage": "student", "torch_repair": False, "val_accuracy": student_acc})
-                    student = retrain(student)
+                    say(f"repair: {stepper.config.repair_steps} more distillation steps")
+                    student, retrained, exported = stepper.repair(student, ctx), True, None
                     continue
-            if qcfg is not None:
-                feeds = None
-                if qcfg.scheme == "int8-static":
-                    import random
+        src, raw, check = exported
+        qinfo, model_path = None, src
+        if qcfg is not None:
+            feeds = None
+            if qcfg.scheme == "int8-static":
+                sample = random.Random(job.seed).sample(calib_rows, min(qcfg.calibration_samples, len(calib_rows)))
+                feeds = [job.fp32.encode([ex.text]) for ex in sample]
+            # int8 quantizes the fused graph's Attention op whole; 4-bit blocks need the plain
+            # MatMuls of the unfused graph
+            qsrc = raw if qcfg.scheme == "int4-weight" else src
+            qinfo = quantize(qsrc, job.tmp / "model.onnx", qcfg, feeds, keep)
+            model_path = job.tmp / qinfo["file"]
+        got = evaluate_classifier(job.classifier(model_path), job.val, timed=False)
+        attempts.append({"keep_fp32": list(keep), "per_channel": bool(qcfg and qcfg.per_channel),
+                         "torch_repair": retrained, "val_accuracy": got["accuracy"]})
+        say(f"attempt {len(attempts)}: validation accuracy {got['accuracy']:.4f} (floor {floor:.4f})")
+        if got["accuracy"] >= floor:
+            return Variant(model_path, student, got, attempts, qinfo, check)
+        repair = quantize_repair(qcfg, keep, lambda: sensitivity_order(qsrc, qcfg))  # noqa: B023 (called at once)
+        if repair is not None:
+            qcfg, keep, what = repair
+            say(f"repair: {what}")
+            continue
+        if can_retrain():
+            assert stepper is not None
+            say(f"repair: {stepper.config.repair_steps} more distillation steps")
+            student, retrained, exported, keep = stepper.repair(student, ctx), True, None, []
+            continue
+        raise GuardError(
+            f"recipe {recipe.name} missed its floor: validation accuracy {got['accuracy']:.4f} < {floor:.4f} "
+            f"({recipe.floor:.0%} of fp32 {job.fp32_val:.4f}), short by {floor - got['accuracy']:.4f} "
+            f"after {len(attempts)} attempt(s); no bundle written"
+        )
 
-                    sample = random.Random(seed).sample(calib_rows, min(qcfg.calibration_samples, len(calib_rows)))
-                    feeds = [fp32.encode([ex.text]) for ex in sample]
-                # int8 quantizes the fused graph's Attention op whole; 4-bit blocks need the plain
-                # MatMuls of the unfused graph
-                qsrc = raw if qcfg.scheme == "int4-weight" else src
-                qinfo = quantize(qsrc, tmp / "model.onnx", qcfg, feeds, keep)
-                model_path = tmp / qinfo["file"]
-            else:
-                qinfo, model_path = None, src
-            variant = classifier(model_path)
-            got = evaluate_classifier(variant, val, timed=False)
-            attempts.append({"keep_fp32": list(keep), "per_channel": bool(qcfg and qcfg.per_channel),
-                             "torch_repair": repaired_torch, "val_accuracy": got["accuracy"]})
-            say(f"attempt {len(attempts)}: validation accuracy {got['accuracy']:.4f} (floor {floor:.4f})")
-            if got["accuracy"] >= floor:
-                break
-            repair = quantize_repair(qcfg, keep, lambda: sensitivity_order(qsrc, qcfg))
-            if repair is not None:
-                qcfg, keep, what = repair
-                say(f"repair: {what}")
-                continue
-            if can_retrain():
-                keep = []
-                student = retrain(student)
-                continue
-            raise GuardError(
-                f"recipe {recipe.name} missed its floor: validation accuracy {got['accuracy']:.4f} < {floor:.4f} "
-                f"({recipe.floor:.0%} of fp32 {fp32_val['accuracy']:.4f}), short by {floor - got['accuracy']:.4f} "
-                f"after {len(attempts)} attempt(s); no bundle written"
-            )
 
-        say("measuring against fp32 and ONNX Runtime's plain quantize_dynamic, in alternating blocks")
-        ort_default = run / "onnx" / "model.ort-dynamic-int8.onnx"
-        raw_fp32 = run / "onnx" / "model.fp32.raw.onnx"
-        if not ort_default.is_file() or ort_default.stat().st_mtime < raw_fp32.stat().st_mtime:
-            # what a user gets from torch.onnx.export + quantize_dynamic with its defaults
-            with quiet_ort_quantizer():
-                quantize_dynamic(str(raw_fp32), str(ort_default))
-        contenders = {"fp32": fp32, "ort-dynamic-int8": classifier(ort_default), recipe.name: variant}
-        texts = [ex.text for ex in test]
-        b1 = measure.interleaved_latency(contenders, texts, batch=1, rounds=latency_rounds)
-        b32 = measure.interleaved_latency(contenders, texts, batch=32, rounds=max(10, latency_rounds // 10), block=5)
-        val_m = {k: got[k] for k in ("accuracy", "macro_f1", "n")}
-        test_full = evaluate_classifier(variant, test, timed=False)
-        test_m = {k: test_full[k] for k in ("accuracy", "macro_f1", "n")}
-        fp32_test = evaluate_classifier(fp32, test, timed=False)
-        params = measure.parameters(student)
-        fp32_bytes = measure.file_bytes(base_path)
-        size = measure.file_bytes(model_path)
-        report = {
-            "recipe": recipe.name,
-            "val": val_m, "test": test_m,
-            "fp32": {"val_accuracy": fp32_val["accuracy"], "test_accuracy": fp32_test["accuracy"],
-                     "test_macro_f1": fp32_test["macro_f1"], "bytes": fp32_bytes,
-                     **measure.parameters(teacher)},
-            "accuracy_kept": round(test_m["accuracy"] / max(fp32_test["accuracy"], 1e-9), 4),
-            "val_accuracy_kept": round(val_m["accuracy"] / max(fp32_val["accuracy"], 1e-9), 4),
-            "floor": recipe.floor, "attempts": attempts,
-            "bytes": size, "size_ratio": round(size / fp32_bytes, 4),
-            **params,
-            "latency": {"batch1": b1, "batch32": b32},
-            "latency_ratio": {
-                "batch1_vs_fp32": round(b1[recipe.name]["p50_ms"] / b1["fp32"]["p50_ms"], 3),
-                "batch1_vs_ort_dynamic_int8": round(b1[recipe.name]["p50_ms"] / b1["ort-dynamic-int8"]["p50_ms"], 3),
-                "batch32_vs_fp32": round(b32[recipe.name]["p50_ms"] / b32["fp32"]["p50_ms"], 3),
-            },
-            "ort_dynamic_int8_bytes": measure.file_bytes(ort_default),
-            "quantization": qinfo, "export_check": check,
-        }
+def _export(job: Job, student: Any | None) -> tuple[Path, Path, dict[str, Any] | None]:
+    """The fused and unfused ONNX files of the student (None: the teacher's cached export), with the
+    check that the student's export agrees with PyTorch (a BundleError when it does not)."""
+    if student is None:
+        return job.fp32_path, job.run / "onnx" / "model.fp32.raw.onnx", None
+    src, raw = job.tmp / "student.onnx", job.tmp / "student.raw.onnx"
+    export_onnx(student, job.tokenizer, src, job.max_length, keep_raw=raw)
+    check = compare_onnx(student, job.tokenizer, src, [e.text for e in job.val[:64]], job.max_length, job.inputs)
+    return src, raw, verify_export(check)
 
-        with BundleWriter(out) as writer:
-            model_name = "model.onnx.xz" if str(model_path).endswith(".xz") else "model.onnx"
-            writer.add(model_path, model_name)
-            writer.add(tok_file, "tokenizer.json")
-            writer.path("recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
-            manifest = writer.finish(
-                name=Path(out).name, family="encoder", architecture=record["base_model"]["architecture"],
-                task="text-classification", engine="onnxruntime", model_file=model_name, labels=labels,
-                tokenizer={"file": "tokenizer.json", "max_length": max_length, "inputs": inputs},
-                provenance={"base_model": record["base_model"]["name"], "run": str(run.resolve()),
-                            "dataset": record["dataset"], "train_config": record["config"],
-                            "recipe": recipe.to_dict(), "compression": report,
-                            "export": {"exporter": EXPORTER}},
-                evaluation={"val": val_m, "test": test_m},
-            )
-    return {"bundle": str(out), "manifest": manifest.to_dict(), "report": report}
+
+def measure_variant(job: Job, recipe: Recipe, variant: Variant, latency_rounds: int) -> dict[str, Any]:
+    """The report: accuracy, size, parameters and latency, each against fp32 (and ONNX Runtime's plain
+    quantize_dynamic) measured in this same run, in alternating blocks."""
+    from onnxruntime.quantization import quantize_dynamic
+
+    job.say("measuring against fp32 and ONNX Runtime's plain quantize_dynamic, in alternating blocks")
+    ort_default = job.run / "onnx" / "model.ort-dynamic-int8.onnx"
+    raw_fp32 = job.run / "onnx" / "model.fp32.raw.onnx"
+    if not ort_default.is_file() or ort_default.stat().st_mtime < raw_fp32.stat().st_mtime:
+        # what a user gets from torch.onnx.export + quantize_dynamic with its defaults
+        with quiet_ort_quantizer():
+            quantize_dynamic(str(raw_fp32), str(ort_default))
+    ours = job.classifier(variant.path)
+    contenders = {"fp32": job.fp32, "ort-dynamic-int8": job.classifier(ort_default), recipe.name: ours}
+    texts = [ex.text for ex in job.test]
+    b1 = measure.interleaved_latency(contenders, texts, batch=1, rounds=latency_rounds)
+    b32 = measure.interleaved_latency(contenders, texts, batch=32, rounds=max(10, latency_rounds // 10), block=5)
+    val_m = {k: variant.val[k] for k in ("accuracy", "macro_f1", "n")}
+    test_full = evaluate_classifier(ours, job.test, timed=False)
+    test_m = {k: test_full[k] for k in ("accuracy", "macro_f1", "n")}
+    fp32_test = evaluate_classifier(job.fp32, job.test, timed=False)
+    fp32_bytes = measure.file_bytes(job.fp32_path)
+    size = measure.file_bytes(variant.path)
+
+    def ratio(table: dict[str, Any], base: str) -> float:
+        return round(table[recipe.name]["p50_ms"] / table[base]["p50_ms"], 3)
+
+    return {
+        "recipe": recipe.name,
+        "val": val_m, "test": test_m,
+        "fp32": {"val_accuracy": job.fp32_val, "test_accuracy": fp32_test["accuracy"],
+                 "test_macro_f1": fp32_test["macro_f1"], "bytes": fp32_bytes, **measure.parameters(job.teacher)},
+        "accuracy_kept": round(test_m["accuracy"] / max(fp32_test["accuracy"], 1e-9), 4),
+        "val_accuracy_kept": round(val_m["accuracy"] / max(job.fp32_val, 1e-9), 4),
+        "floor": recipe.floor, "attempts": variant.attempts,
+        "bytes": size, "size_ratio": round(size / fp32_bytes, 4),
+        **measure.parameters(variant.student),
+        "latency": {"batch1": b1, "batch32": b32},
+        "latency_ratio": {"batch1_vs_fp32": ratio(b1, "fp32"),
+                          "batch1_vs_ort_dynamic_int8": ratio(b1, "ort-dynamic-int8"),
+                          "batch32_vs_fp32": ratio(b32, "fp32")},
+        "ort_dynamic_int8_bytes": measure.file_bytes(ort_default),
+        "quantization": variant.quantization, "export_check": variant.export_check,
+    }
+
+
+def write_bundle(job: Job, recipe: Recipe, variant: Variant, report: dict[str, Any], out: Path) -> Any:
+    record = job.record
+    with BundleWriter(out) as writer:
+        model_name = "model.onnx.xz" if str(variant.path).endswith(".xz") else "model.onnx"
+        writer.add(variant.path, model_name)
+        writer.add(job.tok_file, "tokenizer.json")
+        writer.path("recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
+        return writer.finish(
+            name=out.name, family="encoder", architecture=record["base_model"]["architecture"],
+            task="text-classification", engine="onnxruntime", model_file=model_name, labels=job.labels,
+            tokenizer={"file": "tokenizer.json", "max_length": job.max_length, "inputs": job.inputs},
+            provenance={"base_model": record["base_model"]["name"], "run": str(job.run.resolve()),
+                        "dataset": record["dataset"], "train_config": record["config"],
+                        "recipe": recipe.to_dict(), "compression": report,
+                        "export": {"exporter": EXPORTER}},
+            evaluation={"val": report["val"], "test": report["test"]},
+        )

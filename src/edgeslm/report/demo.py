@@ -82,7 +82,7 @@ def _plot(path: Path, results: dict[str, dict[str, Any]]) -> None:
 
 
 def _compression_section(out: Path, compressed: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    from edgeslm.cli.compress import compare_table
+    from edgeslm.report.compare import compare_table
     from edgeslm.report.compare import plot_tradeoffs
 
     plot_tradeoffs(compressed, out / "compression.png")
