@@ -52,12 +52,18 @@ def test_int8_static_freezes_calibrated_scales_on_the_fused_graph(trained_run, t
     # the fixture model is trained for 60 steps only (about a third right), so its near-tied logits
     # flip under any quantization noise: the built-in recipe with a looser floor
     recipe = Recipe.from_dict({**load_recipe("int8-static").to_dict(), "floor": 0.9})
-    result = compress(trained_run, recipe, tmp_path / "s", progress=False, latency_rounds=20)
+    # for an AVX2 device without VNNI: 7-bit weights, whatever this machine has
+    target = tmp_path / "old-x86.yaml"
+    target.write_text("name: old-x86\nmemory_budget_mb: 2048\ncores: 4\nthreads: 4\nisa: [avx2]\n"
+                      "watts_idle: 8\nwatts_busy: 25\n", encoding="utf-8")
+    result = compress(trained_run, recipe, tmp_path / "s", progress=False, latency_rounds=20, profile=target)
     r = result["report"]
     ops = collections.Counter(n.op_type for n in onnx.load(str(tmp_path / "s" / "model.onnx")).graph.node)
     assert ops["DynamicQuantizeLinear"] == 0  # no range scan left at run time
     assert ops["QAttention"] == 6 and ops["MatMulIntegerToFloat"] == 20  # 18 MatMul + pooler + classifier
     assert r["quantization"]["static_activations"] == ops["QuantizeLinear"] == 26
+    assert r["quantization"]["reduce_range"] is True and r["target"] == {"profile": "old-x86", "isa": ["avx2"]}
+    assert yaml.safe_load((tmp_path / "s" / "recipe.yaml").read_text())["modifiers"][0]["reduce_range"] == "auto"
     assert r["size_ratio"] < 0.26
     assert r["val_accuracy_kept"] >= 0.9
 

@@ -57,3 +57,14 @@ def test_quantize_repair_ladder_goes_per_channel_then_fp32_matmuls_then_stops():
     assert quantize_repair(None, [], sensitive) is None
     int4 = QuantizeConfig(scheme="int4-weight", per_channel=False, repair_keep_fp32=0)
     assert quantize_repair(int4, [], sensitive) is None  # per-channel is an int8 repair only
+
+
+def test_7bit_weights_only_for_x86_without_vnni_or_an_unknown_target():
+    from edgeslm.compress.onnx_quant import needs_7bit_weights
+    from edgeslm.runtime.profiles import load_profile
+
+    assert not needs_7bit_weights(load_profile("x86-gateway").isa)  # AVX2 + AVX-VNNI
+    assert not needs_7bit_weights(load_profile("rpi4").isa)  # ARM: no u8 x s8 saturation
+    assert needs_7bit_weights(["avx2"]) and needs_7bit_weights(["avx2", "avx512"])
+    assert not needs_7bit_weights(["avx512", "avx512_vnni"])
+    assert needs_7bit_weights([])  # a profile that names no ISA gets the safe choice

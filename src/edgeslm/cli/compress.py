@@ -16,10 +16,12 @@ from edgeslm.report.compare import compare_table, decoder_table
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Bundle folder to write.")
 @click.option("--calibration", type=click.Path(path_type=Path), help="JSONL/CSV sentences for int8-static.")
 @click.option("--floor", type=float, help="Override the recipe's floor (share of fp32 accuracy to keep).")
+@click.option("--profile", default="this-machine", show_default=True,
+              help="Device profile (name or YAML) the bundle is for: on x86 without VNNI, int8 weights get 7 bits.")
 @json_option
 @handle_errors
 def compress(source: Path, recipe_name: str, out: Path, calibration: Path | None, floor: float | None,
-             as_json: bool) -> None:
+             profile: str, as_json: bool) -> None:
     """Compress SOURCE (a training run, or a bundle exported from one) with a recipe, under an accuracy guard."""
     from edgeslm.compress.recipe import Recipe, load_recipe
 
@@ -28,7 +30,7 @@ def compress(source: Path, recipe_name: str, out: Path, calibration: Path | None
         recipe = Recipe.from_dict({**recipe.to_dict(), "floor": floor}, "--floor")
     from edgeslm.compress.pipeline import compress as run_compress
 
-    result = run_compress(source, recipe, out, calibration=calibration, progress=not as_json,
+    result = run_compress(source, recipe, out, calibration=calibration, progress=not as_json, profile=profile,
                           echo=None if as_json else lambda s: click.echo(s, err=True))
     emit(result["report"], as_json, lambda r: compare_table([(out.name, r)]))
 

@@ -22,8 +22,22 @@ from edgeslm.errors import ConfigError
 from edgeslm.runtime.cpu import has_vnni
 
 
+def needs_7bit_weights(isa: Iterable[str]) -> bool:
+    """x86 int8 kernels without VNNI multiply u8 x s8 pairs into saturating 16-bit sums, which full
+    8-bit weights can overflow (hence ONNX Runtime's reduce_range). A target that names no ISA
+    gets the safe choice; ARM (neon, dotprod) has no such saturation."""
+    have = set(isa)
+    if not have:
+        return True
+    x86 = bool(have & {"avx2", "avx512"})
+    return x86 and not have & {"avx512_vnni", "avx_vnni"}
+
+
 def reduce_range(config: QuantizeConfig) -> bool:
-    return config.reduce_range == "on" or (config.reduce_range == "auto" and not has_vnni())
+    """7-bit weights? `auto` decides for this machine; compress resolves it for the target profile."""
+    if config.reduce_range == "auto":
+        return not has_vnni()
+    return config.reduce_range == "on"
 
 
 def weight_matmuls(model_path: Path) -> dict[str, np.ndarray]:

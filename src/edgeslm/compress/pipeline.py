@@ -24,7 +24,7 @@ from edgeslm.bundle.export import EXPORTER, compare_onnx, export_onnx, read_run,
 from edgeslm.bundle.hashing import sha256_file
 from edgeslm.bundle.writer import BundleWriter
 from edgeslm.compress import measure
-from edgeslm.compress.onnx_quant import quantize, quiet_ort_quantizer, sensitivity_order
+from edgeslm.compress.onnx_quant import needs_7bit_weights, quantize, quiet_ort_quantizer, sensitivity_order
 from edgeslm.compress.modifiers import QuantizeConfig
 from edgeslm.compress.recipe import Recipe
 from edgeslm.compress.torch_steps import STEPS, Context
@@ -32,6 +32,7 @@ from edgeslm.data.records import Example, read_examples
 from edgeslm.errors import ConfigError, EdgeslmError
 from edgeslm.evaluate.runner import evaluate_classifier
 from edgeslm.runtime.engines.onnx import OnnxClassifier
+from edgeslm.runtime.profiles import THIS_MACHINE, load_profile
 
 log = logging.getLogger(__name__)
 REPAIR_KEEP = (2, 4, 8, 16)
@@ -52,6 +53,18 @@ def quantize_repair(qcfg: QuantizeConfig | None, keep: list[str], sensitive: Cal
         keep = sensitive()[: min(n, qcfg.repair_keep_fp32)]
         return qcfg, keep, f"keeping the {len(keep)} most quantization-sensitive MatMuls in fp32"
     return None
+
+
+def for_target(recipe: Recipe, isa: tuple[str, ...]) -> Recipe:
+    """The recipe with `reduce_range: auto` settled for a target CPU with this ISA."""
+    q = recipe.quantize
+    if q is None or q.reduce_range != "auto" or q.scheme == "int4-weight":
+        return recipe
+    data = recipe.to_dict()
+    for m in data["modifiers"]:
+        if m["type"] == "quantize":
+            m["reduce_range"] = "on" if needs_7bit_weights(isa) else "off"
+    return Recipe.from_dict(data, f"recipe {recipe.name}")
 
 
 class GuardError(EdgeslmError):
@@ -138,13 +151,17 @@ class Variant:
 
 
 def compress(source: Path, recipe: Recipe, out: Path, calibration: Path | None = None, progress: bool = True,
-             echo: Callable[[str], Any] | None = None, latency_rounds: int = 300) -> dict[str, Any]:
+             echo: Callable[[str], Any] | None = None, latency_rounds: int = 300,
+             profile: str | Path = THIS_MACHINE) -> dict[str, Any]:
+    """`profile` is the device the bundle is for: its ISA decides `reduce_range: auto` (7-bit int8
+    weights on x86 without VNNI), and its name goes into the report."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     say = echo or (lambda _: None)
     hf_logging.set_verbosity_error()
+    target = load_profile(profile)
     run = resolve_source(source)
     record = read_run(run)
     family = "encoder"
@@ -172,8 +189,10 @@ def compress(source: Path, recipe: Recipe, out: Path, calibration: Path | None =
         floor = recipe.floor * job.fp32_val
         say(f"fp32 validation accuracy {job.fp32_val:.4f}; floor {recipe.floor:.0%} of it = {floor:.4f}")
         ctx = Context(teacher, tokenizer, train_rows, labels, max_length, seed, progress)
-        variant = guarded_variant(job, recipe, ctx, calib_rows or train_rows, floor)
+        # the bundle keeps the recipe as written; the report says what `auto` became for the target
+        variant = guarded_variant(job, for_target(recipe, target.isa), ctx, calib_rows or train_rows, floor)
         report = measure_variant(job, recipe, variant, latency_rounds)
+        report["target"] = {"profile": target.name, "isa": list(target.isa)}
         manifest = write_bundle(job, recipe, variant, report, Path(out))
     return {"bundle": str(out), "manifest": manifest.to_dict(), "report": report}
 
