@@ -64,6 +64,7 @@ def test_int8_static_freezes_calibrated_scales_on_the_fused_graph(trained_run, t
     assert r["quantization"]["static_activations"] == ops["QuantizeLinear"] == 26
     assert r["quantization"]["reduce_range"] is True and r["target"] == {"profile": "old-x86", "isa": ["avx2"]}
     assert yaml.safe_load((tmp_path / "s" / "recipe.yaml").read_text())["modifiers"][0]["reduce_range"] == "auto"
+    assert open_bundle(tmp_path / "s").manifest.profile == "old-x86"
     assert r["size_ratio"] < 0.26
     assert r["val_accuracy_kept"] >= 0.9
 

@@ -335,4 +335,5 @@ def write_bundle(job: Job, recipe: Recipe, variant: Variant, report: dict[str, A
                         "recipe": recipe.to_dict(), "compression": report,
                         "export": {"exporter": EXPORTER}},
             evaluation={"val": report["val"], "test": report["test"]},
+            profile=report["target"]["profile"],
         )
