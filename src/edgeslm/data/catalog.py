@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from edgeslm.data.ha_intents import stable_fraction
@@ -10,6 +11,15 @@ from edgeslm.data.splits import DatasetSplits
 from edgeslm.errors import DataError
 
 BUILTIN = ("ha-intents", "rotten-tomatoes")
+
+
+def code_fingerprint() -> str:
+    """sha256 over this package's source: a run records it, and a demo run made with other data
+    code (another split, other samplers) is retrained instead of reused."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def load_dataset(name_or_path: str, seed: int = 13) -> DatasetSplits:

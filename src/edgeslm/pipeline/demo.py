@@ -36,7 +36,8 @@ def run_demo(config: DemoConfig, progress: bool = True, echo: Callable[[str], An
     run_dir, bundle_dir = out / "train-run", out / "intent-fp32"
     train_config = TrainConfig(max_steps=config.max_steps)
 
-    if config.fresh or not _same_run(run_dir, train_config):
+    fresh = config.fresh or not _same_run(run_dir, train_config)
+    if fresh:  # and then everything made from the old run is made again
         from edgeslm.train.trainer import train
 
         say(f"[1/5] training {train_config.model} on {train_config.data} -> {run_dir}")
@@ -44,7 +45,7 @@ def run_demo(config: DemoConfig, progress: bool = True, echo: Callable[[str], An
     else:
         say(f"[1/5] reusing the finished run in {run_dir}")
 
-    if config.fresh or not _bundle_of(bundle_dir, run_dir):
+    if fresh or not _bundle_of(bundle_dir, run_dir):
         from edgeslm.bundle.export import export_classifier
 
         say(f"[2/5] exporting ONNX bundle -> {bundle_dir}")
@@ -70,7 +71,7 @@ def run_demo(config: DemoConfig, progress: bool = True, echo: Callable[[str], An
     compressed = []
     for i, name in enumerate(config.recipes, 1):
         target = out / f"intent-{name}"
-        if not config.fresh and _compressed_of(target, run_dir, name):
+        if not fresh and _compressed_of(target, run_dir, name):
             say(f"[4/5] ({i}/{len(config.recipes)}) reusing {target}")
         else:
             from edgeslm.compress.pipeline import compress
@@ -90,12 +91,16 @@ def run_demo(config: DemoConfig, progress: bool = True, echo: Callable[[str], An
 
 
 def _same_run(run_dir: Path, config: Any) -> bool:
+    """A finished run with this config, trained on data made by today's data code."""
+    from edgeslm.data.catalog import code_fingerprint
+
     path = run_dir / "run.json"
     if not path.is_file() or not (run_dir / "model").is_dir():
         return False
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["config"] == config.to_dict()
-    except (json.JSONDecodeError, KeyError):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        return record["config"] == config.to_dict() and record["dataset"].get("code") == code_fingerprint()
+    except (json.JSONDecodeError, KeyError, AttributeError):
         return False
 
 

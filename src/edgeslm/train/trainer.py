@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeslm.data.catalog import load_dataset
+from edgeslm.data.catalog import code_fingerprint, load_dataset
 from edgeslm.data.records import Example
 from edgeslm.evaluate.metrics import classification_metrics
 from edgeslm.models.loaders import load_classifier
@@ -127,7 +127,8 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, An
         "config": config.to_dict(),
         "base_model": source.to_dict(),
         "labels": data.labels,
-        "dataset": {**data.meta, "sizes": {"train": len(train_rows), "val": len(val_rows), "test": len(test_rows)}},
+        "dataset": {**data.meta, "sizes": {"train": len(train_rows), "val": len(val_rows), "test": len(test_rows)},
+                    "code": code_fingerprint()},
         "history": history,
         "best_step": best["step"],
         "steps": step,
