@@ -81,3 +81,5 @@ def test_compress_rejects_bad_recipes_and_sources_before_any_work(tmp_path):
                                "--out", str(tmp_path / "o")), "impossible")
     assert_clean_error(edgeslm("compress", str(tmp_path), "--recipe", "int8-dynamic", "--out", str(tmp_path / "o")),
                        "neither a training run")
+    assert_clean_error(edgeslm("compress", str(tmp_path), "--recipe", "int8-static", "--profile", "toaster",
+                               "--out", str(tmp_path / "o")), "unknown device profile")
