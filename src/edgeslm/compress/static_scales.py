@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeslm.errors import ConfigError
+
 MS_DOMAIN = "com.microsoft"
 
 
@@ -45,8 +47,6 @@ def calibrate_ranges(model: Any, feeds: Iterable[dict[str, np.ndarray]], tensors
             hi[name] = max(hi[name], float(value.max()))
         count += 1
     if count == 0:
-        from edgeslm.errors import ConfigError
-
         raise ConfigError("static int8 calibration got no sentences")
     return {name: (lo[name], hi[name]) for name in tensors}
 
