@@ -89,6 +89,11 @@ def resolve_source(source: Path) -> Path:
     raise ConfigError(f"{source}: neither a training run (run.json) nor a bundle (manifest.json)")
 
 
+def raw_fp32_path(run: Path) -> Path:
+    """The run's unfused fp32 export: what a plain torch.onnx.export gives a user."""
+    return run / "onnx" / "model.fp32.raw.onnx"
+
+
 def fp32_onnx(run: Path, teacher: Any, tokenizer: Any, max_length: int) -> tuple[Path, list[str]]:
     """The run's fp32 ONNX export, cached next to the weights it came from."""
     folder = run / "onnx"
@@ -96,11 +101,11 @@ def fp32_onnx(run: Path, teacher: Any, tokenizer: Any, max_length: int) -> tuple
     stamp = folder / "fp32.json"
     weights_sha = sha256_file(run / "model" / "model.safetensors")
     path = folder / "model.fp32.onnx"
-    if stamp.is_file() and path.is_file() and (folder / "model.fp32.raw.onnx").is_file():
+    if stamp.is_file() and path.is_file() and raw_fp32_path(run).is_file():
         meta = json.loads(stamp.read_text(encoding="utf-8"))
         if meta.get("weights_sha256") == weights_sha and meta.get("exporter") == EXPORTER:
             return path, meta["inputs"]
-    names = export_onnx(teacher, tokenizer, path, max_length, keep_raw=folder / "model.fp32.raw.onnx")
+    names = export_onnx(teacher, tokenizer, path, max_length, keep_raw=raw_fp32_path(run))
     stamp.write_text(json.dumps({"weights_sha256": weights_sha, "exporter": EXPORTER, "inputs": names}),
                      encoding="utf-8")
     return path, names
@@ -215,6 +220,18 @@ def guarded_variant(job: Job, recipe: Recipe, ctx: Context, calib_rows: list[Exa
     def can_retrain() -> bool:  # the recipe's one torch repair: more distillation steps
         return stepper is not None and not retrained and stepper.config.repair_steps > 0
 
+    def retrain(model: Any) -> Any:
+        nonlocal retrained
+        assert stepper is not None
+        retrained = True
+        say(f"repair: {stepper.config.repair_steps} more distillation steps")
+        return stepper.repair(model, ctx)
+
+    feeds = None  # int8-static calibration: the same sentences for every attempt
+    if qcfg is not None and qcfg.scheme == "int8-static":
+        sample = random.Random(job.seed).sample(calib_rows, min(qcfg.calibration_samples, len(calib_rows)))
+        feeds = [job.fp32.encode([ex.text]) for ex in sample]
+
     while True:
         if exported is None:
             exported = _export(job, student if stepper is not None else None)
@@ -224,16 +241,11 @@ def guarded_variant(job: Job, recipe: Recipe, ctx: Context, calib_rows: list[Exa
                 if student_acc < floor and can_retrain():
                     # quantization cannot give back what pruning or distillation lost: retrain first
                     attempts.append({"stage": "student", "torch_repair": False, "val_accuracy": student_acc})
-                    say(f"repair: {stepper.config.repair_steps} more distillation steps")
-                    student, retrained, exported = stepper.repair(student, ctx), True, None
+                    student, exported = retrain(student), None
                     continue
         src, raw, check = exported
         qinfo, model_path = None, src
         if qcfg is not None:
-            feeds = None
-            if qcfg.scheme == "int8-static":
-                sample = random.Random(job.seed).sample(calib_rows, min(qcfg.calibration_samples, len(calib_rows)))
-                feeds = [job.fp32.encode([ex.text]) for ex in sample]
             # int8 quantizes the fused graph's Attention op whole; 4-bit blocks need the plain
             # MatMuls of the unfused graph
             qsrc = raw if qcfg.scheme == "int4-weight" else src
@@ -251,9 +263,7 @@ def guarded_variant(job: Job, recipe: Recipe, ctx: Context, calib_rows: list[Exa
             say(f"repair: {what}")
             continue
         if can_retrain():
-            assert stepper is not None
-            say(f"repair: {stepper.config.repair_steps} more distillation steps")
-            student, retrained, exported, keep = stepper.repair(student, ctx), True, None, []
+            student, exported, keep = retrain(student), None, []
             continue
         raise GuardError(
             f"recipe {recipe.name} missed its floor: validation accuracy {got['accuracy']:.4f} < {floor:.4f} "
@@ -266,7 +276,7 @@ def _export(job: Job, student: Any | None) -> tuple[Path, Path, dict[str, Any] |
     """The fused and unfused ONNX files of the student (None: the teacher's cached export), with the
     check that the student's export agrees with PyTorch (a BundleError when it does not)."""
     if student is None:
-        return job.fp32_path, job.run / "onnx" / "model.fp32.raw.onnx", None
+        return job.fp32_path, raw_fp32_path(job.run), None
     src, raw = job.tmp / "student.onnx", job.tmp / "student.raw.onnx"
     export_onnx(student, job.tokenizer, src, job.max_length, keep_raw=raw)
     check = compare_onnx(student, job.tokenizer, src, [e.text for e in job.val[:64]], job.max_length, job.inputs)
@@ -280,7 +290,7 @@ def measure_variant(job: Job, recipe: Recipe, variant: Variant, latency_rounds: 
 
     job.say("measuring against fp32 and ONNX Runtime's plain quantize_dynamic, in alternating blocks")
     ort_default = job.run / "onnx" / "model.ort-dynamic-int8.onnx"
-    raw_fp32 = job.run / "onnx" / "model.fp32.raw.onnx"
+    raw_fp32 = raw_fp32_path(job.run)
     if not ort_default.is_file() or ort_default.stat().st_mtime < raw_fp32.stat().st_mtime:
         # what a user gets from torch.onnx.export + quantize_dynamic with its defaults
         with quiet_ort_quantizer():
