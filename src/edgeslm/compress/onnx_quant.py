@@ -19,7 +19,6 @@ import numpy as np
 from edgeslm.compress.modifiers import QuantizeConfig
 from edgeslm.compress.static_scales import fold_integer_matmuls, freeze_activation_scales
 from edgeslm.errors import ConfigError
-from edgeslm.runtime.cpu import has_vnni
 
 
 def needs_7bit_weights(isa: Iterable[str]) -> bool:
@@ -36,7 +35,9 @@ def needs_7bit_weights(isa: Iterable[str]) -> bool:
 def reduce_range(config: QuantizeConfig) -> bool:
     """7-bit weights? `auto` decides for this machine; compress resolves it for the target profile."""
     if config.reduce_range == "auto":
-        return not has_vnni()
+        from edgeslm.runtime.profiles import machine_isa
+
+        return needs_7bit_weights(machine_isa())
     return config.reduce_range == "on"
 
 
