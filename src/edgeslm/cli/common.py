@@ -11,7 +11,6 @@ from typing import Any, Callable
 import click
 
 from edgeslm.errors import EdgeslmError
-from edgeslm.report.text import table  # noqa: F401  (the commands' text output)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from edgeslm.cli.common import emit, handle_errors, json_option, table
+from edgeslm.cli.common import emit, handle_errors, json_option
+from edgeslm.report.text import table
 
 
 @click.command("quantize-gguf")

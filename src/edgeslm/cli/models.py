@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from edgeslm.cli.common import emit, handle_errors, json_option, table
+from edgeslm.cli.common import emit, handle_errors, json_option
+from edgeslm.report.text import table
 
 
 @click.command()
