@@ -19,9 +19,9 @@ from tqdm import tqdm
 from edgeslm.bench.loadgen import peak_rss_mb
 from edgeslm.bundle.reader import Bundle, open_bundle
 from edgeslm.errors import ConfigError
-from edgeslm.runtime.cpu import isa_summary
 from edgeslm.runtime.energy import CpuMeter
 from edgeslm.runtime.engines.llama import LlamaEngine, collect, import_llama_cpp
+from edgeslm.runtime.profiles import isa_summary
 
 VS = ("llama-cpp",)
 # A smart-home assistant's system prompt and a user's question: the text a device would prefill.

@@ -22,11 +22,10 @@ from edgeslm.bench.loadgen import BenchConfig, peak_rss_mb, sample_queries
 from edgeslm.bundle.reader import Bundle
 from edgeslm.data.records import read_examples
 from edgeslm.errors import ConfigError
-from edgeslm.runtime.cpu import isa_summary
 from edgeslm.evaluate.metrics import latency_summary
 from edgeslm.runtime.energy import CpuMeter
 from edgeslm.runtime.engines.onnx import OnnxClassifier
-from edgeslm.runtime.profiles import load_profile
+from edgeslm.runtime.profiles import isa_summary, load_profile
 from edgeslm.runtime.server.batcher import Batcher
 
 Predict = Callable[[list[str]], list[str]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import platform
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -128,6 +129,13 @@ class DeviceProfile(Config):
 def machine_isa() -> tuple[str, ...]:
     flags = cpu_flags()
     return tuple(name for name, proof in ISA_FLAGS.items() if proof & flags)
+
+
+def isa_summary() -> dict[str, object]:
+    """What benchmark reports say about this CPU, from the same proofs as machine_isa()."""
+    isa = set(machine_isa())
+    return {"machine": platform.machine(), "avx2": "avx2" in isa, "avx512": "avx512" in isa,
+            "vnni": bool(isa & {"avx512_vnni", "avx_vnni"}), "neon": "neon" in isa, "dotprod": "dotprod" in isa}
 
 
 def meminfo_mb() -> dict[str, int]:
