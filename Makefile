@@ -51,7 +51,7 @@ test: $(BIN)/.installed $(DEVICE_VENV)/.installed
 
 # Tests that need no model weights: seconds, for every edit.
 test-fast: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -m "not model"
+	$(BIN)/python -m pytest -q -m "not model and not slow"
 
 clean:
 	rm -rf runs .pytest_cache
