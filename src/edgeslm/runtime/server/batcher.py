@@ -1,11 +1,17 @@
 """Batching of concurrent classify requests: one worker thread per model takes every request that is
-waiting when it becomes free (up to max_batch) and runs them as one ONNX Runtime call.
+waiting when it becomes free (up to max_batch texts) and runs them as one ONNX Runtime call.
 
 It never waits for a batch to fill: a lone request runs at once, as batch 1, so single-stream latency
 is the engine's own; under load, requests queue while the previous batch runs and leave together.
 One refinement: when the last batch was larger than what is waiting now, the clients it answered are
 about to send again, so the worker waits a moment (a quarter of the last batch's run time, at most
 2 ms) for them. Without it, 32 closed-loop clients split into alternating small and large batches.
+
+What callers can count on: texts reach the engine in the order they were submitted (FIFO), so a
+flood from one client delays another by the texts queued ahead of it, max_batch at a time, and by
+nothing queued after it (the governor's queue_limit bounds that backlog). No engine call gets more
+than max_batch texts: a request that does not fit runs partly now and the rest first in the next
+call. A request the engine refuses fails alone: a failed shared call is retried one request at a time.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 RunBatch = Callable[[list[str]], tuple[list[dict[str, Any]], str]]  # texts -> (results, variant that ran)
@@ -26,13 +32,31 @@ class _Job:
     texts: Sequence[str]
     future: Future
     queued: float
+    taken: int = 0  # texts already put in a batch: a job larger than the room left spans batches
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Part:
+    job: _Job
+    start: int
+    stop: int
+
+    @property
+    def texts(self) -> Sequence[str]:
+        return self.job.texts[self.start:self.stop]
 
 
 class Batcher:
     def __init__(self, name: str, run: RunBatch, max_batch: int = 32,
                  observe: Callable[[str, int, float], None] | None = None):
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.name, self.run, self.max_batch, self.observe = name, run, max_batch, observe
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._carry: _Job | None = None  # the rest of a job that did not fit the last batch; goes first
+        self._closed = False
+        self._submit_lock = threading.Lock()  # no job can be queued behind close()'s end marker
         self._last_size, self._last_seconds = 1, 0.0
         self._thread = threading.Thread(target=self._loop, name=f"batcher-{name}", daemon=True)
         self._thread.start()
@@ -40,51 +64,108 @@ class Batcher:
     def submit(self, texts: Sequence[str]) -> Future:
         """Queue texts; the future resolves to (results in order, variant name)."""
         future: Future = Future()
-        self._queue.put(_Job(texts, future, time.perf_counter()))
+        with self._submit_lock:
+            if self._closed:  # the worker is gone or going: a queued job would wait forever
+                raise RuntimeError(f"the batcher for {self.name} is closed; the server is shutting down")
+            self._queue.put(_Job(texts, future, time.perf_counter()))
         return future
 
     def close(self) -> None:
-        self._queue.put(None)
+        """Answer every request already submitted, then stop the worker; later submits raise."""
+        with self._submit_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
         self._thread.join(timeout=5)
 
-    def _take(self) -> list[_Job] | None:
-        first = self._queue.get()
+    def _next(self, timeout: float | None = None) -> _Job | None:
+        """The next job still wanted; raises queue.Empty after `timeout` (None: wait, 0: do not)."""
+        while True:
+            if self._carry is not None:
+                job, self._carry = self._carry, None
+                if not job.future.done():  # its earlier part may have failed
+                    return job
+                continue
+            if timeout is None:
+                job = self._queue.get()
+            elif timeout <= 0:
+                job = self._queue.get_nowait()
+            else:
+                job = self._queue.get(timeout=timeout)
+            # A caller that gave up (asyncio cancels the future it awaited) costs no engine time.
+            if job is None or job.future.set_running_or_notify_cancel():
+                return job
+
+    def _take(self) -> list[_Part] | None:
+        first = self._next()
         if first is None:
             return None
-        jobs, size = [first], len(first.texts)
+        parts, size, job = [], 0, first
         deadline = time.perf_counter() + min(0.002, 0.25 * self._last_seconds)
-        while size < self.max_batch:
+        while True:
+            n = min(self.max_batch - size, len(job.texts) - job.taken)
+            parts.append(_Part(job, job.taken, job.taken + n))
+            job.taken += n
+            size += n
+            if job.taken < len(job.texts):
+                self._carry = job
+                break
+            if size >= self.max_batch:
+                break
             try:
-                job = self._queue.get_nowait()
+                job = self._next(0)
             except queue.Empty:
                 wait = deadline - time.perf_counter()
                 if size >= self._last_size or wait <= 0:
                     break
                 try:
-                    job = self._queue.get(timeout=wait)
+                    job = self._next(wait)
                 except queue.Empty:
                     break
-            if job is None:  # close() after the work in hand
+            if job is None:  # close() after the work in hand; nothing can be queued behind it
                 self._queue.put(None)
                 break
-            jobs.append(job)
-            size += len(job.texts)
-        return jobs
+        return parts
 
     def _loop(self) -> None:
-        while (jobs := self._take()) is not None:
-            texts = [t for job in jobs for t in job.texts]
-            started = time.perf_counter()
-            try:
-                results, variant = self.run(texts)
-                self._last_size, self._last_seconds = len(texts), time.perf_counter() - started
-            except BaseException as exc:  # every waiting client hears of the failure; the worker lives on
-                for job in jobs:
-                    job.future.set_exception(exc)
-                continue
-            if self.observe:
-                self.observe(self.name, len(texts), time.perf_counter() - started)
-            at = 0
-            for job in jobs:
-                job.future.set_result((results[at:at + len(job.texts)], variant))
-                at += len(job.texts)
+        while (parts := self._take()) is not None:
+            self._run(parts)
+
+    def _run(self, parts: list[_Part]) -> None:
+        texts = [t for part in parts for t in part.texts]
+        started = time.perf_counter()
+        try:
+            results, variant = self.run(texts)
+            if len(results) != len(texts):
+                raise RuntimeError(f"the engine answered {len(results)} results for {len(texts)} texts")
+        except Exception as exc:
+            if len({id(p.job) for p in parts}) > 1:
+                # One request's bad input must not fail the others it shared the call with: each runs
+                # again alone. Costs extra engine calls only when a call fails.
+                for part in parts:
+                    if not part.job.future.done():
+                        self._run([part])
+                return
+            _fail(parts, exc)
+            return
+        except BaseException as exc:  # every waiting client hears of it; the worker lives on
+            _fail(parts, exc)
+            return
+        seconds = time.perf_counter() - started
+        self._last_size, self._last_seconds = len(texts), seconds
+        if self.observe:
+            self.observe(self.name, len(texts), seconds)
+        at = 0
+        for part in parts:
+            job = part.job
+            job.results.extend(results[at:at + len(part.texts)])
+            at += len(part.texts)
+            if len(job.results) == len(job.texts) and not job.future.done():
+                job.future.set_result((job.results, variant))
+
+
+def _fail(parts: list[_Part], exc: BaseException) -> None:
+    for part in parts:
+        if not part.job.future.done():
+            part.job.future.set_exception(exc)
