@@ -4,12 +4,15 @@ server needs, and the client library would be one more dependency on the device.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
 # Seconds: 0.5 ms to 30 s covers a cached classify through a long generation.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 def _labels(names: Sequence[str], values: Sequence[str]) -> str:
@@ -23,11 +26,23 @@ class _Metric:
     kind = ""
 
     def __init__(self, name: str, help_: str, labels: Sequence[str] = ()):
+        # Checked here, not at scrape time: a bad name would make every scrape unparseable.
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"metric name {name!r} is not valid in Prometheus ([a-zA-Z_:][a-zA-Z0-9_:]*)")
+        for label in labels:
+            if not _LABEL.fullmatch(label) or label.startswith("__"):
+                raise ValueError(f"{name}: label name {label!r} is not valid ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)")
         self.name, self.help, self.label_names = name, help_, tuple(labels)
         self._lock = threading.Lock()
 
     def header(self) -> list[str]:
-        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
+        help_ = self.help.replace("\\", "\\\\").replace("\n", "\\n")
+        return [f"# HELP {self.name} {help_}", f"# TYPE {self.name} {self.kind}"]
+
+    def _check(self, labels: tuple[str, ...]) -> None:
+        if len(labels) != len(self.label_names):  # a short key would render a series with labels missing
+            raise ValueError(f"{self.name} takes {len(self.label_names)} label value(s) "
+                             f"({', '.join(self.label_names) or 'none'}), got {len(labels)}")
 
 
 class Counter(_Metric):
@@ -38,6 +53,9 @@ class Counter(_Metric):
         self._values: dict[tuple[str, ...], float] = {}
 
     def inc(self, *labels: str, amount: float = 1.0) -> None:
+        self._check(labels)
+        if not amount >= 0 or math.isinf(amount):  # `not >=` also refuses NaN
+            raise ValueError(f"{self.name}: a counter only goes up; amount must be finite and >= 0, got {amount}")
         with self._lock:
             self._values[labels] = self._values.get(labels, 0.0) + amount
 
@@ -69,10 +87,16 @@ class Histogram(_Metric):
 
     def __init__(self, name: str, help_: str, buckets: Sequence[float], labels: Sequence[str] = ()):
         super().__init__(name, help_, labels)
-        self.buckets = tuple(sorted(buckets))
+        if "le" in self.label_names:
+            raise ValueError(f"{name}: 'le' is the bucket label of a histogram; name the label otherwise")
+        bounds = tuple(sorted(buckets))
+        if not bounds or len(set(bounds)) != len(bounds) or not all(math.isfinite(b) for b in bounds):
+            raise ValueError(f"{name}: buckets must be distinct finite bounds (+Inf is always added), got {buckets}")
+        self.buckets = bounds
         self._series: dict[tuple[str, ...], list[float]] = {}  # per-bucket counts, then sum, count
 
     def observe(self, value: float, *labels: str) -> None:
+        self._check(labels)
         with self._lock:
             series = self._series.setdefault(labels, [0.0] * (len(self.buckets) + 2))
             for i, bound in enumerate(self.buckets):
@@ -103,6 +127,8 @@ class Registry:
         self.metrics: list[_Metric] = []
 
     def add(self, metric: _Metric) -> _Metric:
+        if any(m.name == metric.name for m in self.metrics):
+            raise ValueError(f"a metric named {metric.name} is already registered")
         self.metrics.append(metric)
         return metric
 
@@ -111,7 +137,9 @@ class Registry:
 
 
 def _num(value: float) -> str:
-    if isinstance(value, float) and math.isinf(value):
+    if math.isnan(value):
+        return "NaN"  # Go's spelling; Python's "nan" is not a valid sample value
+    if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
     if float(value).is_integer():
         return str(int(value))
