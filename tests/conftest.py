@@ -35,3 +35,30 @@ def bundle_copy(session_bundle: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "bundle"
     shutil.copytree(session_bundle, dst)
     return dst
+
+
+# The tiny synthetic bundle (tests/tiny_bundle.py): for tests that need *a* bundle, not the real model.
+@pytest.fixture(scope="session")
+def make_tiny_bundle():
+    """tiny_bundle.make_tiny_bundle, for a test that needs a variant (other labels, max_length, inputs)."""
+    import importlib.util
+
+    # --import-mode=importlib puts no test folder on sys.path, so the helper is loaded by its path.
+    spec = importlib.util.spec_from_file_location("tiny_bundle", Path(__file__).with_name("tiny_bundle.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.make_tiny_bundle
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(make_tiny_bundle, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A verified encoder bundle that loads and predicts in milliseconds; shared, so never modify it."""
+    return make_tiny_bundle(tmp_path_factory.mktemp("tiny") / "tiny-encoder")
+
+
+@pytest.fixture
+def tiny_bundle_copy(tiny_bundle: Path, tmp_path: Path) -> Path:
+    """A private copy of tiny_bundle a test may damage."""
+    dst = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, dst)
+    return dst

@@ -4,11 +4,9 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 
 def edgeslm(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "edgeslm.cli.main", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "edgeslm.cli.main", *args], check=False, capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -53,25 +51,28 @@ def test_data_split_and_noisy(tmp_path):
     assert r.returncode == 0 and json.loads(r.stdout)["n"] == sizes["test"]
 
 
-@pytest.mark.model
-def test_bad_bundles_and_data_through_eval(bundle_copy, trained_run, tmp_path):
-    data = trained_run / "data" / "test.jsonl"
-    r = edgeslm("inspect", str(bundle_copy), "--json")
+def test_bad_bundles_and_data_through_eval(tiny_bundle_copy, tmp_path):
+    data = tmp_path / "test.jsonl"
+    data.write_text('{"text": "turn on the lamp", "label": "TurnOn"}\n{"text": "lights off", "label": "TurnOff"}\n'
+                    '{"text": "what is the weather like", "label": "Weather"}\n')
+    r = edgeslm("inspect", str(tiny_bundle_copy), "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["verified"] is True
+    r = edgeslm("eval", str(tiny_bundle_copy), "--data", str(data), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["accuracy"] == 1.0, r.stderr
 
     bad_labels = tmp_path / "bad.jsonl"
     bad_labels.write_text('{"text": "make me a coffee", "label": "HassMakeCoffee"}\n')
-    assert_clean_error(edgeslm("eval", str(bundle_copy), "--data", str(bad_labels)), "unknown label 'HassMakeCoffee'")
+    assert_clean_error(edgeslm("eval", str(tiny_bundle_copy), "--data", str(bad_labels)), "unknown label 'HassMakeCoffee'")
     broken = tmp_path / "broken.jsonl"
-    broken.write_text('{"text": "turn on the light", "label": "HassTurnOn"}\nnot json\n')
-    assert_clean_error(edgeslm("eval", str(bundle_copy), "--data", str(broken)), "broken.jsonl:2")
+    broken.write_text('{"text": "turn on the light", "label": "TurnOn"}\nnot json\n')
+    assert_clean_error(edgeslm("eval", str(tiny_bundle_copy), "--data", str(broken)), "broken.jsonl:2")
 
-    model = bundle_copy / "model.onnx"
+    model = tiny_bundle_copy / "model.onnx"
     blob = bytearray(model.read_bytes())
-    blob[1000] ^= 0xFF
+    blob[len(blob) // 2] ^= 0xFF
     model.write_bytes(bytes(blob))
-    assert_clean_error(edgeslm("eval", str(bundle_copy), "--data", str(data)), "does not match its sha256")
-    assert_clean_error(edgeslm("inspect", str(bundle_copy)), "does not match its sha256")
+    assert_clean_error(edgeslm("eval", str(tiny_bundle_copy), "--data", str(data)), "does not match its sha256")
+    assert_clean_error(edgeslm("inspect", str(tiny_bundle_copy)), "does not match its sha256")
 
 
 def test_compress_rejects_bad_recipes_and_sources_before_any_work(tmp_path):

@@ -1,14 +1,26 @@
+"""The ONNX engine on the tiny synthetic bundle: its fixed weights pick label i for texts with word i."""
+
 import pytest
 
 from edgeslm.bundle.reader import open_bundle
 from edgeslm.runtime.engines.onnx import OnnxClassifier
 
-pytestmark = pytest.mark.model
-
 
 @pytest.fixture(scope="module")
-def clf(session_bundle):
-    return OnnxClassifier.from_bundle(open_bundle(session_bundle), threads=1)
+def clf(tiny_bundle):
+    return OnnxClassifier.from_bundle(open_bundle(tiny_bundle), threads=1)
+
+
+def test_predicts_what_the_weights_say(clf):
+    texts = ["turn on the kitchen lights", "please turn the lamp OFF", "what is the weather like", "hello"]
+    assert [p["label"] for p in clf.predict(texts)] == ["TurnOn", "TurnOff", "Weather", "TurnOn"]
+    assert clf.predict(["hello"])[0]["score"] == pytest.approx(1 / 3)  # no keyword: equal logits
+
+
+def test_padding_does_not_change_a_prediction(clf):
+    # The short text is padded to the long one's width in a batch; the masked mean must ignore the pads.
+    short, long = "lights on", "what is the weather like in the kitchen please"
+    assert clf.logits([short, long])[0] == pytest.approx(clf.logits([short])[0])
 
 
 def test_batch_and_single_agree(clf):
@@ -30,4 +42,7 @@ def test_bad_requests_raise_value_errors(clf):
 
 def test_long_text_is_truncated_not_crashing(clf):
     long = " ".join(["please turn on the lights in the kitchen"] * 40)
-    assert clf.predict([long])[0]["label"] in clf.labels
+    assert clf.predict([long])[0]["label"] == "TurnOn"
+    # Past max_length (16 tokens) a keyword is cut off: truncation really happens.
+    assert clf.predict(["please " * 30 + "weather"])[0]["label"] == "TurnOn"
+    assert clf.predict(["please " * 5 + "weather"])[0]["label"] == "Weather"
