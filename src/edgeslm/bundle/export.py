@@ -28,9 +28,14 @@ def read_run(run: Path) -> dict[str, Any]:
     if not path.is_file():
         raise BundleError(f"{run}: not a training run (no run.json); train one with `edgeslm train`")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise BundleError(f"{path}: not valid JSON") from None
+    # runs before the window was sized to the data kept it in their config only
+    record.setdefault("max_length", record.get("config", {}).get("max_length"))
+    if not isinstance(record.get("max_length"), int):
+        raise BundleError(f"{path}: no token window (max_length); retrain with `edgeslm train`")
+    return record
 
 
 def export_classifier(run: Path, out: Path, name: str | None = None, profile: str = "any") -> dict[str, Any]:
@@ -46,7 +51,7 @@ def export_classifier(run: Path, out: Path, name: str | None = None, profile: st
     folder = run / "model"
     model = AutoModelForSequenceClassification.from_pretrained(str(folder)).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    max_length = int(record["config"]["max_length"])
+    max_length = record["max_length"]
     labels = list(record["labels"])
     if not getattr(tokenizer, "is_fast", False) or not (folder / "tokenizer.json").is_file():
         raise ModelNotFoundError(f"{folder}: the device runtime needs a fast tokenizer (tokenizer.json)")

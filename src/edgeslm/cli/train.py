@@ -11,47 +11,71 @@ from edgeslm.cli.common import emit, handle_errors, json_option
 
 
 @click.command()
-@click.option("--model", default="minilm-l6", show_default=True, help="Built-in name or local path.")
-@click.option("--data", default="ha-intents", show_default=True, help="Built-in dataset, file or folder.")
+# no click defaults here: a --config file's model and data must not be overridden by them
+@click.option("--model", help="Built-in name or local path [default: minilm-l6].")
+@click.option("--data", help="Built-in dataset, or your own .jsonl/.csv file or folder [default: ha-intents].")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder to write.")
 @click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path),
               help="JSON/YAML TrainConfig; flags given on the command line win.")
 @click.option("--epochs", type=float)
 @click.option("--max-steps", type=int)
 @click.option("--seed", type=int)
+@click.option("--max-length", type=int, help="Token window; longer texts are truncated (default: sized to the data).")
 @click.option("--limit-train", type=int, help="Use only N training examples (smoke runs).")
 @json_option
 @handle_errors
-def train(model: str, data: str, out: Path, config_file: Path | None, epochs: float | None,
-          max_steps: int | None, seed: int | None, limit_train: int | None, as_json: bool) -> None:
+def train(model: str | None, data: str | None, out: Path, config_file: Path | None, epochs: float | None,
+          max_steps: int | None, seed: int | None, max_length: int | None, limit_train: int | None,
+          as_json: bool) -> None:
     """Fine-tune MODEL on DATA; early stopping on the validation split."""
     from edgeslm.train.config import TrainConfig
     from edgeslm.train.trainer import train as run_training
 
     base = _read_config(config_file) if config_file else {}
     flags = {"model": model, "data": data, "epochs": epochs, "max_steps": max_steps, "seed": seed,
-             "limit_train": limit_train}
+             "max_length": max_length, "limit_train": limit_train}
     config = TrainConfig.from_dict({**base, **{k: v for k, v in flags.items() if v is not None}})
     record = run_training(config, out, progress=not as_json)
     summary = {"run": str(out), "steps": record["steps"], "best_step": record["best_step"],
-               "train_seconds": record["train_seconds"], "metrics": record["metrics"], "labels": len(record["labels"])}
+               "train_seconds": record["train_seconds"], "metrics": record["metrics"], "labels": len(record["labels"]),
+               "max_length": record["max_length"], "truncated": record["dataset"]["truncated"],
+               "sizes": record["dataset"]["sizes"], "schedule": record["schedule"]}
     emit(summary, as_json, lambda d: (
-        f"trained {d['steps']} steps in {d['train_seconds']} s (best at {d['best_step']}) -> {out}\n"
+        f"{_truncation_line(d)}"
+        f"trained {d['steps']} of {d['schedule']['steps']} planned steps ({d['schedule']['epochs']} epochs) "
+        f"in {d['train_seconds']} s (best at {d['best_step']}) -> {out}\n"
         f"val accuracy {d['metrics']['val']['accuracy']:.4f}, test accuracy {d['metrics']['test']['accuracy']:.4f} "
         f"(held-out templates and names)"))
 
 
+def _truncation_line(d: dict) -> str:
+    cut, n = d["truncated"]["train"], d["sizes"]["train"]
+    return f"{cut} of {n} training texts were longer than {d['max_length']} tokens and were truncated\n" if cut else ""
+
+
 def _read_config(path: Path) -> dict:
+    import yaml
+
     from edgeslm.errors import ConfigError
 
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     if path.suffix in (".yaml", ".yml"):
         try:
-            import yaml
-        except ImportError:
-            raise ConfigError("YAML configs need PyYAML: pip install pyyaml, or use JSON") from None
-        return yaml.safe_load(text) or {}
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc.msg})") from None
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            at = f" at line {where.line + 1}" if where is not None else ""
+            raise ConfigError(f"{path}: not valid YAML{at} ({getattr(exc, 'problem', None) or exc})") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a train config is a mapping of field: value, got a {type(data).__name__}")
+    return data

@@ -172,7 +172,7 @@ def compress(source: Path, recipe: Recipe, out: Path, calibration: Path | None =
     family = "encoder"
     if family not in recipe.families:
         raise ConfigError(f"recipe {recipe.name} supports {', '.join(recipe.families)}, not {family} models")
-    labels, max_length, seed = record["labels"], int(record["config"]["max_length"]), int(record["config"]["seed"])
+    labels, max_length, seed = record["labels"], record["max_length"], int(record["config"]["seed"])
     val = read_examples(run / "data" / "val.jsonl", labels=labels)
     test = read_examples(run / "data" / "test.jsonl", labels=labels)
     calib_rows = read_examples(calibration, labels=labels) if calibration else None

@@ -21,7 +21,9 @@ from edgeslm.data.records import Example
 from edgeslm.evaluate.metrics import classification_metrics
 from edgeslm.models.loaders import load_classifier
 from edgeslm.models.registry import resolve
+from edgeslm.train import schedule
 from edgeslm.train.config import TrainConfig
+from edgeslm.train.schedule import token_window
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +53,21 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, An
         model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
     label_id = {label: i for i, label in enumerate(data.labels)}
 
-    steps_per_epoch = max(1, len(train_rows) // config.batch_size)
-    total = max(1, int(steps_per_epoch * config.epochs))
-    if config.max_steps:
-        total = min(total, config.max_steps)
+    lengths = {name: token_lengths(tokenizer, rows)
+               for name, rows in (("train", train_rows), ("val", val_rows), ("test", test_rows))}
+    max_length = config.max_length or token_window(lengths["train"], model_window(model, tokenizer))
+    truncated = {name: sum(n > max_length for n in ns) for name, ns in lengths.items()}
+    if truncated["train"]:
+        log.warning("%d of %d training texts are longer than %d tokens and were truncated",
+                    truncated["train"], len(train_rows), max_length)
+
+    plan = schedule.plan(len(train_rows), config.batch_size, config.epochs, config.min_steps, config.max_epochs,
+                         config.max_steps, config.eval_every)
+    total = plan.total
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     warm = max(1, int(total * config.warmup))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
+    schedule_fn = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
     )
 
@@ -78,19 +87,19 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, An
     while not stop:
         for batch in batches(epoch):
             enc = tokenizer([ex.text for ex in batch], padding=True, truncation=True,
-                            max_length=config.max_length, return_tensors="pt")
+                            max_length=max_length, return_tensors="pt")
             target = torch.tensor([label_id[ex.label] for ex in batch])
             loss = model(**enc, labels=target).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
-            schedule.step()
+            schedule_fn.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
-            if step % config.eval_every == 0 or step == total:
-                metrics = evaluate_torch(model, tokenizer, val_rows, data.labels, config.max_length)
+            if step % plan.eval_every == 0 or step == total:
+                metrics = evaluate_torch(model, tokenizer, val_rows, data.labels, max_length)
                 history.append({"step": step, "loss": round(loss.item(), 4), "val_accuracy": metrics["accuracy"],
                                 "val_macro_f1": metrics["macro_f1"]})
                 log.info("step %d val accuracy %.4f", step, metrics["accuracy"])
@@ -101,7 +110,7 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, An
                 else:
                     bad_evals += 1
                 model.train()
-                if bad_evals >= config.patience:
+                if bad_evals >= config.patience and step >= plan.stop_after:
                     stop = True
             if step >= total or stop:
                 stop = True
@@ -112,7 +121,7 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, An
 
     model.load_state_dict(best["state"])
     model.eval()
-    val_metrics = evaluate_torch(model, tokenizer, val_rows, data.labels, config.max_length)
+    val_metrics = evaluate_torch(model, tokenizer, val_rows, data.labels, max_length)
     test_metrics = evaluate_torch(model, tokenizer, test_rows, data.labels, config.max_length)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -124,11 +133,13 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, An
     write_jsonl(out / "data" / "test.jsonl", test_rows)
     record = {
         "kind": "edgeslm-run",
-        "config": config.to_dict(),
+        "config": config.to_dict(),  # as given: `make demo` compares it to decide whether to retrain
+        "max_length": max_length,  # the token window actually used, and the bundle's
+        "schedule": plan.to_dict(),
         "base_model": source.to_dict(),
         "labels": data.labels,
         "dataset": {**data.meta, "sizes": {"train": len(train_rows), "val": len(val_rows), "test": len(test_rows)},
-                    "code": code_fingerprint()},
+                    "truncated": truncated, "code": code_fingerprint()},
         "history": history,
         "best_step": best["step"],
         "steps": step,
@@ -137,6 +148,20 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, An
     }
     (out / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     return record
+
+
+def token_lengths(tokenizer: Any, rows: list[Example]) -> list[int]:
+    """Tokens per text, special tokens included, before any truncation."""
+    if not rows:
+        return []
+    return [len(ids) for ids in tokenizer([ex.text for ex in rows], truncation=False)["input_ids"]]
+
+
+def model_window(model: Any, tokenizer: Any) -> int:
+    """The most tokens the model can read: its position table, and the tokenizer's own limit."""
+    window = int(getattr(model.config, "max_position_embeddings", 512) or 512)
+    limit = getattr(tokenizer, "model_max_length", window) or window
+    return min(window, int(limit)) if limit < 1_000_000 else window
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
