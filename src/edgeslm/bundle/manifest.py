@@ -19,6 +19,7 @@ MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 4 << 20
 FAMILIES = {"encoder": "onnxruntime", "decoder": "llama.cpp"}
 TASKS = {"encoder": ("text-classification",), "decoder": ("text-generation",)}
+TOKENIZER_FIELDS = {"file", "max_length", "inputs"}
 
 
 @dataclass(frozen=True)
@@ -106,17 +107,31 @@ class Manifest:
             raise BundleError(f"{where}: task {self.task!r} is not served for a {self.family}")
         if self.model_file not in self.files:
             raise BundleError(f"{where}: model_file {self.model_file!r} is not listed in files")
+        if not all(isinstance(x, str) and x for x in self.labels):
+            raise BundleError(f"{where}: labels must be non-empty strings")
+        if len(set(self.labels)) != len(self.labels):
+            raise BundleError(f"{where}: labels repeat")
+        unknown = sorted(set(self.tokenizer) - TOKENIZER_FIELDS)
+        if unknown:
+            raise BundleError(f"{where}: unknown tokenizer field(s) {', '.join(unknown)}")
         if self.task == "text-classification":
-            if len(self.labels) < 2 or not all(isinstance(x, str) and x for x in self.labels):
+            if len(self.labels) < 2:
                 raise BundleError(f"{where}: a classifier needs at least two non-empty string labels")
-            if len(set(self.labels)) != len(self.labels):
-                raise BundleError(f"{where}: labels repeat")
-            tok = self.tokenizer.get("file")
-            if tok not in self.files:
-                raise BundleError(f"{where}: tokenizer.file {tok!r} is not listed in files")
-            max_len = self.tokenizer.get("max_length")
-            if not isinstance(max_len, int) or not 8 <= max_len <= 8192:
-                raise BundleError(f"{where}: tokenizer.max_length must be an integer in [8, 8192]")
+            for name in ("file", "max_length"):
+                if name not in self.tokenizer:
+                    raise BundleError(f"{where}: a classifier needs tokenizer.{name}")
+        # Each present field is checked whatever the family: a device never guesses what a value means.
+        tok = self.tokenizer.get("file", "")
+        if not isinstance(tok, str) or ("file" in self.tokenizer and tok not in self.files):
+            raise BundleError(f"{where}: tokenizer.file {tok!r} is not listed in files")
+        max_len = self.tokenizer.get("max_length", 8)
+        if not isinstance(max_len, int) or isinstance(max_len, bool) or not 8 <= max_len <= 8192:
+            raise BundleError(f"{where}: tokenizer.max_length must be an integer in [8, 8192]")
+        inputs = self.tokenizer.get("inputs", ["input_ids"])
+        if (not isinstance(inputs, list) or not all(isinstance(x, str) and x for x in inputs)
+                or len(set(inputs)) != len(inputs) or "input_ids" not in inputs):
+            raise BundleError(f"{where}: tokenizer.inputs must be a list of distinct input names with input_ids, "
+                              f"got {inputs!r}")
 
 
 def _expect(where: str, data: dict, kind: type, *names: str) -> None:
@@ -127,5 +142,8 @@ def _expect(where: str, data: dict, kind: type, *names: str) -> None:
 
 def _check_relative(where: str, name: str) -> None:
     parts = name.split("/")
-    if not name or name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts):
+    if (not name or name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts)
+            or not name.isprintable()):  # NUL and other control characters are no file name a writer makes
         raise BundleError(f"{where}: file name {name!r} must be a plain relative path inside the bundle")
+    if name == MANIFEST:
+        raise BundleError(f"{where}: files lists {MANIFEST}, which cannot carry its own sha256")

@@ -4,6 +4,8 @@ listed file exists with its exact size and sha256, and nothing unlisted sits bes
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from edgeslm.bundle.hashing import sha256_file
 from edgeslm.bundle.manifest import MANIFEST, MAX_MANIFEST_BYTES, Manifest
 from edgeslm.errors import BundleError
 
+MAX_DEPTH = 32  # what export writes nests 5 deep (provenance.train_config...)
 
 @dataclass(frozen=True)
 class Bundle:
@@ -30,6 +33,8 @@ def read_manifest(path: Path) -> Manifest:
     if not path.is_dir():
         raise BundleError(f"{path}: not a bundle directory")
     mpath = path / MANIFEST
+    if mpath.is_symlink():
+        raise BundleError(f"{path}: {MANIFEST} is a symbolic link; a bundle holds regular files only")
     if not mpath.is_file():
         raise BundleError(f"{path}: no {MANIFEST}; is this an edgeslm bundle?")
     if mpath.stat().st_size > MAX_MANIFEST_BYTES:
@@ -40,7 +45,26 @@ def read_manifest(path: Path) -> Manifest:
         raise BundleError(f"{mpath}: not UTF-8") from None
     except json.JSONDecodeError as exc:
         raise BundleError(f"{mpath}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # an int over 4300 digits, arrays nested past the stack
+        raise BundleError(f"{mpath}: not valid JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
+    if _depth(data) > MAX_DEPTH:  # deeper would crash what walks it later (to_dict, copy, printing)
+        raise BundleError(f"{mpath}: nested deeper than {MAX_DEPTH} levels; not a manifest edgeslm writes")
+    try:  # "\udce9" escapes parse into a str no file, log or terminal can take
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BundleError(f"{mpath}: not valid Unicode (a lone surrogate escape)") from None
     return Manifest.from_dict(data, where=str(mpath))
+
+
+def _depth(data: object) -> int:
+    """How deeply lists and objects nest in parsed JSON; iterative, so any depth is safe to measure."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return deepest
 
 
 def open_bundle(path: Path, verify: bool = True) -> Bundle:
@@ -53,19 +77,57 @@ def open_bundle(path: Path, verify: bool = True) -> Bundle:
 
 def verify_files(path: Path, manifest: Manifest) -> None:
     for name, entry in manifest.files.items():
-        fpath = path / name
-        if not fpath.is_file():
-            raise BundleError(f"{path}: missing file {name} (listed in the manifest)")
-        size = fpath.stat().st_size
+        size = _regular_file(path, name).st_size
         if size != entry.bytes:
             raise BundleError(
                 f"{path}: {name} is {size} bytes, the manifest says {entry.bytes}: truncated or replaced; re-export the bundle"
             )
-        if sha256_file(fpath) != entry.sha256:
+        if sha256_file(path / name) != entry.sha256:
             raise BundleError(f"{path}: {name} does not match its sha256 in the manifest: the file was modified")
     listed = set(manifest.files) | {MANIFEST}
-    extra = sorted(
-        str(p.relative_to(path)) for p in path.rglob("*") if p.is_file() and str(p.relative_to(path)) not in listed
-    )
+    extra = []
+    for entry in _walk(path):
+        rel = entry.relative_to(path).as_posix()
+        mode = _no_link(path, rel).st_mode
+        if stat.S_ISDIR(mode):
+            continue
+        if not stat.S_ISREG(mode):
+            raise BundleError(f"{path}: {rel} is not a regular file; a bundle holds regular files only")
+        if rel not in listed:
+            extra.append(rel)
     if extra:
+        extra.sort()
         raise BundleError(f"{path}: files not listed in the manifest: {', '.join(extra[:5])}; a bundle carries only what it signs")
+
+
+# A bundle holds regular files only. A symbolic link is refused wherever it sits, even when its target
+# has the signed bytes: the target lies outside what was signed and can change after verification.
+def _regular_file(path: Path, name: str) -> os.stat_result:
+    """lstat of a listed file; a link on the way to it, or a special file, is refused."""
+    parts = name.split("/")
+    for depth in range(1, len(parts) + 1):
+        try:
+            st = _no_link(path, "/".join(parts[:depth]))
+        except FileNotFoundError:
+            raise BundleError(f"{path}: missing file {name} (listed in the manifest)") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise BundleError(f"{path}: {name} is not a regular file; a bundle holds regular files only")
+    return st
+
+
+def _no_link(path: Path, rel: str) -> os.stat_result:
+    try:
+        st = os.lstat(path / rel)
+    except NotADirectoryError:  # a file where the name wants a folder
+        raise FileNotFoundError(rel) from None
+    if stat.S_ISLNK(st.st_mode):
+        raise BundleError(f"{path}: {rel} is a symbolic link; a bundle holds regular files only")
+    return st
+
+
+def _walk(path: Path) -> list[Path]:
+    """Every entry under the bundle folder; links are listed, never followed."""
+    def unreadable(exc: OSError) -> None:  # os.walk would skip the folder, hiding what is in it
+        raise BundleError(f"{path}: cannot list {exc.filename}: {exc.strerror}")
+
+    return [Path(top) / name for top, dirs, files in os.walk(path, onerror=unreadable) for name in dirs + files]
