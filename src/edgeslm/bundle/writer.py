@@ -61,13 +61,29 @@ class BundleWriter:
         manifest.check()
         try:
             (self.stage / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
-            old = self.out.with_name(f".{self.out.name}.old")
+        except OSError as exc:
+            raise BundleError(f"cannot write bundle {self.out}: {exc.strerror}") from None
+        self._swap()
+        self.done = True
+        return manifest
+
+    def _swap(self) -> None:
+        """Move the staged folder to the target; on failure the previous bundle goes back where it was."""
+        old = self.out.with_name(f".{self.out.name}.old")
+        moved = False
+        try:
             if self.out.exists():
                 shutil.rmtree(old, ignore_errors=True)
                 self.out.rename(old)
+                moved = True
             self.stage.rename(self.out)
-            shutil.rmtree(old, ignore_errors=True)
         except OSError as exc:
-            raise BundleError(f"cannot write bundle {self.out}: {exc.strerror}") from None
-        self.done = True
-        return manifest
+            shutil.rmtree(self.stage, ignore_errors=True)
+            message = f"cannot write bundle {self.out}: {exc.strerror}"
+            if moved:
+                try:
+                    old.rename(self.out)
+                except OSError:
+                    message += f"; the previous bundle is at {old}: move it back by hand"
+            raise BundleError(message) from None
+        shutil.rmtree(old, ignore_errors=True)
