@@ -202,7 +202,13 @@ def test_property_manifest_bytes(tmp_path, blob):
 
 @pytest.mark.slow
 @SLOW
-@given(data=manifests(), blob=BLOBS)
-def test_property_manifests_slow(tmp_path, data, blob):
+@given(data=manifests())
+def test_property_mutated_manifests_slow(data):
     check_manifest(data)
+
+
+@pytest.mark.slow
+@SLOW
+@given(blob=BLOBS)
+def test_property_manifest_bytes_slow(tmp_path, blob):
     check_manifest_bytes(tmp_path, blob)
