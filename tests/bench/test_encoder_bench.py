@@ -1,4 +1,5 @@
-"""The encoder benchmark on a real bundle: short runs, real numbers, both sides on the same file."""
+"""The encoder benchmark on a real bundle: short runs, real numbers, both sides on the same file.
+Refusals need only a bundle: they run on the tiny synthetic one."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ from edgeslm.bench.loadgen import BenchConfig
 from edgeslm.bench.run import run_bench
 from edgeslm.errors import ConfigError, DataError
 
-pytestmark = pytest.mark.model
-
 
 @pytest.fixture(scope="module")
 def data(trained_run):
     return trained_run / "data" / "test.jsonl"
 
 
+@pytest.mark.model
 def test_single_stream_beside_raw_ort(session_bundle, data):
     r = run_bench(BenchConfig(bundle=session_bundle, data=data, vs="ort", queries=64, block=16, warmup=4))
     ours, theirs = r["sides"]["edgeslm"], r["sides"]["ort"]
@@ -27,6 +27,7 @@ def test_single_stream_beside_raw_ort(session_bundle, data):
     assert ours["joules_per_query"] > 0 and r["peak_rss_mb"] > 50
 
 
+@pytest.mark.model
 def test_offline_and_server_scenarios(session_bundle, data):
     off = run_bench(BenchConfig(bundle=session_bundle, data=data, scenario="offline", queries=64, batch=16, warmup=4))
     assert off["sides"]["edgeslm"]["throughput_qps"] > 0 and "ratio" not in off
@@ -38,14 +39,16 @@ def test_offline_and_server_scenarios(session_bundle, data):
     assert s["ratio_vs_offline"] == pytest.approx(s["throughput_qps"] / srv["offline"]["edgeslm"], rel=0.01)
 
 
-def test_bad_bench_requests_fail_before_work(session_bundle, data, tmp_path):
+def test_bad_bench_requests_fail_before_work(tiny_bundle, tmp_path):
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"text": "turn on the lamp", "label": "TurnOn"}\n')
     with pytest.raises(ConfigError, match="scenario"):
-        BenchConfig(bundle=session_bundle, scenario="multi-stream")
+        BenchConfig(bundle=tiny_bundle, scenario="multi-stream")
     with pytest.raises(ConfigError, match="--data"):
-        run_bench(BenchConfig(bundle=session_bundle))
+        run_bench(BenchConfig(bundle=tiny_bundle))
     with pytest.raises(ConfigError, match="llama-cpp compares decoder"):
-        run_bench(BenchConfig(bundle=session_bundle, data=data, vs="llama-cpp"))
+        run_bench(BenchConfig(bundle=tiny_bundle, data=data, vs="llama-cpp"))
     wrong = tmp_path / "wrong.jsonl"
     wrong.write_text('{"text": "hello", "label": "NotAnIntent"}\n')
     with pytest.raises(DataError, match="NotAnIntent"):
-        run_bench(BenchConfig(bundle=session_bundle, data=wrong))
+        run_bench(BenchConfig(bundle=tiny_bundle, data=wrong))

@@ -20,7 +20,7 @@ BLOCK = textwrap.dedent("""
 
 
 def run_blocked(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BLOCK + code], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-c", BLOCK + code], check=False, capture_output=True, text=True, timeout=300)
 
 
 def test_device_modules_import_without_torch():
@@ -54,29 +54,29 @@ def test_eval_json_without_torch(session_bundle, trained_run):
     assert out["accuracy"] == pytest.approx(open_bundle(session_bundle).manifest.evaluation["test"]["accuracy"], abs=0.005)
 
 
-@pytest.mark.model
-def test_eval_in_a_venv_that_has_no_torch(session_bundle, trained_run):
+def test_eval_in_a_venv_that_has_no_torch(tiny_bundle, tmp_path):
     python = os.environ.get("EDGESLM_DEVICE_PYTHON")
     if not python:
         pytest.skip("set EDGESLM_DEVICE_PYTHON to a venv with only edgeslm[device] (make test does)")
     probe = subprocess.run([python, "-c", "import importlib.util as u; print(u.find_spec('torch') is None)"],
-                           capture_output=True, text=True)
+                           check=False, capture_output=True, text=True)
     assert probe.stdout.strip() == "True", "the device venv must not have torch"
-    r = subprocess.run([python, "-m", "edgeslm.cli.main", "eval", str(session_bundle), "--data",
-                        str(trained_run / "data" / "test.jsonl"), "--json"], capture_output=True, text=True, timeout=300)
+    data = tmp_path / "test.jsonl"
+    data.write_text('{"text": "turn on the lamp", "label": "TurnOn"}\n{"text": "lights off", "label": "TurnOff"}\n')
+    r = subprocess.run([python, "-m", "edgeslm.cli.main", "eval", str(tiny_bundle), "--data", str(data), "--json"],
+                       check=False, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["n"] == 300
+    assert json.loads(r.stdout)["n"] == 2 and json.loads(r.stdout)["accuracy"] == 1.0
 
 
-@pytest.mark.model
-def test_serve_in_a_venv_that_has_no_torch(session_bundle):
+def test_serve_in_a_venv_that_has_no_torch(tiny_bundle):
     python = os.environ.get("EDGESLM_DEVICE_PYTHON")
     if not python:
         pytest.skip("set EDGESLM_DEVICE_PYTHON to a venv with only edgeslm[device] (make test does)")
     import http.client
     import signal
 
-    proc = subprocess.Popen([python, "-m", "edgeslm.cli.main", "serve", str(session_bundle), "--port", "0", "--json"],
+    proc = subprocess.Popen([python, "-m", "edgeslm.cli.main", "serve", str(tiny_bundle), "--port", "0", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = json.loads(proc.stdout.readline())["url"]
@@ -90,6 +90,6 @@ def test_serve_in_a_venv_that_has_no_torch(session_bundle):
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)
-    assert answer["model"] == "intent-small" and answer["label"]
+    assert answer["model"] == "tiny-encoder" and answer["label"] == "TurnOff"
     assert 'edgeslm_requests_total{route="/v1/classify",code="200"} 1' in metrics
     assert code == 0, proc.stderr.read()
