@@ -79,7 +79,7 @@ def test_tokenizer_max_length_of_a_wrong_type(value):
 
 
 @pytest.mark.parametrize("value", ["input_ids", {"input_ids": 1}, [1, 2], [["input_ids"]], [], ["attention_mask"],
-                                   ["input_ids", "input_ids"], None], ids=repr)
+                                   ["input_ids", "input_ids"], ["input_ids", "pixel_values"], None], ids=repr)
 def test_tokenizer_inputs_of_a_wrong_type_or_value(value):
     with pytest.raises(BundleError, match="tokenizer.inputs"):
         Manifest.from_dict(with_(tokenizer={"file": "tokenizer.json", "max_length": 48, "inputs": value}))

@@ -20,6 +20,7 @@ MAX_MANIFEST_BYTES = 4 << 20
 FAMILIES = {"encoder": "onnxruntime", "decoder": "llama.cpp"}
 TASKS = {"encoder": ("text-classification",), "decoder": ("text-generation",)}
 TOKENIZER_FIELDS = {"file", "max_length", "inputs"}
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # the feeds the ONNX engine knows how to make
 
 
 @dataclass(frozen=True)
@@ -128,10 +129,10 @@ class Manifest:
         if not isinstance(max_len, int) or isinstance(max_len, bool) or not 8 <= max_len <= 8192:
             raise BundleError(f"{where}: tokenizer.max_length must be an integer in [8, 8192]")
         inputs = self.tokenizer.get("inputs", ["input_ids"])
-        if (not isinstance(inputs, list) or not all(isinstance(x, str) and x for x in inputs)
+        if (not isinstance(inputs, list) or not all(isinstance(x, str) and x in MODEL_INPUTS for x in inputs)
                 or len(set(inputs)) != len(inputs) or "input_ids" not in inputs):
-            raise BundleError(f"{where}: tokenizer.inputs must be a list of distinct input names with input_ids, "
-                              f"got {inputs!r}")
+            raise BundleError(f"{where}: tokenizer.inputs must be distinct names from {list(MODEL_INPUTS)} "
+                              f"including input_ids, got {inputs!r}")
 
 
 def _expect(where: str, data: dict, kind: type, *names: str) -> None:
