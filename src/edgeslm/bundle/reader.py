@@ -1,5 +1,6 @@
 """Open a bundle and verify it before anything trusts it: the manifest parses and validates, every
-listed file exists with its exact size and sha256, and nothing unlisted sits beside them."""
+listed file exists with its exact size and sha256, nothing unlisted sits beside them, and all of them
+are regular files (no symbolic links, no devices or pipes)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from edgeslm.bundle.manifest import MANIFEST, MAX_MANIFEST_BYTES, Manifest
 from edgeslm.errors import BundleError
 
 MAX_DEPTH = 32  # what export writes nests 5 deep (provenance.train_config...)
+
 
 @dataclass(frozen=True)
 class Bundle:
@@ -88,10 +90,10 @@ def verify_files(path: Path, manifest: Manifest) -> None:
     extra = []
     for entry in _walk(path):
         rel = entry.relative_to(path).as_posix()
-        mode = _no_link(path, rel).st_mode
-        if stat.S_ISDIR(mode):
+        st = _no_link(path, rel)
+        if st is None or stat.S_ISDIR(st.st_mode):  # (None: removed while we looked)
             continue
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(st.st_mode):
             raise BundleError(f"{path}: {rel} is not a regular file; a bundle holds regular files only")
         if rel not in listed:
             extra.append(rel)
@@ -106,20 +108,22 @@ def _regular_file(path: Path, name: str) -> os.stat_result:
     """lstat of a listed file; a link on the way to it, or a special file, is refused."""
     parts = name.split("/")
     for depth in range(1, len(parts) + 1):
-        try:
-            st = _no_link(path, "/".join(parts[:depth]))
-        except FileNotFoundError:
-            raise BundleError(f"{path}: missing file {name} (listed in the manifest)") from None
+        st = _no_link(path, "/".join(parts[:depth]))
+        if st is None:
+            raise BundleError(f"{path}: missing file {name} (listed in the manifest)")
     if not stat.S_ISREG(st.st_mode):
         raise BundleError(f"{path}: {name} is not a regular file; a bundle holds regular files only")
     return st
 
 
-def _no_link(path: Path, rel: str) -> os.stat_result:
+def _no_link(path: Path, rel: str) -> os.stat_result | None:
+    """lstat of `rel` inside the bundle, None when it is not there; a symbolic link is refused."""
     try:
         st = os.lstat(path / rel)
-    except NotADirectoryError:  # a file where the name wants a folder
-        raise FileNotFoundError(rel) from None
+    except (FileNotFoundError, NotADirectoryError):  # (the latter: a file where the name wants a folder)
+        return None
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot read {rel}: {exc.strerror}") from None
     if stat.S_ISLNK(st.st_mode):
         raise BundleError(f"{path}: {rel} is a symbolic link; a bundle holds regular files only")
     return st
