@@ -10,13 +10,33 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edgeslm.runtime.server.http import (
+    HttpError,
+    HttpServer,
+    Limits,
+    Request,
+    Response,
+    content_length,
+    parse_head,
+)
+
 from .conftest import shutdown
-from edgeslm.runtime.server.http import HttpError, HttpServer, Limits, Request, Response, content_length, parse_head
+from .rawhttp import Client
+
+
+async def pieces(fail: bool):
+    yield b"one\n"
+    yield b"two\n"
+    if fail:
+        raise RuntimeError("a bug in the stream")
+    yield b"three\n"
 
 
 async def echo(request: Request) -> Response:
     if request.path == "/boom":
         raise RuntimeError("a bug")
+    if request.path.startswith("/stream"):
+        return Response(200, content_type="text/plain", stream=pieces(request.path == "/stream-boom"))
     return Response.json({"method": request.method, "path": request.path, "body": request.json() if request.body else None})
 
 
@@ -95,6 +115,25 @@ def test_handler_bug_is_a_500_counted_and_the_server_lives_on(address):
     before = len(address[2])
     assert status(exchange(address, b"GET /boom HTTP/1.1\r\n\r\n")) == 500
     assert len(address[2]) == before + 1
+    assert status(exchange(address, b"GET /fine HTTP/1.1\r\n\r\n")) == 200
+
+
+def test_a_stream_is_chunked_and_the_connection_kept(address):
+    host, port, _ = address
+    with Client(host, port, timeout=10) as c:
+        reply = c.request("GET", "/stream")
+        assert reply.status == 200 and reply.chunked and reply.body == b"one\ntwo\nthree\n"
+        assert c.request("GET", "/after").json()["path"] == "/after"
+
+
+def test_a_stream_that_fails_midway_ends_its_chunked_body_and_is_counted(address):
+    host, port, errors = address
+    before = len(errors)
+    with Client(host, port, timeout=10) as c:
+        reply = c.request("GET", "/stream-boom")  # raises Framing unless the zero-length chunk came
+        assert reply.status == 200 and reply.body == b"one\ntwo\n"
+        assert c.closed_by_peer()  # the body was cut short: the server closes rather than reuse the connection
+    assert len(errors) == before + 1
     assert status(exchange(address, b"GET /fine HTTP/1.1\r\n\r\n")) == 200
 
 

@@ -43,7 +43,8 @@ def test_a_full_registry_renders_strictly_valid_text():
     assert families["app_requests_total"].value(route="/a", code="200") == 2
     assert families["app_requests_total"].value(route="/b", code="404") == 2.5
     assert families["app_queue"].value() == 3
-    assert families["app_errors_total"].samples == [] and families["app_errors_total"].help == "Never incremented"
+    assert families["app_errors_total"].value() == 0  # exposed before its first increment
+    assert families["app_errors_total"].help == "Never incremented"
     lat = families["app_latency_seconds"]
     assert lat.type == "histogram"
     assert lat.value("_count", route="/a") == 5

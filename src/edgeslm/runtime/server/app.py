@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import threading
 import time
@@ -26,6 +27,8 @@ from edgeslm.runtime.server.batcher import Batcher
 from edgeslm.runtime.server.http import HttpError, Request, Response
 from edgeslm.runtime.server.metrics import (BATCH_BUCKETS, LATENCY_BUCKETS, Counter, Gauge, Histogram,
                                             Registry)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -158,9 +161,16 @@ class App:
 
             yield chunk({"role": "assistant", "content": ""})
             event = first
-            while "finish_reason" not in event:
-                yield chunk({"content": event["text"]})
-                event = await events.__anext__()
+            try:
+                while "finish_reason" not in event:
+                    yield chunk({"content": event["text"]})
+                    event = await events.__anext__()
+            except Exception as exc:
+                # The 200 and part of the answer are already sent: the failure can only be told in the
+                # stream. An OpenAI-style error event ends it (clients raise on it) and the stream closes
+                # normally, so the connection stays usable and the client is not left waiting.
+                yield self._stream_error(exc, model)
+                return
             yield chunk({}, event["finish_reason"], {"usage": _usage(event), "timings": _timings(event)})
             yield b"data: [DONE]\n\n"
 
@@ -170,6 +180,17 @@ class App:
 
         return Response(200, content_type="text/event-stream", stream=sse(), on_close=closed)
 
+    def _stream_error(self, exc: Exception, model: str) -> bytes:
+        self.server_errors.inc()
+        if isinstance(exc, HttpError) and exc.status < 500:
+            log.warning("chat stream for %s ended with an error: %s", model, exc.message)
+            err = exc
+        else:
+            log.error("chat stream for %s failed mid-way", model, exc_info=exc)
+            err = HttpError(500, "generation failed mid-stream; see the server log", "server_error")
+        body = {"error": {"message": err.message, "type": err.kind, "code": err.status}}
+        return b"data: " + json.dumps(body, ensure_ascii=False).encode("utf-8") + b"\n\n"
+
     def _generate(self, model: str, req: schemas.ChatRequest) -> tuple[AsyncIterator[dict[str, Any]], threading.Event]:
         """Run the engine's blocking generator on a worker thread and hand its events to the loop."""
         loop = asyncio.get_running_loop()
@@ -177,6 +198,7 @@ class App:
         cancel = threading.Event()
 
         def work() -> None:
+            final = None
             try:
                 with self.governor.acquire(model) as engine:
                     for event in engine.chat(req.messages, max_tokens=req.max_tokens,
@@ -185,11 +207,17 @@ class App:
                         if cancel.is_set():  # the client left: stop spending CPU on it
                             break
                         event = event.to_dict()
-                        loop.call_soon_threadsafe(queue.put_nowait, ("event", event))
                         if "finish_reason" in event:
-                            self.tokens.inc(model, amount=event["completion_tokens"])
-                            with self._lock:
-                                self.inferences += 1
+                            final = event
+                        else:
+                            loop.call_soon_threadsafe(queue.put_nowait, ("event", event))
+                # The final event goes out only now that the engine is released: a client that sends its
+                # next request the moment its answer ends must find the model free (or evictable).
+                if final is not None:
+                    self.tokens.inc(model, amount=final["completion_tokens"])
+                    with self._lock:
+                        self.inferences += 1
+                    loop.call_soon_threadsafe(queue.put_nowait, ("event", final))
             except BaseException as exc:
                 loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
             loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
@@ -226,7 +254,9 @@ class App:
     def _metrics(self) -> None:
         r = self.registry = Registry()
         self.requests = r.add(Counter("edgeslm_requests_total", "HTTP requests by route and status", ("route", "code")))
-        self.server_errors = r.add(Counter("edgeslm_server_errors_total", "Handler failures answered with 500"))
+        self.server_errors = r.add(Counter("edgeslm_server_errors_total",
+                                           "Requests the server failed: 500 answers, and streams cut short by an "
+                                           "error event after their 200"))
         self.latency = r.add(Histogram("edgeslm_request_duration_seconds", "Request latency, whole answers",
                                        LATENCY_BUCKETS, ("route",)))
         self.inference = r.add(Histogram("edgeslm_inference_duration_seconds", "Engine time per batch",

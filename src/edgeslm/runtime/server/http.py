@@ -170,13 +170,29 @@ class HttpServer:
             await writer.drain()
             return True
         try:
-            async for piece in response.stream:
+            complete = True
+            stream = aiter(response.stream)
+            while True:
+                try:
+                    piece = await anext(stream)
+                except StopAsyncIteration:
+                    break
+                except Exception:
+                    # The status line is gone, so no 500 can be sent: the producer should end its stream
+                    # with an error event of its own (app.py does). If it raised instead, end the chunked
+                    # body cleanly so the client is not left waiting, count it, and close the connection:
+                    # a cut-short body must not look like a complete answer on a reused connection.
+                    log.exception("the response stream failed")
+                    if self.on_error:
+                        self.on_error()
+                    complete = False
+                    break
                 writer.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
                 await writer.drain()
             if chunked:
                 writer.write(b"0\r\n\r\n")
                 await writer.drain()
-            return True
+            return complete
         except ConnectionError:
             return False
         finally:

@@ -50,7 +50,9 @@ class Counter(_Metric):
 
     def __init__(self, name: str, help_: str, labels: Sequence[str] = ()):
         super().__init__(name, help_, labels)
-        self._values: dict[tuple[str, ...], float] = {}
+        # Without labels the one series exists from the start: a scrape shows 0, not an absent metric
+        # (rate() and alerts need the zero before the first increment).
+        self._values: dict[tuple[str, ...], float] = {} if self.label_names else {(): 0.0}
 
     def inc(self, *labels: str, amount: float = 1.0) -> None:
         self._check(labels)
