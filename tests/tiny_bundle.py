@@ -7,9 +7,11 @@ fast tier without the `model` mark. The bundle is written by the product's own B
 (lowercase, whitespace split, [CLS] text [SEP], truncated to max_length) and an ONNX graph with the
 exported encoder's interface (int64 input_ids, attention_mask, token_type_ids of shape
 [batch, sequence] -> float logits [batch, labels]). Its weights are fixed, not trained: the logit of
-label i counts the KEYWORDS[i] tokens in the text (masked mean, then a scaled identity), so
-"turn on the lights" is TurnOn and a text with no keyword is labels[0]. Build a variant with
-`make_tiny_bundle(path, labels=..., max_length=...)`; it takes well under a second.
+label i is SCALE times the share of KEYWORDS[i] among the text's tokens (masked mean, then a scaled
+identity), so "turn on the lights" is TurnOn and a text with no keyword is labels[0]. For a variant,
+take the session fixture `make_tiny_bundle` (this module's function: --import-mode=importlib keeps
+tests/ off sys.path) and call `make_tiny_bundle(tmp_path / "b", labels=..., max_length=..., inputs=...)`;
+it takes milliseconds.
 """
 
 from __future__ import annotations

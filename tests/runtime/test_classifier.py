@@ -95,3 +95,11 @@ def test_the_engine_truncates_even_when_the_tokenizer_file_does_not(tiny_bundle,
     spy = spied(engine)
     assert engine.logits([LONG])[0] == pytest.approx(engine.logits([KEPT])[0], abs=1e-6)
     assert spy.fed[0]["input_ids"].shape == (1, 16)
+
+
+def test_a_variant_without_token_type_ids_and_more_labels(make_tiny_bundle, tmp_path):
+    labels = ["TurnOn", "TurnOff", "Weather", "Timer"]
+    bundle = make_tiny_bundle(tmp_path / "b", labels=labels, max_length=8, inputs=["input_ids", "attention_mask"])
+    clf = OnnxClassifier.from_bundle(open_bundle(bundle), threads=1)
+    assert [i.name for i in clf.session.get_inputs()] == ["input_ids", "attention_mask"]
+    assert [p["label"] for p in clf.predict(["set kw3 please", "lights off"])] == ["Timer", "TurnOff"]
