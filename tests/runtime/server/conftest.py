@@ -1,4 +1,5 @@
-"""A real server on a free loopback port, in a background thread, over real bundles."""
+"""A real server on a free loopback port, in a background thread, over real bundles: the tiny synthetic
+encoder (fast tier) or the trained one (`model` tier)."""
 
 from __future__ import annotations
 
@@ -98,5 +99,15 @@ def encoder_server(session_bundle: Path) -> Iterator[Running]:
     from edgeslm.runtime.server.serve import ServeConfig
 
     running, stop = start_server(ServeConfig(bundles=[str(session_bundle)], port=0, max_body_bytes=64 * 1024))
+    yield running
+    stop()
+
+
+@pytest.fixture(scope="module")
+def tiny_server(tiny_bundle: Path) -> Iterator[Running]:
+    """The whole server over the tiny synthetic encoder: every route and refusal, in milliseconds."""
+    from edgeslm.runtime.server.serve import ServeConfig
+
+    running, stop = start_server(ServeConfig(bundles=[str(tiny_bundle)], port=0, max_body_bytes=64 * 1024))
     yield running
     stop()
