@@ -49,9 +49,7 @@ def test_int8_static_freezes_calibrated_scales_on_the_fused_graph(trained_run, t
 
     import onnx
 
-    # the fixture model is trained for 60 steps only (about a third right), so its near-tied logits
-    # flip under any quantization noise: the built-in recipe with a looser floor
-    recipe = Recipe.from_dict({**load_recipe("int8-static").to_dict(), "floor": 0.9})
+    recipe = load_recipe("int8-static")  # the built-in floor (99% of fp32): the fixture is well trained
     # for an AVX2 device without VNNI: 7-bit weights, whatever this machine has
     target = tmp_path / "old-x86.yaml"
     target.write_text("name: old-x86\nmemory_budget_mb: 2048\ncores: 4\nthreads: 4\nisa: [avx2]\n"
@@ -66,7 +64,7 @@ def test_int8_static_freezes_calibrated_scales_on_the_fused_graph(trained_run, t
     assert yaml.safe_load((tmp_path / "s" / "recipe.yaml").read_text())["modifiers"][0]["reduce_range"] == "auto"
     assert open_bundle(tmp_path / "s").manifest.profile == "old-x86"
     assert r["size_ratio"] < 0.26
-    assert r["val_accuracy_kept"] >= 0.9
+    assert r["val_accuracy_kept"] >= 0.99
 
 
 def test_guard_refuses_and_writes_nothing(trained_run, tmp_path):
@@ -94,15 +92,48 @@ def test_quantize_repairs_reuse_one_student_export(trained_run, tmp_path, monkey
 
 
 def test_student_export_that_disagrees_with_pytorch_is_refused(trained_run, tmp_path, monkeypatch):
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
     import edgeslm.compress.pipeline as pipeline
 
-    monkeypatch.setattr(pipeline, "compare_onnx", lambda *a, **k: {
-        "compared_on": 64, "max_abs_diff": 0.5, "argmax_agreement": 0.9})  # a broken exporter
+    real_export = pipeline.export_onnx
+
+    def broken_export(*args, **kwargs):  # an exporter that writes a wrong weight into a valid graph
+        names = real_export(*args, **kwargs)
+        model = onnx.load(str(args[2]))
+        big = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)) if t.data_type == 1 else 0)
+        big.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(big) * 1.5, big.name))
+        onnx.save(model, str(args[2]))
+        return names
+
+    monkeypatch.setattr(pipeline, "export_onnx", broken_export)
     recipe = Recipe.from_dict({"name": "tiny", "floor": 0.01, "modifiers": [
         {"type": "distill-layers", "layers": [0], "steps": 1, "repair_steps": 0}]})
     with pytest.raises(BundleError, match="export disagrees with PyTorch"):
         compress(trained_run, recipe, tmp_path / "nope", progress=False)
     assert not (tmp_path / "nope").exists()
+
+
+def test_guard_retrains_a_student_that_missed_the_floor(trained_run, tmp_path):
+    """The recipe's torch repair: a one-layer student after one distillation step is far below the
+    floor; the guard distils it further before it quantizes or refuses anything."""
+    said = []
+    recipe = Recipe.from_dict({"name": "retrain", "floor": 0.99, "modifiers": [
+        {"type": "distill-layers", "layers": [0], "steps": 1, "repair_steps": 60}]})
+    try:
+        result = compress(trained_run, recipe, tmp_path / "r", progress=False, echo=said.append, latency_rounds=5)
+    except GuardError as exc:
+        result = None
+        assert "after 2 attempt(s)" in str(exc)
+    assert "repair: 60 more distillation steps" in said
+    before, after = [float(s.rsplit(" ", 1)[1]) for s in said if s.startswith("student before quantization")]
+    assert after > before + 0.2  # the repair really trained the student
+    if result is not None:  # met the floor after the repair: the report says how it got there
+        attempts = result["report"]["attempts"]
+        assert attempts[0]["stage"] == "student" and attempts[0]["val_accuracy"] == pytest.approx(before, abs=1e-4)
+        assert attempts[-1]["torch_repair"] is True
 
 
 def test_calibration_with_unknown_labels_fails_fast(trained_run, tmp_path):

@@ -10,10 +10,12 @@ pytestmark = pytest.mark.model
 
 def test_short_real_run_learns_and_records_everything(trained_run):
     record = json.loads((trained_run / "run.json").read_text())
-    assert record["steps"] == 60 and record["best_step"] in {h["step"] for h in record["history"]}
+    assert record["steps"] == 200 and record["best_step"] in {h["step"] for h in record["history"]}
     assert len(record["labels"]) >= 35
-    # 60 steps on 1,920 sentences is far from converged, but far above chance (1/42)
-    assert record["metrics"]["val"]["accuracy"] > 0.3
+    # the fixture is trained to be well separated (tests/conftest.py): held-out templates and names
+    assert record["metrics"]["val"]["accuracy"] >= 0.9 and record["metrics"]["test"]["accuracy"] >= 0.9
+    assert len({ex["label"] for ex in map(json.loads, open(trained_run / "data" / "val.jsonl"))}) >= 35
+    assert record["max_length"] == 48 and record["dataset"]["truncated"] == {"train": 0, "val": 0, "test": 0}
     assert (trained_run / "model" / "model.safetensors").is_file()
     assert (trained_run / "model" / "tokenizer.json").is_file()
     assert sum(1 for _ in open(trained_run / "data" / "test.jsonl")) == 300
