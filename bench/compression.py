@@ -15,9 +15,9 @@ import json
 from pathlib import Path
 
 from edgeslm.bundle.reader import open_bundle
-from edgeslm.report.compare import compare_table
 from edgeslm.compress.recipe import builtin_names
 from edgeslm.pipeline.demo import DemoConfig, run_demo
+from edgeslm.report.compare import compare_table
 
 
 def main() -> None:

@@ -1,7 +1,6 @@
 """`edgeslm train --config` as a user writes it: broken files are one clear line and exit 2."""
 
 import pytest
-
 from tests.cli.test_cli import assert_clean_error, edgeslm
 
 

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from edgeslm.compress.onnx_quant import weight_error
 def test_cubic_schedule_endpoints_and_monotone():
     values = [prune_math.cubic_sparsity(s, 100, 0.9) for s in range(0, 130, 10)]
     assert values[0] == 0.0 and values[-1] == pytest.approx(0.9)
-    assert all(a <= b for a, b in zip(values, values[1:]))
+    assert all(a <= b for a, b in itertools.pairwise(values))
     assert prune_math.cubic_sparsity(50, 100, 0.9) > 0.45  # front-loaded
 
 

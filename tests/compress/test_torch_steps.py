@@ -1,5 +1,7 @@
 """The magnitude-pruning schedule on a tiny real BERT: sparsity follows the cubic ramp."""
 
+import itertools
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -36,4 +38,4 @@ def test_sparsity_ramps_up_on_the_cubic_schedule_instead_of_jumping_to_the_targe
     assert ctx.seen[every - 1] == pytest.approx(prune_math.cubic_sparsity(every, ramp, 0.9), abs=0.02)
     assert ctx.seen[ramp // 2 - 1] < 0.9 - 0.05
     assert ctx.seen[ramp - 1] == pytest.approx(0.9, abs=0.01) and ctx.seen[-1] == pytest.approx(0.9, abs=0.01)
-    assert all(b >= a - 1e-6 for a, b in zip(ctx.seen, ctx.seen[1:]))  # never less sparse than before
+    assert all(b >= a - 1e-6 for a, b in itertools.pairwise(ctx.seen))  # never less sparse than before

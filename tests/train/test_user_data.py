@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.cli.test_cli import edgeslm
 
 from edgeslm.data.records import Example, read_examples, write_jsonl
-from tests.cli.test_cli import edgeslm
 
 pytestmark = pytest.mark.model
 

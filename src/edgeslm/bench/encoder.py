@@ -12,8 +12,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter as Tally
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tqdm import tqdm
 
@@ -114,7 +115,7 @@ def _offline(sides: dict[str, Predict], batcher: Batcher, queries: list[Any], ba
                 else:
                     labels = [x for i in range(0, len(texts), batch) for x in sides[name](texts[i:i + batch])]
                 s["qps"].append(len(texts) / (time.perf_counter() - t))
-            s["correct"] += sum(a == q.label for a, q in zip(labels, queries))
+            s["correct"] += sum(a == q.label for a, q in zip(labels, queries, strict=True))
             s["n"] += len(texts)
             bar.update(1)
     bar.close()

@@ -54,7 +54,7 @@ class BundleWriter:
             format=FORMAT,
             format_version=FORMAT_VERSION,
             files=files,
-            created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+            created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
             edgeslm_version=__version__,
             **fields,
         )

@@ -25,7 +25,8 @@ from edgeslm.cli.common import handle_errors, json_option
 def serve(bundles: tuple[Path, ...], profile: str, host: str, port: int, cheaper: tuple[str, ...],
           threads: int | None, max_body_bytes: int, no_warm: bool, as_json: bool) -> None:
     """Serve BUNDLES: /v1/classify, /v1/chat/completions, /v1/models, /healthz, /metrics."""
-    from edgeslm.runtime.server.serve import ServeConfig, serve as run
+    from edgeslm.runtime.server.serve import ServeConfig
+    from edgeslm.runtime.server.serve import serve as run
 
     config = ServeConfig(bundles=[str(b) for b in bundles], profile=profile, host=host, port=port,
                          cheaper=list(cheaper), threads=threads, max_body_bytes=max_body_bytes, warm=not no_warm)

@@ -29,7 +29,7 @@ import numpy as np
 
 from edgeslm.bundle.writer import BundleWriter
 from edgeslm.config import Config
-from edgeslm.errors import ConfigError, DataError, EdgeslmError, ModelNotFoundError
+from edgeslm.errors import ConfigError, DataError, EdgeslmError
 from edgeslm.models.registry import ModelSource, resolve
 
 log = logging.getLogger(__name__)

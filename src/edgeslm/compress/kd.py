@@ -4,7 +4,8 @@ One loop serves every torch modifier; pruning hooks in through `after_step`."""
 from __future__ import annotations
 
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from edgeslm.compress.modifiers import KnowledgeDistillation
 from edgeslm.data.records import Example

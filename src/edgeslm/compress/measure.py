@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 from edgeslm.evaluate.metrics import latency_summary
 from edgeslm.runtime.engines.onnx import OnnxClassifier
 

@@ -16,16 +16,17 @@ import json
 import logging
 import random
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edgeslm.bundle.export import EXPORTER, compare_onnx, export_onnx, read_run, verify_export
 from edgeslm.bundle.hashing import sha256_file
 from edgeslm.bundle.writer import BundleWriter
 from edgeslm.compress import measure
-from edgeslm.compress.onnx_quant import needs_7bit_weights, quantize, quiet_ort_quantizer, sensitivity_order
 from edgeslm.compress.modifiers import QuantizeConfig
+from edgeslm.compress.onnx_quant import needs_7bit_weights, quantize, quiet_ort_quantizer, sensitivity_order
 from edgeslm.compress.recipe import Recipe
 from edgeslm.compress.torch_steps import STEPS, Context
 from edgeslm.data.records import Example, read_examples

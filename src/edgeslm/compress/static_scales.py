@@ -42,7 +42,7 @@ def calibrate_ranges(model: Any, feeds: Iterable[dict[str, np.ndarray]], tensors
     hi = dict.fromkeys(tensors, 0.0)
     count = 0
     for feed in feeds:
-        for name, value in zip(tensors, session.run(tensors, feed)):
+        for name, value in zip(tensors, session.run(tensors, feed), strict=True):
             lo[name] = min(lo[name], float(value.min()))
             hi[name] = max(hi[name], float(value.max()))
         count += 1

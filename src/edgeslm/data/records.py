@@ -47,7 +47,7 @@ def read_examples(path: Path, labels: Sequence[str] | None = None) -> list[Examp
     examples = [_example(path, line, row) for line, row in rows]
     if labels is not None:
         known = set(labels)
-        for (line, _), ex in zip(rows, examples):
+        for (line, _), ex in zip(rows, examples, strict=True):
             if ex.label not in known:
                 raise DataError(
                     f"{path}:{line}: unknown label {ex.label!r}; the model knows {len(known)} labels "

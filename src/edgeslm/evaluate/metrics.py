@@ -13,12 +13,12 @@ def classification_metrics(truth: Sequence[str], predicted: Sequence[str], label
     n = len(truth)
     if n == 0:
         return {"accuracy": 0.0, "macro_f1": 0.0, "n": 0, "per_label": {}, "confusions": []}
-    correct = sum(t == p for t, p in zip(truth, predicted))
+    correct = sum(t == p for t, p in zip(truth, predicted, strict=True))
     per_label: dict[str, dict[str, float]] = {}
     for label in labels:
-        tp = sum(t == label and p == label for t, p in zip(truth, predicted))
-        fp = sum(t != label and p == label for t, p in zip(truth, predicted))
-        fn = sum(t == label and p != label for t, p in zip(truth, predicted))
+        tp = sum(t == label and p == label for t, p in zip(truth, predicted, strict=True))
+        fp = sum(t != label and p == label for t, p in zip(truth, predicted, strict=True))
+        fn = sum(t == label and p != label for t, p in zip(truth, predicted, strict=True))
         if tp + fn == 0:
             continue  # label absent from this set: it cannot be scored, and should not drag macro-F1 to 0
         precision = tp / (tp + fp) if tp + fp else 0.0
@@ -27,7 +27,7 @@ def classification_metrics(truth: Sequence[str], predicted: Sequence[str], label
         per_label[label] = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
                             "support": tp + fn}
     confusions: dict[tuple[str, str], int] = {}
-    for t, p in zip(truth, predicted):
+    for t, p in zip(truth, predicted, strict=True):
         if t != p:
             confusions[(t, p)] = confusions.get((t, p), 0) + 1
     top = sorted(confusions.items(), key=lambda kv: -kv[1])[:10]
