@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,7 @@ from edgeslm.runtime.server.http import HttpError
 MAX_TEXTS = 64
 MAX_MESSAGES = 64
 MAX_MESSAGE_CHARS = 16_000
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ def _text(value: Any, where: str, limit: int) -> str:
         raise _bad(f"{where} has {len(value)} characters; the limit is {limit}")
     if "\x00" in value:
         raise _bad(f"{where} contains a NUL character")
+    if _LONE_SURROGATE.search(value):  # JSON can spell them ("\\ud800"); no engine can encode one as UTF-8
+        raise _bad(f"{where} contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not valid Unicode")
     return value
 
 
@@ -108,14 +112,20 @@ def parse_chat(body: Any, max_tokens_limit: int = 2048) -> ChatRequest:
             raise _bad(f"messages[{i}].role must be one of {', '.join(ROLES)}")
         clean.append({"role": m["role"], "content": _text(m.get("content"), f"messages[{i}].content",
                                                           MAX_MESSAGE_CHARS)})
-    if body.get("n", 1) != 1:
+    # null means "not given" for every optional field: OpenAI's clients send it for unset options.
+    n = body.get("n")
+    if n is not None and (isinstance(n, bool) or n != 1 or not isinstance(n, int)):
         raise _bad("n must be 1: one completion a request")
-    stop = body.get("stop") or []
-    if isinstance(stop, str):
+    stop = body.get("stop")
+    if stop is None:
+        stop = []
+    elif isinstance(stop, str):
         stop = [stop]
     if not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) and s for s in stop):
-        raise _bad("stop must be a string or a list of up to 4 non-empty strings")
-    stream = body.get("stream", False)
+        raise _bad("stop must be a non-empty string or a list of up to 4 non-empty strings")
+    stream = body.get("stream")
+    if stream is None:
+        stream = False
     if not isinstance(stream, bool):
         raise _bad("stream must be true or false")
     grammar, schema = body.get("grammar"), None
@@ -134,10 +144,12 @@ def parse_chat(body: Any, max_tokens_limit: int = 2048) -> ChatRequest:
             schema = spec["schema"]
         if schema is not None and grammar is not None:
             raise _bad("give grammar or response_format, not both")
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    # max_completion_tokens is OpenAI's newer name; both are checked under their own names.
+    max_tokens = _number(body, "max_tokens", 128, 1, max_tokens_limit, integer=True)
+    max_tokens = _number(body, "max_completion_tokens", max_tokens, 1, max_tokens_limit, integer=True)
     return ChatRequest(
         model=_model(body), messages=clean,
-        max_tokens=_number({"max_tokens": max_tokens}, "max_tokens", 128, 1, max_tokens_limit, integer=True),
+        max_tokens=max_tokens,
         temperature=float(_number(body, "temperature", 0.0, 0.0, 2.0)),
         top_p=float(_number(body, "top_p", 1.0, 0.0, 1.0)),
         stop=stop, stream=stream, seed=_number(body, "seed", 0, 0, 2**31 - 1, integer=True),
