@@ -121,7 +121,7 @@ def test_guard_retrains_a_student_that_missed_the_floor(trained_run, tmp_path):
     floor; the guard distils it further before it quantizes or refuses anything."""
     said = []
     recipe = Recipe.from_dict({"name": "retrain", "floor": 0.99, "modifiers": [
-        {"type": "distill-layers", "layers": [0], "steps": 1, "repair_steps": 60}]})
+        {"type": "distill-layers", "layers": [0], "steps": 1, "repair_steps": 60, "learning_rate": 5e-4}]})
     try:
         result = compress(trained_run, recipe, tmp_path / "r", progress=False, echo=said.append, latency_rounds=5)
     except GuardError as exc:
