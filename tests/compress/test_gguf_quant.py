@@ -144,7 +144,11 @@ def test_tiny_llama_to_bundle(tiny_llama, tmp_path):
     assert c["type"] == "Q4_K_M" and c["eval_text"] == "heldout.txt" and c["eval_tokens"] == 300
     assert c["bytes_after"] == bundle.model_path.stat().st_size < c["bytes_before"]
     assert c["size_ratio"] == pytest.approx(c["bytes_after"] / c["bytes_before"], abs=1e-4)
-    assert np.isfinite([c["perplexity_before"], c["perplexity_after"]]).all() and c["ppl_ratio"] > 0.5
+    # random weights (std 0.02) give near-uniform next-token odds: perplexity near the 416-token vocabulary,
+    # and 4-bit noise on near-uniform logits moves it by well under 3% (measured 422.5 -> 422.0)
+    assert 0.8 * 416 < c["perplexity_before"] < 1.2 * 416
+    assert c["ppl_ratio"] == pytest.approx(c["perplexity_after"] / c["perplexity_before"], abs=1e-3)
+    assert 0.97 < c["ppl_ratio"] < 1.03
     assert not list(tmp_path.glob(".tiny-q4.convert.*"))  # the F16 file and any scratch are gone
 
     from click.testing import CliRunner
