@@ -38,8 +38,9 @@ def _line(f: BinaryIO, what: str) -> bytes:
     return line[:-2]
 
 
-def read_reply(f: BinaryIO) -> Reply:
-    """Read one response from a socket file; raises Framing unless it is complete and well-framed."""
+def read_reply(f: BinaryIO, head: bool = False) -> Reply:
+    """Read one response from a socket file; raises Framing unless it is complete and well-framed.
+    `head`: the answer to a HEAD request, which has headers only, whatever Content-Length says."""
     status_line = _line(f, "the status line")
     version, status, _ = status_line.decode("latin-1").split(" ", 2)
     if version != "HTTP/1.1":
@@ -49,7 +50,9 @@ def read_reply(f: BinaryIO) -> Reply:
         name, _, value = line.decode("latin-1").partition(":")
         headers[name.strip().lower()] = value.strip()
     chunked = headers.get("transfer-encoding") == "chunked"
-    if chunked:
+    if head:
+        body = b""
+    elif chunked:
         body = b""
         while True:
             size = _line(f, "a chunk size")

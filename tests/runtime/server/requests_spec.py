@@ -9,7 +9,10 @@ accepted and refused bodies are common.
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import re
+from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
@@ -135,6 +138,29 @@ def chat_expected(body: dict[str, Any]) -> dict[str, Any]:
         "grammar": body.get("grammar"),
         "json_schema": schema,
     }
+
+
+def _tiny_module() -> Any:
+    # --import-mode=importlib puts no test folder on sys.path: load the fixture's builder by its path.
+    spec = importlib.util.spec_from_file_location("tiny_bundle", Path(__file__).parents[2] / "tiny_bundle.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TINY = _tiny_module()
+
+
+def tiny_answer(text: str, max_length: int = 16) -> tuple[str, float] | None:
+    """What the tiny bundle's fixed weights answer, worked out by hand: logit i = SCALE x (count of
+    KEYWORDS[i]) / tokens, counting [CLS] and [SEP]; ties go to the first label. None for a text that
+    is not plain lowercase words (the tokenizer's Unicode rules are then not worth re-implementing)."""
+    if not re.fullmatch(r"[a-z]+( [a-z]+)*", text):
+        return None
+    words = text.split()[:max_length - 2]
+    logits = [TINY.SCALE * words.count(k) / (len(words) + 2) for k in TINY.KEYWORDS]
+    best = max(range(len(logits)), key=lambda i: (logits[i], -i))
+    return TINY.LABELS[best], 1 / sum(math.exp(v - logits[best]) for v in logits)
 
 
 # ---- bodies --------------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def test_no_engine_call_gets_more_than_max_batch_texts(make):
     jobs = [[f"j{j}-{i}" for i in range(n)] for j, n in enumerate(sizes)]
     futures = [batcher.submit(texts) for texts in jobs]
     engine.release.set()
-    for texts, future in zip(jobs, futures):
+    for texts, future in zip(jobs, futures, strict=True):
         assert future.result(WAIT_S)[0] == [answer(t) for t in texts]
     assert max(len(b) for b in engine.batches) <= 4, engine.batches
     assert [t for b in engine.batches[1:] for t in b] == [t for texts in jobs for t in texts]

@@ -4,14 +4,11 @@ checks that the server answers what its engine answers."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
-import math
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -21,28 +18,16 @@ from edgeslm.runtime.server.serve import ServeConfig
 
 from .conftest import start_server
 from .promtext import parse
+from .requests_spec import tiny_answer
 
 TEXTS = ["turn on the kitchen lights", "what is the temperature in the bedroom", "set a timer for ten minutes",
          "open the garage door", "pause the music in the living room"]
 
 
-def _tiny_module():
-    spec = importlib.util.spec_from_file_location("tiny_bundle", Path(__file__).parents[2] / "tiny_bundle.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TINY = _tiny_module()
-
-
-def expected(text: str, max_length: int = 16) -> tuple[str, float]:
-    """What the tiny bundle's fixed weights answer for a text of vocabulary words, worked out by hand:
-    logit i = SCALE x (count of KEYWORDS[i]) / tokens, tokens counting [CLS] and [SEP]."""
-    words = text.lower().split()[:max_length - 2]
-    logits = [TINY.SCALE * words.count(k) / (len(words) + 2) for k in TINY.KEYWORDS]
-    best = max(range(len(logits)), key=lambda i: (logits[i], -i))
-    return TINY.LABELS[best], 1 / sum(math.exp(v - logits[best]) for v in logits)
+def expected(text: str) -> tuple[str, float]:
+    answer = tiny_answer(text)
+    assert answer is not None
+    return answer
 
 
 def distinct_texts(n: int) -> list[str]:
@@ -81,7 +66,7 @@ def test_concurrent_clients_each_get_the_answer_for_their_own_text(tiny_server):
 
     with ThreadPoolExecutor(32) as pool:
         answers = list(pool.map(call, queries))
-    for text, (status, body) in zip(queries, answers):
+    for text, (status, body) in zip(queries, answers, strict=True):
         label, score = expected(text)
         assert status == 200, body
         assert (body["label"], body["score"]) == (label, pytest.approx(score, abs=1e-5)), text
@@ -95,7 +80,7 @@ def test_a_list_of_texts_is_answered_in_its_own_order(tiny_server):
     status, body = tiny_server.json("POST", "/v1/classify", {"texts": texts})
     assert status == 200
     assert len(body["results"]) == len(texts)
-    for text, result in zip(texts, body["results"]):
+    for text, result in zip(texts, body["results"], strict=True):
         label, score = expected(text)
         assert (result["label"], result["score"]) == (label, pytest.approx(score, abs=1e-5)), text
 

@@ -54,6 +54,8 @@ class Request:
             raise HttpError(400, f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
         except RecursionError:
             raise HttpError(400, "the body's JSON is nested too deeply") from None
+        except ValueError:  # Python refuses integers past 4300 digits (a guard against quadratic parsing)
+            raise HttpError(400, "the body's JSON has a number with too many digits") from None
 
 
 @dataclass
@@ -118,7 +120,7 @@ class HttpServer:
                     if self.on_error:
                         self.on_error()
                     response = Response.error(HttpError(500, "internal error; see the server log", "server_error"))
-                if not await self._send(writer, response, request.version, keep_alive):
+                if not await self._send(writer, response, request.version, keep_alive, request.method == "HEAD"):
                     return
                 if not keep_alive:
                     return
@@ -149,9 +151,13 @@ class HttpServer:
                 request.body = await asyncio.wait_for(reader.readexactly(length), self.limits.body_timeout_s)
             except (asyncio.TimeoutError, TimeoutError):
                 raise HttpError(408, f"the body did not arrive within {self.limits.body_timeout_s:g} s") from None
+            except asyncio.IncompleteReadError as exc:  # the client stopped sending: tell it why, then close
+                raise HttpError(400, f"the body ended after {len(exc.partial)} of the {length} bytes its "
+                                     "Content-Length announced") from None
         return request
 
-    async def _send(self, writer: asyncio.StreamWriter, response: Response, version: str, keep_alive: bool) -> bool:
+    async def _send(self, writer: asyncio.StreamWriter, response: Response, version: str, keep_alive: bool,
+                    head_only: bool = False) -> bool:
         head = [f"HTTP/1.1 {response.status} {REASONS.get(response.status, 'Unknown')}",
                 f"Content-Type: {response.content_type}"]
         head += [f"{k}: {v}" for k, v in response.headers.items()]
@@ -165,10 +171,14 @@ class HttpServer:
         else:
             head.append(f"Content-Length: {len(response.body)}")
         head.append("Connection: keep-alive" if keep_alive else "Connection: close")
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
-        if response.stream is None:
+        # The answer to HEAD has no body, whatever its Content-Length says: a client reads the next
+        # response right after the headers, so body bytes here would corrupt it.
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (b"" if head_only else response.body))
+        if response.stream is None or head_only:
             await writer.drain()
-            return True
+            if response.on_close:
+                response.on_close()
+            return response.stream is None
         try:
             complete = True
             stream = aiter(response.stream)
