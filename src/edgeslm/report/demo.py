@@ -6,19 +6,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edgeslm.report.text import MISSING, dig, number
+
 
 def write_report(out: Path, bundle: dict[str, Any], results: dict[str, dict[str, Any]], command: str,
                  compressed: list[tuple[str, dict[str, Any]]] | None = None) -> dict[str, Path]:
+    if not results:
+        raise ValueError("write_report: no evaluation results to report; evaluate at least one set first")
     out = Path(out)
     png = out / "report.png"
     _plot(png, results)
     rows = []
-    for name, r in results.items():
-        lat = r["latency"]
-        rows.append(f"| {name} | {r['n']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {lat['p50_ms']:.2f} | {lat['p90_ms']:.2f} | {lat['p99_ms']:.2f} |")
+    for name, r in results.items():  # an empty set has no latency percentiles: n/a, not a KeyError
+        cells = [number(r.get("accuracy"), ".4f"), number(r.get("macro_f1"), ".4f"),
+                 *(number(dig(r, "latency", p), ".2f") for p in ("p50_ms", "p90_ms", "p99_ms"))]
+        rows.append(f"| {name} | {r.get('n', 'n/a')} | " + " | ".join(cells) + " |")
     confusions = []
     for name, r in results.items():
-        for c in r["confusions"][:3]:
+        for c in r.get("confusions", [])[:3]:
             confusions.append(f"| {name} | {c['true']} | {c['predicted']} | {c['count']} |")
     export = bundle["provenance"]["export"]
     text = "\n".join([
@@ -59,14 +64,18 @@ def _plot(path: Path, results: dict[str, dict[str, Any]]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    hardest = min(results, key=lambda k: results[k]["macro_f1"])
-    per_label = results[hardest]["per_label"]
+    # The hardest set is the one with the lowest macro-F1 that was measured: NaN compares false with
+    # everything, so min() would pick whichever came first.
+    scored = [k for k in results if number(results[k].get("macro_f1"), "g") != MISSING] or list(results)
+    hardest = min(scored, key=lambda k: results[k].get("macro_f1", 0.0))
+    per_label = results[hardest].get("per_label", {})
     names = sorted(per_label, key=lambda k: per_label[k]["f1"])
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 7), gridspec_kw={"width_ratios": [1, 2]})
     sets = list(results)
-    acc = [results[s]["accuracy"] * 100 for s in sets]
-    bars = ax1.bar(sets, acc, color="#4c72b0")
-    ax1.bar_label(bars, fmt="%.1f")
+    acc = [results[s].get("accuracy") for s in sets]
+    measured = [number(a, "g") != MISSING for a in acc]  # an unmeasured set: an empty bar labelled n/a
+    bars = ax1.bar(sets, [a * 100 if ok else 0.0 for a, ok in zip(acc, measured, strict=True)], color="#4c72b0")
+    ax1.bar_label(bars, labels=[f"{a * 100:.1f}" if ok else MISSING for a, ok in zip(acc, measured, strict=True)])
     ax1.set_ylim(0, 105)
     ax1.set_ylabel("accuracy (%)")
     ax1.set_title("accuracy by evaluation set")
@@ -82,8 +91,7 @@ def _plot(path: Path, results: dict[str, dict[str, Any]]) -> None:
 
 
 def _compression_section(out: Path, compressed: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    from edgeslm.report.compare import compare_table
-    from edgeslm.report.compare import plot_tradeoffs
+    from edgeslm.report.compare import compare_table, plot_tradeoffs
 
     plot_tradeoffs(compressed, out / "compression.png")
     return [
