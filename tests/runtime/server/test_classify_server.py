@@ -171,3 +171,18 @@ def test_low_battery_switches_to_the_cheaper_variant(tiny_bundle, tmp_path):
         assert 'edgeslm_governor_events{kind="switch"}' in text.decode()
     finally:
         stop()
+
+
+def test_a_failure_inside_the_server_is_a_500_counted_by_route(tiny_bundle_copy):
+    """A bundle damaged after the server started (warm=False: it loads on the first request) fails to
+    load: the client gets a 500, and /metrics counts it under its route like every other answer."""
+    running, stop = start_server(ServeConfig(bundles=[str(tiny_bundle_copy)], port=0, warm=False))
+    try:
+        (tiny_bundle_copy / "model.onnx").write_bytes(b"not a model")
+        status, answer = running.json("POST", "/v1/classify", {"text": "lights on"})
+        assert status == 500 and answer["error"]["type"] == "server_error"
+        metrics = parse(running.request("GET", "/metrics")[2].decode())
+        assert metrics["edgeslm_requests_total"].value(route="/v1/classify", code="500") == 1
+        assert metrics["edgeslm_server_errors_total"].value() == 1
+    finally:
+        stop()

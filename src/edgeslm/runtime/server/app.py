@@ -77,6 +77,10 @@ class App:
             response = Response.error(HttpError(503, str(exc), "overloaded", {"Retry-After": str(exc.retry_after_s)}))
         except OverBudget as exc:
             response = Response.error(HttpError(503, str(exc), "over_memory_budget", {"Retry-After": "5"}))
+        except Exception:  # a bug or a broken bundle, not the client's fault: answered here so it is counted
+            log.exception("%s %s failed", request.method, route)
+            self.server_errors.inc()
+            response = Response.error(HttpError(500, "internal error; see the server log", "server_error"))
         self.requests.inc(route, str(response.status))
         if response.stream is None:
             self.latency.observe(time.perf_counter() - started, route)
