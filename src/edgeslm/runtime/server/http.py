@@ -175,9 +175,11 @@ class HttpServer:
         # response right after the headers, so body bytes here would corrupt it.
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (b"" if head_only else response.body))
         if response.stream is None or head_only:
-            await writer.drain()
-            if response.on_close:
-                response.on_close()
+            try:
+                await writer.drain()
+            finally:
+                if response.stream is not None and response.on_close:  # a stream never started is over too
+                    response.on_close()
             return response.stream is None
         try:
             complete = True
