@@ -55,26 +55,14 @@ def server_errors(client: Client) -> float:
     return parse(reply.body.decode())["edgeslm_server_errors_total"].value()
 
 
-def sse_events(raw: bytes) -> list[dict]:
-    body = raw.split(b"\r\n\r\n", 1)[1]
-    text, out = b"", []
-    while body:  # undo the chunked transfer encoding
-        size, _, rest = body.partition(b"\r\n")
-        n = int(size, 16)
-        if n == 0:
-            break
-        text, body = text + rest[:n], rest[n + 2:]
-    for line in text.decode().split("\n\n"):
-        if line.startswith("data: ") and line != "data: [DONE]":
-            out.append(json.loads(line[6:]))
-    assert text.decode().rstrip().endswith("data: [DONE]")
-    return out
-
-
-def stream_raw(server, body: dict) -> bytes:
-    data = json.dumps({**body, "stream": True}).encode()
-    return server.send_raw(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                           b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
+def stream(server, body: dict) -> list[dict]:
+    """The events of a streamed answer, read with strict framing; it must end with [DONE]."""
+    with Client(server.host, server.port) as client:
+        reply = client.request("POST", "/v1/chat/completions", {**body, "stream": True})
+    assert reply.status == 200 and reply.chunked and reply.headers["content-type"] == "text/event-stream"
+    data = reply.sse()
+    assert data[-1] == "[DONE]"
+    return [json.loads(d) for d in data[:-1]]
 
 
 def test_completion_and_stream_agree(chat_server):
@@ -83,7 +71,7 @@ def test_completion_and_stream_agree(chat_server):
     content = whole["choices"][0]["message"]["content"]
     assert content.strip() and whole["usage"]["completion_tokens"] > 0
     assert whole["timings"]["time_to_first_token_s"] > 0
-    events = sse_events(stream_raw(chat_server, HELLO))
+    events = stream(chat_server, HELLO)
     assert events[0]["choices"][0]["delta"]["role"] == "assistant"
     streamed = "".join(e["choices"][0]["delta"].get("content", "") for e in events)
     assert streamed == content  # greedy: the same text either way
