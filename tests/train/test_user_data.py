@@ -64,8 +64,9 @@ def test_long_texts_train_export_and_evaluate_through_the_cli(tmp_path):
 
 
 def test_a_small_set_with_default_settings_beats_tfidf_logistic_regression(tmp_path):
-    """480 training sentences, as small as the user report that found 21 steps and macro-F1 0.33.
-    The test split is large (600) so that the margin is not noise."""
+    """160 training sentences: the fixed 1.5 epochs gave such a set 7 steps (the user report that
+    found 21 steps on 602 statements, macro-F1 0.33). The test split is large (600) so that the
+    margin is not noise."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
@@ -76,15 +77,15 @@ def test_a_small_set_with_default_settings_beats_tfidf_logistic_regression(tmp_p
 
     sets = build(RottenTomatoesConfig())  # split by film: no film in two splits
     folder = tmp_path / "reviews"
-    write_jsonl(folder / "train.jsonl", sets.train[::20][:480])
-    write_jsonl(folder / "val.jsonl", sets.val[::10][:60])
+    write_jsonl(folder / "train.jsonl", sets.train[::50][:160])
+    write_jsonl(folder / "val.jsonl", sets.val[::20][:40])
     write_jsonl(folder / "test.jsonl", sets.test[::4][:600])
 
     record = train(TrainConfig(data=str(folder)), tmp_path / "run", progress=False)
-    assert record["schedule"]["steps"] == 300 and record["steps"] == 300  # not 22, and no early stop
+    assert record["schedule"]["steps"] == 100 and record["steps"] == 100  # 20 epochs, no early stop
 
     train_rows, test_rows = read_examples(folder / "train.jsonl"), read_examples(folder / "test.jsonl")
-    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
+    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
     clf = LogisticRegression(max_iter=2000, C=10).fit(vec.fit_transform([e.text for e in train_rows]),
                                                       [e.label for e in train_rows])
     baseline = f1_score([e.label for e in test_rows], clf.predict(vec.transform([e.text for e in test_rows])),
