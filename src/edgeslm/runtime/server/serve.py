@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edgeslm.bundle.reader import open_bundle
 from edgeslm.config import Config
@@ -60,7 +62,11 @@ def load_engine(path: Path, threads: int, spin: bool) -> Any:
 
 def build_app(config: ServeConfig) -> App:
     profile: DeviceProfile = load_profile(config.profile)
-    threads = config.threads or profile.threads
+    if config.threads is not None:  # the governor hands every engine the profile's thread budget
+        if config.threads > profile.cores:
+            raise ConfigError(f"ServeConfig.threads: {config.threads} is more than the {profile.cores} cores of "
+                              f"profile {profile.name}; give at most {profile.cores}")
+        profile = dataclasses.replace(profile, threads=config.threads)
     entries, paths = [], {}
     for folder in config.bundles:
         manifest = open_bundle(Path(folder)).manifest
