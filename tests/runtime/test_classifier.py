@@ -28,7 +28,7 @@ def test_batch_and_single_agree(clf):
     batch = clf.predict(texts)
     singles = [clf.predict([t])[0] for t in texts]
     assert [b["label"] for b in batch] == [s["label"] for s in singles]
-    for b, s in zip(batch, singles):
+    for b, s in zip(batch, singles, strict=True):
         assert b["score"] == pytest.approx(s["score"], abs=1e-4)
         assert 0 < b["score"] <= 1
 

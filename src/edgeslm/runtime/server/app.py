@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeslm.runtime.energy import cpu_seconds, joules
-from edgeslm.runtime.governor import Governor, Overloaded, OverBudget
+from edgeslm.runtime.governor import Governor, OverBudget, Overloaded
 from edgeslm.runtime.server import schemas
 from edgeslm.runtime.server.batcher import Batcher
 from edgeslm.runtime.server.http import HttpError, Request, Response
-from edgeslm.runtime.server.metrics import (BATCH_BUCKETS, LATENCY_BUCKETS, Counter, Gauge, Histogram,
-                                            Registry)
+from edgeslm.runtime.server.metrics import BATCH_BUCKETS, LATENCY_BUCKETS, Counter, Gauge, Histogram, Registry
 
 log = logging.getLogger(__name__)
 

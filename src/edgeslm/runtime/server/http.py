@@ -140,7 +140,7 @@ class HttpServer:
             return None
         except asyncio.LimitOverrunError:
             raise HttpError(431, f"request headers exceed {MAX_HEADER_BYTES} bytes") from None
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             if first:
                 raise HttpError(408, "no complete request headers within the timeout") from None
             return None
@@ -149,7 +149,7 @@ class HttpServer:
         if length:
             try:
                 request.body = await asyncio.wait_for(reader.readexactly(length), self.limits.body_timeout_s)
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 raise HttpError(408, f"the body did not arrive within {self.limits.body_timeout_s:g} s") from None
             except asyncio.IncompleteReadError as exc:  # the client stopped sending: tell it why, then close
                 raise HttpError(400, f"the body ended after {len(exc.partial)} of the {length} bytes its "

@@ -19,7 +19,7 @@ def _labels(names: Sequence[str], values: Sequence[str]) -> str:
     if not names:
         return ""
     escaped = (str(v).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"') for v in values)
-    return "{" + ",".join(f'{n}="{v}"' for n, v in zip(names, escaped)) + "}"
+    return "{" + ",".join(f'{n}="{v}"' for n, v in zip(names, escaped, strict=True)) + "}"
 
 
 class _Metric:
@@ -114,7 +114,7 @@ class Histogram(_Metric):
             items = sorted((k, list(v)) for k, v in self._series.items())
         for key, series in items:
             cumulative = 0.0
-            for bound, n in zip(self.buckets, series):
+            for bound, n in zip(self.buckets, series, strict=False):  # series ends with sum and count
                 cumulative += n
                 lines.append(f"{self.name}_bucket{_labels(self.label_names + ('le',), key + (_num(bound),))} "
                              f"{_num(cumulative)}")
