@@ -17,7 +17,7 @@ LLAMA_CMAKE := -DCMAKE_INSTALL_LIBDIR=llama_cpp/lib -DCMAKE_INSTALL_INCLUDEDIR=l
 WHEELS := .wheels
 PIP_LOCAL := --find-links $(WHEELS)
 
-.PHONY: demo demo-full test test-fast device-env clean
+.PHONY: demo demo-full test test-fast lint device-env clean
 
 $(WHEELS)/.built:
 	mkdir -p $(WHEELS)
@@ -45,12 +45,16 @@ device-env: $(DEVICE_VENV)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/edgeslm demo
 
-# All tests, including those on the real bundled models and the torch-free device venv.
-test: $(BIN)/.installed $(DEVICE_VENV)/.installed
-	EDGESLM_DEVICE_PYTHON=$(CURDIR)/$(DEVICE_VENV)/bin/python $(BIN)/python -m pytest -q -ra
+# Lint, then all tests: the real bundled models, the torch-free device venv, and the slow property
+# tier (10,000 generated inputs per parser).
+test: $(BIN)/.installed $(DEVICE_VENV)/.installed lint
+	EDGESLM_DEVICE_PYTHON=$(CURDIR)/$(DEVICE_VENV)/bin/python $(BIN)/python -m pytest -q -ra --durations=15
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests bench
 
 # Tests that need no model weights: seconds, for every edit.
-test-fast: $(BIN)/.installed
+test-fast: $(BIN)/.installed lint
 	$(BIN)/python -m pytest -q -m "not model and not slow"
 
 clean:

@@ -364,8 +364,8 @@ def _parse_gbnf(lc: Any, vocab: Any, grammar: str, root: str) -> str | None:
 
 
 def _common_prefix(done: Sequence[int], tokens: Sequence[int]) -> int:
-    n = 0
-    for a, b in zip(done, tokens):
+    n = 0  # the shorter sequence bounds the common prefix: unequal lengths are the point
+    for a, b in zip(done, tokens, strict=False):
         if a != b:
             break
         n += 1

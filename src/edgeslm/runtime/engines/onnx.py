@@ -113,4 +113,4 @@ class OnnxClassifier:
         best = logits.argmax(axis=-1)
         # softmax probability of the winner only: 1 / sum(exp(logit - max))
         scores = 1.0 / np.exp(logits - logits.max(axis=-1, keepdims=True)).sum(axis=-1)
-        return [{"label": self.labels[i], "score": float(p)} for i, p in zip(best, scores)]
+        return [{"label": self.labels[i], "score": float(p)} for i, p in zip(best, scores, strict=True)]
