@@ -17,7 +17,7 @@ LLAMA_CMAKE := -DCMAKE_INSTALL_LIBDIR=llama_cpp/lib -DCMAKE_INSTALL_INCLUDEDIR=l
 WHEELS := .wheels
 PIP_LOCAL := --find-links $(WHEELS)
 
-.PHONY: demo demo-full test test-fast lint device-env clean
+.PHONY: demo demo-full test test-fast test-slow lint device-env clean
 
 $(WHEELS)/.built:
 	mkdir -p $(WHEELS)
@@ -45,10 +45,15 @@ device-env: $(DEVICE_VENV)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/edgeslm demo
 
-# Lint, then all tests: the real bundled models, the torch-free device venv, and the slow property
-# tier (10,000 generated inputs per parser).
+# Lint, then every test but the slow property tier: the real bundled models included, and the
+# torch-free device venv.
 test: $(BIN)/.installed $(DEVICE_VENV)/.installed lint
-	EDGESLM_DEVICE_PYTHON=$(CURDIR)/$(DEVICE_VENV)/bin/python $(BIN)/python -m pytest -q -ra --durations=15
+	EDGESLM_DEVICE_PYTHON=$(CURDIR)/$(DEVICE_VENV)/bin/python $(BIN)/python -m pytest -q -ra -m "not slow" --durations=15
+
+# The slow property tier: 10,000 generated inputs for every parser of untrusted input (about 4 min).
+# CI runs it after `make test`.
+test-slow: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -ra -m slow --durations=5
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests bench

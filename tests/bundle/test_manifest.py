@@ -90,11 +90,9 @@ KINDS = {**dict.fromkeys(["name", "family", "architecture", "task", "engine", "m
          **dict.fromkeys(["files", "tokenizer", "provenance", "evaluation"], dict), "labels": list}
 
 
-@pytest.mark.parametrize("field", sorted(KINDS))
-@pytest.mark.parametrize("value", WRONG_TYPES, ids=repr)
+@pytest.mark.parametrize(("field", "value"), [(f, v) for f in sorted(KINDS) for v in WRONG_TYPES
+                                               if not isinstance(v, KINDS[f])], ids=repr)
 def test_every_field_of_a_wrong_type(field, value):
-    if isinstance(value, KINDS[field]):
-        pytest.skip("the right type")
     with pytest.raises(BundleError, match=field):
         Manifest.from_dict(with_(**{field: value}))
 

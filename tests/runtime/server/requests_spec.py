@@ -95,7 +95,7 @@ def chat_problems(body: Any, limit: int = MAX_TOKENS_LIMIT) -> set[str]:
     if not (stop is None or (isinstance(stop, str) and stop) or
             (isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) and s for s in stop))):
         bad.add("stop")
-    if body.get("stream") not in (None, True, False):
+    if not (body.get("stream") is None or isinstance(body.get("stream"), bool)):  # 0 == False, but 0 is no bool
         bad.add("stream")
     seed = body.get("seed")
     if seed is not None and not (_is_int(seed) and 0 <= seed <= 2**31 - 1):
