@@ -200,3 +200,112 @@ def test_observe_sees_every_engine_call(make):
     for f in futures:
         f.result(WAIT_S)
     assert seen == [("m", len(b)) for b in engine.batches]
+
+
+# -- classify: the inline path for in-process callers --------------------------------------------
+
+class Recorder(Engine):
+    """Also records the thread of every call and the most calls ever inside the engine at once."""
+
+    def __init__(self, gate: bool = False, refuse: str | None = None, seconds: float = 0.0):
+        super().__init__(gate, refuse)
+        self.threads: list[str] = []
+        self.inside = self.most_inside = 0
+        self.seconds = seconds
+
+    def __call__(self, texts: list[str]) -> tuple[list[dict], str]:
+        with self._lock:
+            self.threads.append(threading.current_thread().name)
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        try:
+            time.sleep(self.seconds)
+            return super().__call__(texts)
+        finally:
+            with self._lock:
+                self.inside -= 1
+
+
+def test_classify_runs_on_the_callers_thread_when_idle(make):
+    seen: list[int] = []
+    engine = Recorder()
+    batcher = make(engine, max_batch=4, observe=lambda _m, n, _s: seen.append(n))
+    for i in range(5):
+        assert batcher.classify([f"t{i}", "x"]) == ([answer(f"t{i}"), answer("x")], "variant-a")
+    assert engine.threads == [threading.current_thread().name] * 5  # no hand-off to the worker
+    assert seen == [2] * 5  # inline calls are observed like batched ones
+    texts = [f"long-{i}" for i in range(10)]
+    assert batcher.classify(texts)[0] == [answer(t) for t in texts]
+    assert engine.batches[-3:] == [texts[:4], texts[4:8], texts[8:]]  # max_batch holds: the worker splits it
+
+
+def test_classify_queues_behind_a_busy_worker_in_submission_order(make):
+    engine = Recorder(gate=True)
+    batcher = make(engine, max_batch=8)
+    first = engine.hold(batcher)
+    before = batcher.submit(["before"])
+    with ThreadPoolExecutor(1) as pool:
+        inline = pool.submit(batcher.classify, ["classified"])
+        time.sleep(0.05)  # it must be waiting in the queue, not running beside the gate's batch
+        assert not inline.done() and len(engine.batches) == 1
+        after = batcher.submit(["after"])
+        engine.release.set()
+        assert inline.result(WAIT_S) == ([answer("classified")], "variant-a")
+    for future, text in ((first, "gate"), (before, "before"), (after, "after")):
+        assert future.result(WAIT_S)[0] == [answer(text)]
+    assert [t for b in engine.batches for t in b] == ["gate", "before", "classified", "after"]
+    assert set(engine.threads) == {"batcher-m"}  # busy: every call ran on the worker
+
+
+def test_work_submitted_during_an_inline_call_waits_for_it_and_batches(make):
+    engine = Recorder(gate=True)
+    batcher = make(engine, max_batch=8)
+    with ThreadPoolExecutor(1) as pool:
+        inline = pool.submit(batcher.classify, ["inline"])
+        assert engine.started.wait(WAIT_S)  # running on the pool's thread, inside the engine
+        queued = [batcher.submit([f"q{i}"]) for i in range(5)]
+        time.sleep(0.05)
+        assert len(engine.batches) == 1  # the worker waits for the engine, it does not run beside it
+        engine.release.set()
+        assert inline.result(WAIT_S)[0] == [answer("inline")]
+    for i, f in enumerate(queued):
+        assert f.result(WAIT_S)[0] == [answer(f"q{i}")]
+    assert engine.batches == [["inline"], [f"q{i}" for i in range(5)]]  # what queued left together
+
+
+def test_the_engine_runs_one_call_at_a_time_under_mixed_load(make):
+    engine = Recorder(seconds=0.0005)
+    batcher = make(engine, max_batch=4)
+    rng = random.Random(2)
+
+    def caller(c: int) -> None:
+        for r in range(20):
+            texts = [f"c{c}-r{r}-t{i}" for i in range(rng.randint(1, 6))]
+            got = batcher.classify(texts) if (c + r) % 2 else batcher.submit(texts).result(WAIT_S)
+            assert got[0] == [answer(t) for t in texts]
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(caller, range(8)))
+    assert engine.most_inside == 1
+    assert max(len(b) for b in engine.batches) <= 4
+    time.sleep(0.05)  # the worker counts its last batch done just after answering it
+    assert batcher.classify(["idle again"]) == ([answer("idle again")], "variant-a")
+    assert engine.threads[-1] == threading.current_thread().name  # the load gone, inline again
+
+
+def test_classify_failures_reach_only_their_caller(make):
+    engine = Recorder(refuse="bad")
+    batcher = make(engine, max_batch=8)
+    with pytest.raises(ValueError, match="cannot classify 'bad'"):
+        batcher.classify(["bad"])
+    assert batcher.classify(["good"])[0] == [answer("good")]  # the engine lock was given back
+    short = make(lambda texts: ([answer(t) for t in texts[:-1]], "v"))
+    with pytest.raises(RuntimeError, match="2 texts"):
+        short.classify(["a", "b"])
+
+
+def test_classify_after_close_is_refused(make):
+    batcher = make(Recorder())
+    batcher.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        batcher.classify(["too late"])

@@ -12,6 +12,14 @@ flood from one client delays another by the texts queued ahead of it, max_batch 
 nothing queued after it (the governor's queue_limit bounds that backlog). No engine call gets more
 than max_batch texts: a request that does not fit runs partly now and the rest first in the next
 call. A request the engine refuses fails alone: a failed shared call is retried one request at a time.
+
+In-process callers (the bench, a tier that classifies before it answers) use `classify`, which skips
+the hand-off when the batcher is idle: nothing waiting and no engine call running, so the caller runs
+the engine on its own thread, as a raw ONNX Runtime session would: the hand-off (queue, worker wake,
+future, caller wake) is a fixed cost that weighs on a sub-millisecond call. Busy, it queues like `submit`, so FIFO and
+max_batch hold, and one lock keeps engine calls one at a time: ORT's `run` is thread-safe, but two
+runs at once would share the session's intra-op threads and slow each other. The HTTP server keeps
+`submit`: its handlers run on the event loop, and any way off the loop is a hand-off like this one.
 """
 
 from __future__ import annotations
@@ -56,7 +64,9 @@ class Batcher:
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._carry: _Job | None = None  # the rest of a job that did not fit the last batch; goes first
         self._closed = False
-        self._submit_lock = threading.Lock()  # no job can be queued behind close()'s end marker
+        self._lock = threading.Lock()  # guards _closed and _waiting; no job is queued behind close()'s end marker
+        self._waiting = 0  # jobs submitted and not yet through the engine (nor dropped): 0 is idle
+        self._engine = threading.Lock()  # held for every engine call, batched or inline: one at a time
         self._last_size, self._last_seconds = 1, 0.0
         self._thread = threading.Thread(target=self._loop, name=f"batcher-{name}", daemon=True)
         self._thread.start()
@@ -64,15 +74,33 @@ class Batcher:
     def submit(self, texts: Sequence[str]) -> Future:
         """Queue texts; the future resolves to (results in order, variant name)."""
         future: Future = Future()
-        with self._submit_lock:
-            if self._closed:  # the worker is gone or going: a queued job would wait forever
-                raise RuntimeError(f"the batcher for {self.name} is closed; the server is shutting down")
+        with self._lock:
+            self._refuse_if_closed()
+            self._waiting += 1
             self._queue.put(_Job(texts, future, time.perf_counter()))
         return future
 
+    def classify(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], str]:
+        """(results in order, variant name), run on the caller's thread when the batcher is idle,
+        queued behind the waiting work otherwise. Blocks: call it off the event loop."""
+        with self._lock:
+            self._refuse_if_closed()
+            inline = (self._waiting == 0 and len(texts) <= self.max_batch  # larger: the worker splits it
+                      and self._engine.acquire(blocking=False))
+        if not inline:
+            return self.submit(texts).result()
+        try:
+            return self._call(list(texts))
+        finally:
+            self._engine.release()
+
+    def _refuse_if_closed(self) -> None:
+        if self._closed:  # the worker is gone or going: a queued job would wait forever
+            raise RuntimeError(f"the batcher for {self.name} is closed; the server is shutting down")
+
     def close(self) -> None:
         """Answer every request already submitted, then stop the worker; later submits raise."""
-        with self._submit_lock:
+        with self._lock:
             if self._closed:
                 return
             self._closed = True
@@ -86,6 +114,7 @@ class Batcher:
                 job, self._carry = self._carry, None
                 if not job.future.done():  # its earlier part may have failed
                     return job
+                self._finished(1)
                 continue
             if timeout is None:
                 job = self._queue.get()
@@ -96,11 +125,13 @@ class Batcher:
             # A caller that gave up (asyncio cancels the future it awaited) costs no engine time.
             if job is None or job.future.set_running_or_notify_cancel():
                 return job
+            self._finished(1)
 
-    def _take(self) -> list[_Part] | None:
-        first = self._next()
-        if first is None:
-            return None
+    def _finished(self, jobs: int) -> None:
+        with self._lock:
+            self._waiting -= jobs
+
+    def _take(self, first: _Job) -> list[_Part]:
         parts, size, job = [], 0, first
         deadline = time.perf_counter() + min(0.002, 0.25 * self._last_seconds)
         while True:
@@ -129,16 +160,29 @@ class Batcher:
         return parts
 
     def _loop(self) -> None:
-        while (parts := self._take()) is not None:
-            self._run(parts)
+        while (first := self._next()) is not None:
+            # The batch forms once the engine is free: what queued behind an inline call joins it.
+            with self._engine:
+                parts = self._take(first)
+                self._run(parts)
+            self._finished(sum(part.stop == len(part.job.texts) for part in parts))
+
+    def _call(self, texts: list[str]) -> tuple[list[dict[str, Any]], str]:
+        """One engine call, checked and observed; the caller holds the engine lock."""
+        started = time.perf_counter()
+        results, variant = self.run(texts)
+        if len(results) != len(texts):
+            raise RuntimeError(f"the engine answered {len(results)} results for {len(texts)} texts")
+        seconds = time.perf_counter() - started
+        self._last_size, self._last_seconds = len(texts), seconds
+        if self.observe:
+            self.observe(self.name, len(texts), seconds)
+        return results, variant
 
     def _run(self, parts: list[_Part]) -> None:
         texts = [t for part in parts for t in part.texts]
-        started = time.perf_counter()
         try:
-            results, variant = self.run(texts)
-            if len(results) != len(texts):
-                raise RuntimeError(f"the engine answered {len(results)} results for {len(texts)} texts")
+            results, variant = self._call(texts)
         except Exception as exc:
             if len({id(p.job) for p in parts}) > 1:
                 # One request's bad input must not fail the others it shared the call with: each runs
@@ -152,10 +196,6 @@ class Batcher:
         except BaseException as exc:  # every waiting client hears of it; the worker lives on
             _fail(parts, exc)
             return
-        seconds = time.perf_counter() - started
-        self._last_size, self._last_seconds = len(texts), seconds
-        if self.observe:
-            self.observe(self.name, len(texts), seconds)
         at = 0
         for part in parts:
             job = part.job
