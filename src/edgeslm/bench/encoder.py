@@ -1,5 +1,7 @@
 """Encoder scenarios. edgeslm runs through the server's own batcher and engine (HTTP aside), the
 baseline through its plain API, alternating in blocks in one process so both see the same machine.
+Clients call the batcher as an in-process caller does (`Batcher.classify`: inline when idle, queued
+when busy); offline issues every query at once with `submit`, as LoadGen's Offline does.
 
 single-stream  one query at a time; latency percentiles (LoadGen's SingleStream)
 offline        every query issued at once; throughput (LoadGen's Offline)
@@ -41,7 +43,7 @@ def run_encoder_bench(config: BenchConfig, bundle: Bundle, progress: bool = Fals
     threads = config.threads or profile.threads
     engine = OnnxClassifier.from_bundle(bundle, threads=threads)
     batcher = Batcher(bundle.manifest.name, lambda texts: (engine.predict(texts), bundle.manifest.name), config.batch)
-    sides: dict[str, Predict] = {"edgeslm": lambda texts: [r["label"] for r in batcher.submit(texts).result()[0]]}
+    sides: dict[str, Predict] = {"edgeslm": lambda texts: [r["label"] for r in batcher.classify(texts)[0]]}
     if config.vs:
         base = baseline(config.vs, bundle, threads)
         if list(base.labels) != list(bundle.manifest.labels):
@@ -143,7 +145,7 @@ def _server(batcher: Batcher, queries: list[Any], config: BenchConfig, progress:
         while not stop.is_set():
             q = queries[i % len(queries)]
             t = time.perf_counter()
-            label = batcher.submit([q.text]).result()[0][0]["label"]
+            label = batcher.classify([q.text])[0][0]["label"]
             latencies[c].append(time.perf_counter() - t)
             correct[c] += label == q.label
             i += config.concurrency
