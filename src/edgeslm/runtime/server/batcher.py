@@ -14,7 +14,8 @@ than max_batch texts: a request that does not fit runs partly now and the rest f
 call. A request the engine refuses fails alone: a failed shared call is retried one request at a time.
 
 In-process callers (the bench, a tier that classifies before it answers) use `classify`, which skips
-the hand-off when the batcher is idle: nothing waiting and no engine call running, so the caller runs
+the hand-off when the batcher is idle: nothing waiting, no engine call running, and the worker's
+last batch a lone request (no sign of concurrent clients), so the caller runs
 the engine on its own thread, as a raw ONNX Runtime session would: the hand-off (queue, worker wake,
 future, caller wake) is a fixed cost that weighs on a sub-millisecond call. Busy, it queues like `submit`, so FIFO and
 max_batch hold, and one lock keeps engine calls one at a time: ORT's `run` is thread-safe, but two
@@ -85,7 +86,10 @@ class Batcher:
         queued behind the waiting work otherwise. Blocks: call it off the event loop."""
         with self._lock:
             self._refuse_if_closed()
-            inline = (self._waiting == 0 and len(texts) <= self.max_batch  # larger: the worker splits it
+            # Idle means no recent concurrency too: while the worker's last batch held several texts,
+            # its clients are about to send again and must find the queue, or batches break up (32
+            # clients on a small model fell from mean batch 25 to 8 when the first back ran inline).
+            inline = (self._waiting == 0 and self._last_size <= 1 and len(texts) <= self.max_batch
                       and self._engine.acquire(blocking=False))
         if not inline:
             return self.submit(texts).result()
@@ -173,14 +177,13 @@ class Batcher:
         results, variant = self.run(texts)
         if len(results) != len(texts):
             raise RuntimeError(f"the engine answered {len(results)} results for {len(texts)} texts")
-        seconds = time.perf_counter() - started
-        self._last_size, self._last_seconds = len(texts), seconds
         if self.observe:
-            self.observe(self.name, len(texts), seconds)
+            self.observe(self.name, len(texts), time.perf_counter() - started)
         return results, variant
 
     def _run(self, parts: list[_Part]) -> None:
         texts = [t for part in parts for t in part.texts]
+        started = time.perf_counter()
         try:
             results, variant = self._call(texts)
         except Exception as exc:
@@ -196,6 +199,8 @@ class Batcher:
         except BaseException as exc:  # every waiting client hears of it; the worker lives on
             _fail(parts, exc)
             return
+        # The worker's batches only: they say whether clients are sending at once (see classify).
+        self._last_size, self._last_seconds = len(texts), time.perf_counter() - started
         at = 0
         for part in parts:
             job = part.job
