@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeslm.bundle.export import EXPORTER, compare_onnx, export_onnx, read_run, verify_export
+from edgeslm.bundle.export import (
+    EXPORTER,
+    architecture_export,
+    compare_onnx,
+    export_onnx,
+    model_inputs,
+    read_run,
+    verify_export,
+)
 from edgeslm.bundle.hashing import sha256_file
 from edgeslm.bundle.writer import BundleWriter
 from edgeslm.compress import measure
@@ -96,7 +104,9 @@ def raw_fp32_path(run: Path) -> Path:
 
 
 def fp32_onnx(run: Path, teacher: Any, tokenizer: Any, max_length: int) -> tuple[Path, list[str]]:
-    """The run's fp32 ONNX export, cached next to the weights it came from."""
+    """The run's fp32 ONNX export, cached next to the weights it came from. A cache whose inputs
+    differ from what the model takes is stale (before per-architecture inputs, a DistilBERT run
+    cached BERT's token_type_ids)."""
     folder = run / "onnx"
     folder.mkdir(exist_ok=True)
     stamp = folder / "fp32.json"
@@ -104,7 +114,8 @@ def fp32_onnx(run: Path, teacher: Any, tokenizer: Any, max_length: int) -> tuple
     path = folder / "model.fp32.onnx"
     if stamp.is_file() and path.is_file() and raw_fp32_path(run).is_file():
         meta = json.loads(stamp.read_text(encoding="utf-8"))
-        if meta.get("weights_sha256") == weights_sha and meta.get("exporter") == EXPORTER:
+        fresh = meta.get("weights_sha256") == weights_sha and meta.get("exporter") == EXPORTER
+        if fresh and meta.get("inputs") == model_inputs(teacher, tokenizer(["turn on the lights"])):
             return path, meta["inputs"]
     names = export_onnx(teacher, tokenizer, path, max_length, keep_raw=raw_fp32_path(run))
     stamp.write_text(json.dumps({"weights_sha256": weights_sha, "exporter": EXPORTER, "inputs": names}),
@@ -281,7 +292,7 @@ def _export(job: Job, student: Any | None) -> tuple[Path, Path, dict[str, Any] |
     src, raw = job.tmp / "student.onnx", job.tmp / "student.raw.onnx"
     export_onnx(student, job.tokenizer, src, job.max_length, keep_raw=raw)
     check = compare_onnx(student, job.tokenizer, src, [e.text for e in job.val[:64]], job.max_length, job.inputs)
-    return src, raw, verify_export(check)
+    return src, raw, verify_export(check, architecture_export(student.config.model_type).tolerance)
 
 
 def measure_variant(job: Job, recipe: Recipe, variant: Variant, latency_rounds: int) -> dict[str, Any]:
