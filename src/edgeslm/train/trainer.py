@@ -23,7 +23,6 @@ from edgeslm.models.loaders import load_classifier
 from edgeslm.models.registry import resolve
 from edgeslm.train import schedule
 from edgeslm.train.config import TrainConfig
-from edgeslm.train.schedule import token_window
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, An
 
     lengths = {name: token_lengths(tokenizer, rows)
                for name, rows in (("train", train_rows), ("val", val_rows), ("test", test_rows))}
-    max_length = config.max_length or token_window(lengths["train"], model_window(model, tokenizer))
+    max_length = config.max_length or schedule.token_window(lengths["train"], model_window(model, tokenizer))
     truncated = {name: sum(n > max_length for n in ns) for name, ns in lengths.items()}
     if truncated["train"]:
         log.warning("%d of %d training texts are longer than %d tokens and were truncated",
@@ -67,7 +66,7 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, An
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     warm = max(1, int(total * config.warmup))
-    schedule_fn = torch.optim.lr_scheduler.LambdaLR(
+    lr_schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
     )
 
@@ -93,7 +92,7 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, An
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
-            schedule_fn.step()
+            lr_schedule.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
             bar.update(1)
@@ -122,7 +121,7 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, An
     model.load_state_dict(best["state"])
     model.eval()
     val_metrics = evaluate_torch(model, tokenizer, val_rows, data.labels, max_length)
-    test_metrics = evaluate_torch(model, tokenizer, test_rows, data.labels, config.max_length)
+    test_metrics = evaluate_torch(model, tokenizer, test_rows, data.labels, max_length)
 
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out / "model", safe_serialization=True)
