@@ -14,8 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from edgeslm.bundle.reader import open_bundle
 from edgeslm.compress.recipe import builtin_names
+from edgeslm.formats.reader import open_bundle
 from edgeslm.pipeline.demo import DemoConfig, run_demo
 from edgeslm.report.compare import compare_table
 

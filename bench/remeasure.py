@@ -14,9 +14,9 @@ import json
 import statistics
 from pathlib import Path
 
-from edgeslm.bundle.reader import open_bundle
 from edgeslm.compress.measure import interleaved_latency
 from edgeslm.data.records import read_examples
+from edgeslm.formats.reader import open_bundle
 from edgeslm.runtime.engines.onnx import OnnxClassifier
 
 

@@ -25,7 +25,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def session_bundle(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from edgeslm.bundle.export import export_classifier
+    from edgeslm.export.onnx import export_classifier
 
     out = tmp_path_factory.mktemp("bundle") / "intent-small"
     export_classifier(trained_run, out)

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeslm.bundle.writer import BundleWriter
+from edgeslm.formats.writer import BundleWriter
 
 LABELS = ("TurnOn", "TurnOff", "Weather")
 KEYWORDS = ("on", "off", "weather")  # label i is chosen by the word KEYWORDS[i]
 FILLER = ("turn", "the", "kitchen", "lights", "what", "is", "like", "please", "lamp")
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")  # ids 0..3, the order BERT vocabularies use
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # what export_onnx gives a BERT encoder
-OPSET = 17  # the exporter's opset (bundle/export.py)
+OPSET = 17  # the exporter's opset (export/onnx.py)
 IR_VERSION = 8  # opset 17's IR version: older ONNX Runtimes refuse a newer IR than they know
 SCALE = 8.0  # logit per unit of keyword share: confident scores, still finite
 

@@ -19,3 +19,7 @@ class DataError(EdgeslmError):
 
 class BundleError(EdgeslmError):
     """A bundle is malformed, tampered with, truncated, or from a newer format."""
+
+
+class GgufError(EdgeslmError):
+    """A decoder cannot be converted or quantized (architecture, tokenizer, or llama.cpp refused it)."""

@@ -6,11 +6,11 @@ import logging
 import pytest
 import yaml
 
-from edgeslm.bundle.reader import open_bundle
 from edgeslm.compress.pipeline import GuardError, compress
 from edgeslm.compress.recipe import Recipe, load_recipe
 from edgeslm.data.records import Example, write_jsonl
 from edgeslm.errors import BundleError, ConfigError, DataError
+from edgeslm.formats.reader import open_bundle
 from edgeslm.runtime.engines.onnx import OnnxClassifier
 
 pytestmark = pytest.mark.model
@@ -143,7 +143,7 @@ def test_calibration_with_unknown_labels_fails_fast(trained_run, tmp_path):
 
 
 def test_decoder_bundle_is_refused(tmp_path):
-    from edgeslm.bundle.export import export_gguf
+    from edgeslm.export.onnx import export_gguf
 
     export_gguf("smollm2-135m", tmp_path / "smol")
     with pytest.raises(ConfigError, match="decoder bundle"):
@@ -160,7 +160,7 @@ def test_xz_stored_model_loads_and_truncation_is_caught(trained_run, tmp_path):
     path = tmp_path / "xz" / "model.onnx.xz"
     path.write_bytes(path.read_bytes()[:1000])
     data = json.loads((tmp_path / "xz" / "manifest.json").read_text())
-    from edgeslm.bundle.hashing import sha256_file
+    from edgeslm.formats.hashing import sha256_file
 
     data["files"]["model.onnx.xz"] = {"sha256": sha256_file(path), "bytes": 1000}
     (tmp_path / "xz" / "manifest.json").write_text(json.dumps(data))

@@ -86,11 +86,11 @@ def graph_inputs(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("arch", sorted(FAMILIES))
 def test_encoder_family_trains_exports_compresses_and_evaluates(arch, tmp_path):
-    from edgeslm.bundle.export import ARCHITECTURES, export_classifier
-    from edgeslm.bundle.reader import open_bundle
     from edgeslm.compress.pipeline import compress
     from edgeslm.compress.recipe import Recipe, load_recipe
     from edgeslm.evaluate.runner import evaluate_bundle
+    from edgeslm.export.onnx import ARCHITECTURES, export_classifier
+    from edgeslm.formats.reader import open_bundle
     from edgeslm.models.registry import resolve
     from edgeslm.train.config import TrainConfig
     from edgeslm.train.trainer import train
@@ -131,7 +131,7 @@ def test_encoder_family_trains_exports_compresses_and_evaluates(arch, tmp_path):
 def test_every_fusion_type_exists_in_the_installed_onnxruntime():
     from onnxruntime.transformers.optimizer import MODEL_TYPES
 
-    from edgeslm.bundle.export import ARCHITECTURES, OTHER_ARCHITECTURE
+    from edgeslm.export.onnx import ARCHITECTURES, OTHER_ARCHITECTURE
     from edgeslm.models.registry import ENCODER_TYPES
 
     assert set(FAMILIES) <= set(ARCHITECTURES) <= ENCODER_TYPES
@@ -144,8 +144,8 @@ def test_a_cached_export_that_feeds_inputs_the_model_lacks_is_redone(tmp_path):
     compress must export again rather than feed the graph an input it does not have."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from edgeslm.bundle.hashing import sha256_file
     from edgeslm.compress.pipeline import EXPORTER, fp32_onnx
+    from edgeslm.formats.hashing import sha256_file
 
     folder = make_encoder("distilbert", tmp_path / "tiny-distilbert")
     run = tmp_path / "run"

@@ -3,8 +3,8 @@ import json
 import pytest
 
 from edgeslm.errors import ModelNotFoundError
+from edgeslm.formats.gguf import read_header
 from edgeslm.models import registry
-from edgeslm.models.gguf import read_header
 from edgeslm.models.registry import list_builtin, resolve
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from edgeslm.bundle.reader import open_bundle
+from edgeslm.formats.reader import open_bundle
 from edgeslm.runtime.engines.onnx import OnnxClassifier
 
 

@@ -19,7 +19,7 @@ ASK = [{"role": "system", "content": "You are a concise assistant."},
 
 @pytest.fixture(scope="module")
 def smol_bundle(tmp_path_factory):
-    from edgeslm.bundle.export import export_gguf
+    from edgeslm.export.onnx import export_gguf
 
     out = tmp_path_factory.mktemp("decoder") / "smollm2"
     export_gguf("smollm2-135m", out)
@@ -28,7 +28,7 @@ def smol_bundle(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def engine(smol_bundle):
-    from edgeslm.bundle.reader import open_bundle
+    from edgeslm.formats.reader import open_bundle
     from edgeslm.runtime.engines.llama import LlamaEngine
 
     e = LlamaEngine.from_bundle(open_bundle(smol_bundle), threads=2, n_ctx=512)
@@ -170,7 +170,7 @@ def test_wrong_family_and_missing_package(tmp_path, monkeypatch, smol_bundle):
 
 
 def test_closed_engine_refuses(smol_bundle):
-    from edgeslm.bundle.reader import open_bundle
+    from edgeslm.formats.reader import open_bundle
     from edgeslm.runtime.engines.llama import LlamaEngine
 
     with LlamaEngine.from_bundle(open_bundle(smol_bundle), threads=1, n_ctx=64) as e:

@@ -25,8 +25,8 @@ def run_blocked(code: str) -> subprocess.CompletedProcess:
 
 def test_device_modules_import_without_torch():
     r = run_blocked(
-        "import edgeslm.runtime.engines.onnx, edgeslm.evaluate.runner, edgeslm.bundle.reader, "
-        "edgeslm.models.gguf, edgeslm.models.registry, edgeslm.cli.main, edgeslm.runtime.server.serve, "
+        "import edgeslm.runtime.engines.onnx, edgeslm.evaluate.runner, edgeslm.formats.reader, "
+        "edgeslm.formats.gguf, edgeslm.models.registry, edgeslm.cli.main, edgeslm.runtime.server.serve, "
         "edgeslm.runtime.engines.llama, edgeslm.bench.run, edgeslm.bench.encoder, edgeslm.bench.decoder\n"
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\nprint('ok')"
     )
@@ -49,7 +49,7 @@ def test_eval_json_without_torch(session_bundle, trained_run):
     assert 0 <= out["accuracy"] <= 1 and 0 <= out["macro_f1"] <= 1
     assert out["latency"]["p50_ms"] > 0 and out["latency"]["p99_ms"] >= out["latency"]["p50_ms"]
     # the device runtime reproduces what export measured on the same split
-    from edgeslm.bundle.reader import open_bundle
+    from edgeslm.formats.reader import open_bundle
 
     assert out["accuracy"] == pytest.approx(open_bundle(session_bundle).manifest.evaluation["test"]["accuracy"], abs=0.005)
 

@@ -37,8 +37,8 @@ def test_distilbert_family_trains_and_exports_without_token_type_ids(tmp_path):
 
     from transformers import DistilBertConfig, DistilBertModel
 
-    from edgeslm.bundle.export import export_classifier
-    from edgeslm.bundle.reader import open_bundle
+    from edgeslm.export.onnx import export_classifier
+    from edgeslm.formats.reader import open_bundle
     from edgeslm.models.registry import resolve
     from edgeslm.train.config import TrainConfig
     from edgeslm.train.trainer import train

@@ -17,8 +17,8 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeslm.bench.loadgen import peak_rss_mb
-from edgeslm.bundle.reader import Bundle, open_bundle
 from edgeslm.errors import ConfigError
+from edgeslm.formats.reader import Bundle, open_bundle
 from edgeslm.runtime.energy import CpuMeter
 from edgeslm.runtime.engines.llama import LlamaEngine, collect, import_llama_cpp
 from edgeslm.runtime.profiles import isa_summary

@@ -22,10 +22,10 @@ from tqdm import tqdm
 
 from edgeslm.bench.baselines import baseline
 from edgeslm.bench.loadgen import BenchConfig, peak_rss_mb, sample_queries
-from edgeslm.bundle.reader import Bundle
 from edgeslm.data.records import read_examples
 from edgeslm.errors import ConfigError
 from edgeslm.evaluate.metrics import latency_summary
+from edgeslm.formats.reader import Bundle
 from edgeslm.runtime.energy import CpuMeter
 from edgeslm.runtime.engines.onnx import OnnxClassifier
 from edgeslm.runtime.profiles import isa_summary, load_profile

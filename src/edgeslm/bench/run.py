@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from edgeslm.bench.loadgen import BenchConfig
-from edgeslm.bundle.reader import open_bundle
 from edgeslm.errors import ConfigError
+from edgeslm.formats.reader import open_bundle
 
 
 def run_bench(config: BenchConfig, progress: bool = False) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from edgeslm.report.text import table
 @handle_errors
 def export(source: str, out: Path, name: str | None, profile: str, as_json: bool) -> None:
     """Bundle SOURCE: a training run folder (encoder -> ONNX) or a GGUF decoder (name or path)."""
-    from edgeslm.bundle.export import export_classifier, export_gguf
+    from edgeslm.export.onnx import export_classifier, export_gguf
 
     if (Path(source) / "run.json").is_file():
         manifest = export_classifier(Path(source), out, name=name, profile=profile)
@@ -35,7 +35,7 @@ def export(source: str, out: Path, name: str | None, profile: str, as_json: bool
 @handle_errors
 def inspect(bundle: Path, no_verify: bool, as_json: bool) -> None:
     """Show a bundle's manifest after verifying every file's sha256."""
-    from edgeslm.bundle.reader import open_bundle
+    from edgeslm.formats.reader import open_bundle
 
     b = open_bundle(bundle, verify=not no_verify)
     m = b.manifest.to_dict()

@@ -42,7 +42,7 @@ def compress(source: Path, recipe_name: str, out: Path, calibration: Path | None
 @handle_errors
 def compare(bundles: tuple[Path, ...], plot: Path | None, as_json: bool) -> None:
     """Compare compressed bundles: accuracy kept, size, sparsity and latency against fp32."""
-    from edgeslm.bundle.reader import open_bundle
+    from edgeslm.formats.reader import open_bundle
 
     rows, decoders = [], []
     for path in bundles:

@@ -107,7 +107,7 @@ def _quantize(src: Path, dst: Path, config: QuantizeConfig, calibration: Iterabl
     import onnx
 
     keep = list(keep_fp32 or [])
-    # int8 works on the fused graph (bundle/export.py): Attention becomes QAttention, and the
+    # int8 works on the fused graph (export/onnx.py): Attention becomes QAttention, and the
     # quantizer turns the pooler and classifier Gemm into MatMul + Add so they are int8 too
     ops = ["MatMul", "Attention"] if config.scheme.startswith("int8") else ["MatMul"]
     ops += ["Gather", "EmbedLayerNormalization"] if config.quantize_embeddings else []

@@ -21,17 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeslm.bundle.export import (
-    EXPORTER,
-    architecture_export,
-    compare_onnx,
-    export_onnx,
-    model_inputs,
-    read_run,
-    verify_export,
-)
-from edgeslm.bundle.hashing import sha256_file
-from edgeslm.bundle.writer import BundleWriter
 from edgeslm.compress import measure
 from edgeslm.compress.modifiers import QuantizeConfig
 from edgeslm.compress.onnx_quant import needs_7bit_weights, quantize, quiet_ort_quantizer, sensitivity_order
@@ -40,6 +29,17 @@ from edgeslm.compress.torch_steps import STEPS, Context
 from edgeslm.data.records import Example, read_examples
 from edgeslm.errors import ConfigError, EdgeslmError
 from edgeslm.evaluate.runner import evaluate_classifier
+from edgeslm.export.onnx import (
+    EXPORTER,
+    architecture_export,
+    compare_onnx,
+    export_onnx,
+    model_inputs,
+    read_run,
+    verify_export,
+)
+from edgeslm.formats.hashing import sha256_file
+from edgeslm.formats.writer import BundleWriter
 from edgeslm.runtime.engines.onnx import OnnxClassifier
 from edgeslm.runtime.profiles import THIS_MACHINE, load_profile
 
@@ -86,7 +86,7 @@ def resolve_source(source: Path) -> Path:
     if (source / "run.json").is_file():
         return source
     if (source / "manifest.json").is_file():
-        from edgeslm.bundle.reader import open_bundle
+        from edgeslm.formats.reader import open_bundle
 
         m = open_bundle(source).manifest
         if m.family != "encoder":

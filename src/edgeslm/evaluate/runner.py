@@ -8,9 +8,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from edgeslm.bundle.reader import open_bundle
 from edgeslm.data.records import Example, read_examples
 from edgeslm.evaluate.metrics import classification_metrics, latency_summary
+from edgeslm.formats.reader import open_bundle
 from edgeslm.runtime.engines.onnx import MAX_REQUEST_CHARS, OnnxClassifier
 
 

@@ -83,7 +83,7 @@ def resolve(name_or_path: str) -> ModelSource:
 
 def _from_path(path: Path, name: str) -> ModelSource:
     if path.is_file() and path.suffix == ".gguf":
-        from edgeslm.models.gguf import read_header
+        from edgeslm.formats.gguf import read_header
 
         arch = read_header(path).architecture
         return ModelSource(name, path, "decoder", "gguf", arch)

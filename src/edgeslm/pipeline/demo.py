@@ -25,10 +25,10 @@ class DemoConfig(Config):
 
 
 def run_demo(config: DemoConfig, progress: bool = True, echo: Callable[[str], Any] | None = None) -> dict[str, Any]:
-    from edgeslm.bundle.reader import open_bundle
     from edgeslm.data.noise import add_noise
     from edgeslm.data.records import Example, read_examples, write_jsonl
     from edgeslm.evaluate.runner import evaluate_bundle
+    from edgeslm.formats.reader import open_bundle
     from edgeslm.report.demo import write_report
     from edgeslm.train.config import TrainConfig
 
@@ -47,7 +47,7 @@ def run_demo(config: DemoConfig, progress: bool = True, echo: Callable[[str], An
         say(f"[1/5] reusing the finished run in {run_dir}")
 
     if fresh or not _bundle_of(bundle_dir, run_dir):
-        from edgeslm.bundle.export import export_classifier
+        from edgeslm.export.onnx import export_classifier
 
         say(f"[2/5] exporting ONNX bundle -> {bundle_dir}")
         export_classifier(run_dir, bundle_dir, name="intent-fp32")
@@ -107,8 +107,8 @@ def _same_run(run_dir: Path, config: Any) -> bool:
 
 def _provenance_of(bundle_dir: Path, run_dir: Path) -> dict[str, Any] | None:
     """The provenance of a bundle that still verifies and was made from this run with today's exporter."""
-    from edgeslm.bundle.export import EXPORTER
-    from edgeslm.bundle.reader import open_bundle
+    from edgeslm.export.onnx import EXPORTER
+    from edgeslm.formats.reader import open_bundle
 
     try:
         prov = open_bundle(bundle_dir).manifest.provenance

@@ -21,7 +21,7 @@ ENDLESS = 'root ::= "ab " root'
 
 @pytest.fixture(scope="module")
 def chat_server(tmp_path_factory, tiny_bundle):
-    from edgeslm.bundle.export import export_gguf
+    from edgeslm.export.onnx import export_gguf
 
     decoder = tmp_path_factory.mktemp("decoder") / "smollm2"
     export_gguf("smollm2-135m", decoder)
@@ -166,7 +166,7 @@ def test_a_generation_failing_mid_stream_ends_with_an_error_event(chat_server, m
 def test_a_tight_memory_budget_swaps_models_on_demand(tmp_path, tiny_bundle):
     """Budget for one model at a time: each request loads what it needs and evicts the other. SmolLM2
     is budgeted at ~139 MiB (file + full-context KV cache), the tiny encoder at ~24 MiB."""
-    from edgeslm.bundle.export import export_gguf
+    from edgeslm.export.onnx import export_gguf
 
     decoder = tmp_path / "smollm2"
     export_gguf("smollm2-135m", decoder)

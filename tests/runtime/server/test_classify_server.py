@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from edgeslm.bundle.reader import open_bundle
+from edgeslm.formats.reader import open_bundle
 from edgeslm.runtime.engines.onnx import OnnxClassifier
 from edgeslm.runtime.server.serve import ServeConfig
 

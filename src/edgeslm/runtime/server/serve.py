@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeslm.bundle.reader import open_bundle
 from edgeslm.config import Config
 from edgeslm.errors import ConfigError
+from edgeslm.formats.reader import open_bundle
 from edgeslm.runtime.governor import Governor
 from edgeslm.runtime.profiles import DeviceProfile, load_profile
 from edgeslm.runtime.server.app import App, ModelEntry

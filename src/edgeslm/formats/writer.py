@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from edgeslm import __version__
-from edgeslm.bundle.hashing import sha256_file
-from edgeslm.bundle.manifest import FORMAT, FORMAT_VERSION, MANIFEST, FileEntry, Manifest
 from edgeslm.errors import BundleError
+from edgeslm.formats.hashing import sha256_file
+from edgeslm.formats.manifest import FORMAT, FORMAT_VERSION, MANIFEST, FileEntry, Manifest
 
 
 class BundleWriter:

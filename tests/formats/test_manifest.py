@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgeslm.bundle.manifest import FORMAT_VERSION, Manifest
-from edgeslm.bundle.reader import read_manifest
 from edgeslm.errors import BundleError
+from edgeslm.formats.manifest import FORMAT_VERSION, Manifest
+from edgeslm.formats.reader import read_manifest
 
 SHA = "0" * 64
 GOOD = {

@@ -13,11 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from edgeslm.bundle.manifest import MODEL_INPUTS
-from edgeslm.bundle.writer import BundleWriter
 from edgeslm.data.records import read_examples
 from edgeslm.errors import BundleError, ModelNotFoundError
-from edgeslm.models.registry import resolve
+from edgeslm.formats.manifest import MODEL_INPUTS
+from edgeslm.formats.writer import BundleWriter
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -250,25 +249,3 @@ def _evaluate_staged(writer: BundleWriter, onnx_path: Path, labels: list[str], m
         metrics = evaluate_classifier(clf, rows, timed=False)
         results[split] = {k: metrics[k] for k in ("accuracy", "macro_f1", "n")}
     return results
-
-
-def export_gguf(model: str, out: Path, name: str | None = None, profile: str = "any") -> dict[str, Any]:
-    """Bundle a decoder that is already a GGUF file (built-in `smollm2-135m` or a path)."""
-    from edgeslm.models.gguf import read_header
-
-    source = resolve(model)
-    if source.format != "gguf":
-        raise BundleError(f"{model}: decoder bundles carry GGUF; convert {source.format} with llama.cpp first")
-    header = read_header(source.path)
-    with BundleWriter(out) as writer:
-        writer.add(source.path, source.path.name)
-        manifest = writer.finish(
-            name=name or Path(out).name, family="decoder", architecture=header.architecture,
-            task="text-generation", engine="llama.cpp", model_file=source.path.name,
-            provenance={"base_model": source.name, "gguf": {"version": header.version,
-                        "tensors": header.tensor_count,
-                        "file_type": header.metadata.get("general.file_type"),
-                        "name": header.metadata.get("general.name")}},
-            profile=profile,
-        )
-    return manifest.to_dict()

@@ -29,7 +29,7 @@ def ggml_rope(x, theta):  # x (head_dim,): adjacent pairs (2i, 2i + 1), GGML's L
 
 
 def test_permutation_turns_hf_rope_into_ggml_rope():
-    from edgeslm.compress.gguf_quant import permute_rope_rows
+    from edgeslm.export.gguf import permute_rope_rows
 
     rng = np.random.default_rng(0)
     n_head, head_dim, width = 3, 8, 5
@@ -45,7 +45,7 @@ def test_permutation_turns_hf_rope_into_ggml_rope():
 
 
 def test_windows_score_every_token_once_and_nll():
-    from edgeslm.compress.gguf_quant import token_nll, windows
+    from edgeslm.evaluate.perplexity import token_nll, windows
 
     for n, ctx, stride in ((10, 4, 2), (1000, 512, 256), (512, 512, 256), (7, 512, 256), (33, 8, 7)):
         scored = [p for b, e, f in windows(n, ctx, stride) for p in range(f, e)]
@@ -55,7 +55,7 @@ def test_windows_score_every_token_once_and_nll():
 
 
 def test_rope_theta_from_either_transformers_config_style():
-    from edgeslm.compress.gguf_quant import rope_theta
+    from edgeslm.export.gguf import rope_theta
 
     assert rope_theta({"rope_theta": 5e5}) == 5e5
     assert rope_theta({"rope_parameters": {"rope_theta": 1e5, "rope_type": "default"}}) == 1e5
@@ -100,7 +100,8 @@ def test_tiny_llama_converts_and_matches_pytorch(tiny_llama, tmp_path):
     import llama_cpp
     import torch
 
-    from edgeslm.compress.gguf_quant import hf_to_gguf, quantize_file
+    from edgeslm.compress.gguf_quant import quantize_file
+    from edgeslm.export.gguf import hf_to_gguf
 
     folder, model, tok = tiny_llama
     info = hf_to_gguf(folder, tmp_path / "tiny.F16.gguf")
@@ -130,8 +131,8 @@ def test_tiny_llama_converts_and_matches_pytorch(tiny_llama, tmp_path):
 
 
 def test_tiny_llama_to_bundle(tiny_llama, tmp_path):
-    from edgeslm.bundle.reader import open_bundle
     from edgeslm.compress.gguf_quant import GgufQuantConfig, quantize_to_bundle
+    from edgeslm.formats.reader import open_bundle
 
     folder, _, _ = tiny_llama
     text = tmp_path / "heldout.txt"
@@ -161,7 +162,8 @@ def test_tiny_llama_to_bundle(tiny_llama, tmp_path):
 
 
 def test_refuses_what_it_cannot_convert(tmp_path):
-    from edgeslm.compress.gguf_quant import GgufError, GgufQuantConfig, quantize_to_bundle
+    from edgeslm.compress.gguf_quant import GgufQuantConfig, quantize_to_bundle
+    from edgeslm.errors import GgufError
 
     qwen = tmp_path / "qwen"
     qwen.mkdir()
@@ -188,8 +190,9 @@ def test_cli_errors_are_one_line():
 def test_smollm2_f16_conversion_matches_the_original_and_q8_keeps_quality(tmp_path):
     """The built-in Q4_1 GGUF, dequantized through transformers and written back as F16 by our converter,
     scores the held-out text like the original file does, and its Q8_0 bundle still answers."""
-    from edgeslm.bundle.reader import open_bundle
-    from edgeslm.compress.gguf_quant import GgufQuantConfig, default_eval_text, perplexity, quantize_to_bundle
+    from edgeslm.compress.gguf_quant import GgufQuantConfig, quantize_to_bundle
+    from edgeslm.evaluate.perplexity import default_eval_text, perplexity
+    from edgeslm.formats.reader import open_bundle
     from edgeslm.models.registry import resolve
     from edgeslm.runtime.engines.llama import LlamaEngine, collect
 
@@ -201,7 +204,7 @@ def test_smollm2_f16_conversion_matches_the_original_and_q8_keeps_quality(tmp_pa
     assert c["perplexity_before"] == pytest.approx(original["perplexity"], rel=0.03)
     assert c["ppl_ratio"] == pytest.approx(1.0, abs=0.03) and 0.5 < c["size_ratio"] < 0.56
     assert "already lie on that quantization grid" in c["note"]
-    from edgeslm.models.gguf import read_header
+    from edgeslm.formats.gguf import read_header
 
     meta = read_header(tmp_path / "smol-q8" / m["model_file"]).metadata
     assert meta["llama.rope.freq_base"] == 100000.0 and meta["tokenizer.ggml.pre"] == "smollm"

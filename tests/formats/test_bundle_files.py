@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from edgeslm.bundle.reader import open_bundle
-from edgeslm.bundle.writer import BundleWriter
 from edgeslm.errors import BundleError
+from edgeslm.formats.reader import open_bundle
+from edgeslm.formats.writer import BundleWriter
 from edgeslm.runtime.engines.onnx import OnnxClassifier
 
 
@@ -55,7 +55,7 @@ def test_truncated_onnx_is_refused_by_size_then_by_runtime(tiny_bundle_copy):
     with pytest.raises(BundleError, match="truncated or replaced"):
         open_bundle(tiny_bundle_copy)
     # Even with a manifest rewritten to match the truncated file, the runtime refuses it cleanly.
-    from edgeslm.bundle.hashing import sha256_file
+    from edgeslm.formats.hashing import sha256_file
 
     data = json.loads((tiny_bundle_copy / "manifest.json").read_text())
     data["files"]["model.onnx"] = {"sha256": sha256_file(model), "bytes": model.stat().st_size}

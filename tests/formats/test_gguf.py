@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgeslm.errors import EdgeslmError, ModelNotFoundError
-from edgeslm.models.gguf import (
+from edgeslm.formats.gguf import (
     ARRAY,
     MAX_ARRAY_DEPTH,
     SCALARS,

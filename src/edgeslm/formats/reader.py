@@ -10,9 +10,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeslm.bundle.hashing import sha256_file
-from edgeslm.bundle.manifest import MANIFEST, MAX_MANIFEST_BYTES, Manifest
 from edgeslm.errors import BundleError
+from edgeslm.formats.hashing import sha256_file
+from edgeslm.formats.manifest import MANIFEST, MAX_MANIFEST_BYTES, Manifest
 
 MAX_DEPTH = 32  # what export writes nests 5 deep (provenance.train_config...)
 
