@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 MAX_TEXT_CHARS, MAX_TEXTS = 2000, 64
 MAX_MESSAGES, MAX_MESSAGE_CHARS = 64, 16_000
 MAX_TOKENS_LIMIT = 2048
+MAX_STOP, MAX_STOP_CHARS = 4, 200
+MAX_SEED = 2**32 - 2  # llama.cpp takes 2**32 - 1 for "random"
 ROLES = ("system", "user", "assistant")
 WORDS = ("on", "off", "weather", "turn", "the", "kitchen", "lights", "lamp", "please", "hello", "garage")
 
@@ -69,6 +71,10 @@ def _good_message(m: Any) -> bool:
             and good_text(m.get("content"), MAX_MESSAGE_CHARS))
 
 
+def _good_stop(s: Any) -> bool:
+    return isinstance(s, str) and 0 < len(s) <= MAX_STOP_CHARS
+
+
 def _json_format(fmt: Any) -> bool:
     return isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
 
@@ -92,13 +98,13 @@ def chat_problems(body: Any, limit: int = MAX_TOKENS_LIMIT) -> set[str]:
         if v is not None and not (_is_number(v) and 0 <= v <= high):
             bad.add(name)
     stop = body.get("stop")
-    if not (stop is None or (isinstance(stop, str) and stop) or
-            (isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) and s for s in stop))):
+    if not (stop is None or _good_stop(stop) or
+            (isinstance(stop, list) and len(stop) <= MAX_STOP and all(map(_good_stop, stop)))):
         bad.add("stop")
     if not (body.get("stream") is None or isinstance(body.get("stream"), bool)):  # 0 == False, but 0 is no bool
         bad.add("stream")
     seed = body.get("seed")
-    if seed is not None and not (_is_int(seed) and 0 <= seed <= 2**31 - 1):
+    if seed is not None and not (_is_int(seed) and 0 <= seed <= MAX_SEED):
         bad.add("seed")
     n = body.get("n")
     if n is not None and not (_is_int(n) and n == 1):
@@ -129,14 +135,16 @@ def chat_expected(body: dict[str, Any]) -> dict[str, Any]:
     return {
         "model": body.get("model"),
         "messages": [{"role": m["role"], "content": m["content"]} for m in body["messages"]],
-        "max_tokens": max_tokens if max_tokens is not None else (body.get("max_tokens") or 128),
-        "temperature": float(body.get("temperature") if body.get("temperature") is not None else 0.0),
-        "top_p": float(body.get("top_p") if body.get("top_p") is not None else 1.0),
-        "stop": [] if stop is None else [stop] if isinstance(stop, str) else stop,
+        "sampling": {
+            "max_tokens": max_tokens if max_tokens is not None else (body.get("max_tokens") or 128),
+            "temperature": float(body.get("temperature") if body.get("temperature") is not None else 0.0),
+            "top_p": float(body.get("top_p") if body.get("top_p") is not None else 1.0),
+            "stop": () if stop is None else (stop,) if isinstance(stop, str) else tuple(stop),
+            "seed": body.get("seed") or 0,
+            "grammar": body.get("grammar"),
+            "json_schema": schema,
+        },
         "stream": bool(body.get("stream")),
-        "seed": body.get("seed") or 0,
-        "grammar": body.get("grammar"),
-        "json_schema": schema,
     }
 
 
@@ -245,8 +253,9 @@ def chat_bodies(draw: st.DrawFn) -> Any:
     body = draw(_optional(
         model=models, max_tokens=_ints(1, MAX_TOKENS_LIMIT), max_completion_tokens=_ints(1, MAX_TOKENS_LIMIT),
         temperature=_numbers(2), top_p=_numbers(1),
-        stop=st.one_of(st.none(), st.text(max_size=3), st.lists(st.text(max_size=3), max_size=5), junk),
-        stream=st.one_of(st.booleans(), st.none(), junk), seed=_ints(0, 2**31 - 1),
+        stop=st.one_of(st.none(), st.text(max_size=3), st.lists(st.text(max_size=3), max_size=5),
+                       _near_limit(MAX_STOP_CHARS), st.lists(_near_limit(MAX_STOP_CHARS), max_size=2), junk),
+        stream=st.one_of(st.booleans(), st.none(), junk), seed=_ints(0, MAX_SEED),
         response_format=formats, grammar=st.one_of(st.none(), st.just('root ::= "a"'), st.just("  "), junk),
         n=st.one_of(st.none(), st.just(1), st.integers(0, 3), st.booleans(), st.just(1.0)),
         user=junk, stream_options=junk))

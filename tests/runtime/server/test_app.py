@@ -180,7 +180,7 @@ def check_chat(body: Any, reply: Any) -> None:
     elif body.get("model") is None:
         error_naming(reply, 400, "serves none here")  # this server has no decoder
     elif body["model"] == "tiny-encoder":
-        error_naming(reply, 400, "needs a decoder")
+        error_naming(reply, 400, "cannot chat")
     else:
         error_naming(reply, 404, "not served")
 

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from edgeslm.errors import BundleError
+from edgeslm.runtime.engines.sampling import SamplingConfig
 
 ROLES = ("system", "user", "assistant")
-MAX_STOP = 4
 DEFAULT_SEED = 0
 KV_BYTES_PER_VALUE = 2  # llama.cpp's default KV cache type is f16
 INSTALL = "pip install 'edgeslm[device]'"
@@ -124,8 +124,11 @@ class LlamaEngine:
              top_p: float = 0.95, stop: Sequence[str] | None = None, grammar: str | None = None,
              json_schema: dict[str, Any] | None = None, seed: int | None = None) -> Iterator[Event]:
         """Answer a conversation with the model's own chat template: TextEvents, then one DoneEvent.
+        The sampling arguments are SamplingConfig's fields, checked by it against its ranges.
         Validation (a ValueError) happens here, before the stream starts; the lock is taken when the
         stream is first read and held until it is drained or closed."""
+        sampling = SamplingConfig(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop,
+                                  grammar=grammar, json_schema=json_schema, seed=seed)
         _check_messages(messages)
         self._refuse_control_tokens(messages)
         if self._formatter is None:
@@ -136,16 +139,18 @@ class LlamaEngine:
             prompt = self._formatter(messages=[{"role": m["role"], "content": m["content"]} for m in messages]).prompt
         except jinja2.TemplateError as exc:  # the template's own raise_exception() already gives a ValueError
             raise ValueError(f"the model's chat template refused these messages: {exc}") from None
-        return self._start(prompt, max_tokens, temperature, top_p, stop, grammar, json_schema, seed, ignore_eos=False)
+        return self._start(prompt, sampling, ignore_eos=False)
 
     def complete(self, prompt: str, max_tokens: int = 256, temperature: float = 0.7, top_p: float = 0.95,
                  stop: Sequence[str] | None = None, grammar: str | None = None,
                  json_schema: dict[str, Any] | None = None, seed: int | None = None,
                  ignore_eos: bool = False) -> Iterator[Event]:
         """Continue a raw prompt (no template). `ignore_eos` generates exactly max_tokens (benchmarks)."""
+        sampling = SamplingConfig(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop,
+                                  grammar=grammar, json_schema=json_schema, seed=seed)
         if not isinstance(prompt, str) or not prompt:
             raise ValueError("prompt must be a non-empty string")
-        return self._start(prompt, max_tokens, temperature, top_p, stop, grammar, json_schema, seed, ignore_eos)
+        return self._start(prompt, sampling, ignore_eos)
 
     def tokenize(self, text: str) -> list[int]:
         # special=True: control tokens written in the text (a chat template's <|im_start|>) are parsed as
@@ -196,21 +201,18 @@ class LlamaEngine:
         return Jinja2ChatFormatter(template=template, eos_token=text(self._llm.token_eos()),
                                    bos_token=text(self._llm.token_bos()))
 
-    def _start(self, prompt: str, max_tokens: int, temperature: float, top_p: float, stop: Sequence[str] | None,
-               grammar: str | None, json_schema: dict[str, Any] | None, seed: int | None,
-               ignore_eos: bool) -> Iterator[Event]:
+    def _start(self, prompt: str, sampling: SamplingConfig, ignore_eos: bool) -> Iterator[Event]:
         if self._llm is None:
             raise BundleError("this engine was closed")
-        _check_sampling(max_tokens, temperature, top_p, self.n_ctx)
-        stops = _check_stop(stop)
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32 - 1):
-            raise ValueError("seed must be an integer in [0, 2**32 - 2]")
-        grammar_obj = self._grammar(grammar, json_schema)
+        if sampling.max_tokens > self.n_ctx:  # the range is SamplingConfig's; the context is this engine's
+            raise ValueError(f"max_tokens must be an integer in [1, {self.n_ctx}] (this engine's context), "
+                             f"got {sampling.max_tokens}")
+        grammar = self._grammar(sampling.grammar, sampling.json_schema)
         tokens = self.tokenize(prompt)
         if len(tokens) >= self.n_ctx:
             raise ValueError(f"the prompt has {len(tokens)} tokens; this engine's context holds {self.n_ctx}")
-        return self._stream(tokens, max_tokens, temperature, top_p, stops, grammar_obj,
-                            self.seed if seed is None else seed, ignore_eos)
+        seed = self.seed if sampling.seed is None else sampling.seed
+        return self._stream(tokens, sampling, grammar, seed, ignore_eos)
 
     def _refuse_control_tokens(self, messages: Sequence[dict[str, str]]) -> None:
         """The templated prompt is tokenized with special tokens parsed (the template itself writes
@@ -231,23 +233,18 @@ class LlamaEngine:
                     raise ValueError(f"messages[{i}].content contains the model's control token {text!r}")
 
     def _grammar(self, grammar: str | None, json_schema: dict[str, Any] | None) -> Any:
-        if grammar is not None and json_schema is not None:
-            raise ValueError("give either grammar or json_schema, not both")
+        """Compile what SamplingConfig has checked (at most one of the two) against this model's vocab."""
         if grammar is None and json_schema is None:
             return None
         from llama_cpp.llama_grammar import LlamaGrammar
 
         if json_schema is not None:
-            if not isinstance(json_schema, dict):
-                raise ValueError("json_schema must be a JSON object (a dict)")
             try:
                 obj = LlamaGrammar.from_json_schema(json.dumps(json_schema), verbose=False)
             except Exception as exc:  # the schema converter raises plain Exceptions / KeyErrors
                 raise ValueError(f"json_schema cannot be turned into a grammar: {exc}") from None
             what = "the grammar made from json_schema"
         else:
-            if not isinstance(grammar, str) or not grammar.strip():
-                raise ValueError("grammar must be non-empty GBNF text")
             obj = LlamaGrammar.from_string(grammar, verbose=False)
             what = "grammar"
         # llama-cpp-python does not parse GBNF itself; llama.cpp returns no sampler for text it cannot
@@ -272,8 +269,8 @@ class LlamaEngine:
             self._pieces[key] = piece
         return piece
 
-    def _stream(self, tokens: list[int], max_tokens: int, temperature: float, top_p: float, stops: list[str],
-                grammar: Any, seed: int, ignore_eos: bool) -> Iterator[Event]:
+    def _stream(self, tokens: list[int], sampling: SamplingConfig, grammar: Any, seed: int,
+                ignore_eos: bool) -> Iterator[Event]:
         with self._lock:  # held until the stream is drained or closed (server: close it on disconnect)
             llm = self._llm
             if llm is None:
@@ -281,13 +278,14 @@ class LlamaEngine:
             start = time.perf_counter()
             cached = _common_prefix(llm._input_ids, tokens)
             llm.set_seed(seed)
-            budget = min(max_tokens, self.n_ctx - len(tokens))
+            budget = min(sampling.max_tokens, self.n_ctx - len(tokens))
+            stops = list(sampling.stop)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             text, sent = "", 0
             n, first_at, last_at, finish, eog = 0, 0.0, 0.0, "length", False
             hold = max((len(s) for s in stops), default=0)
-            gen = llm.generate(tokens, temp=temperature, top_p=top_p, top_k=40, min_p=0.05, repeat_penalty=1.0,
-                               grammar=grammar)
+            gen = llm.generate(tokens, temp=sampling.temperature, top_p=sampling.top_p, top_k=40, min_p=0.05,
+                               repeat_penalty=1.0, grammar=grammar)
             try:
                 for token in gen:
                     last_at = time.perf_counter()
@@ -397,24 +395,3 @@ def _check_messages(messages: Any) -> None:
             raise ValueError(f"messages[{i}].role must be one of {', '.join(ROLES)}, got {m['role']!r}")
         if not isinstance(m["content"], str):
             raise ValueError(f"messages[{i}].content must be a string")
-
-
-def _check_sampling(max_tokens: Any, temperature: Any, top_p: Any, n_ctx: int) -> None:
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 1 <= max_tokens <= n_ctx:
-        raise ValueError(f"max_tokens must be an integer in [1, {n_ctx}], got {max_tokens!r}")
-    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not 0 <= temperature <= 2:
-        raise ValueError(f"temperature must be a number in [0, 2], got {temperature!r}")
-    if not isinstance(top_p, (int, float)) or isinstance(top_p, bool) or not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be a number in (0, 1], got {top_p!r}")
-
-
-def _check_stop(stop: Any) -> list[str]:
-    if stop is None:
-        return []
-    if isinstance(stop, str):
-        stop = [stop]
-    if not isinstance(stop, (list, tuple)) or len(stop) > MAX_STOP:
-        raise ValueError(f"stop must be a list of at most {MAX_STOP} strings")
-    if not all(isinstance(s, str) and s for s in stop):
-        raise ValueError("each stop sequence must be a non-empty string")
-    return list(stop)

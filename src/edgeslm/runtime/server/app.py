@@ -1,7 +1,8 @@
 """The routes. A request reads top to bottom: validate → admit (governor) → batch or stream → engine.
+A route serves the models whose engine has its capability (engines/registry.py), whatever their family.
 
-/v1/classify          encoder bundles, batched across concurrent clients
-/v1/chat/completions  decoder bundles, OpenAI-compatible, streaming as server-sent events
+/v1/classify          engines that can "classify" (encoders), batched across concurrent clients
+/v1/chat/completions  engines that can "chat" (decoders), OpenAI-compatible, streaming as server-sent events
 /v1/models            every registered model and whether it is resident
 /healthz, /metrics    liveness and Prometheus metrics
 """
@@ -9,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -17,7 +19,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from edgeslm.runtime.energy import cpu_seconds, joules
@@ -30,11 +31,12 @@ from edgeslm.runtime.server.metrics import BATCH_BUCKETS, LATENCY_BUCKETS, Count
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ModelEntry:
     name: str
-    family: str  # encoder | decoder
+    family: str  # encoder | decoder: shown in /v1/models, never routed on
     task: str
+    capabilities: frozenset[str]  # what its engine can do ("classify", "chat"): requests route on this
     labels: tuple[str, ...] = ()
 
 
@@ -47,7 +49,7 @@ class App:
         self._lock = threading.Lock()
         self._metrics()
         self.batchers = {m.name: Batcher(m.name, self._classify_batch(m.name), max_batch, self._observe_batch)
-                         for m in models if m.family == "encoder"}
+                         for m in models if "classify" in m.capabilities}
         # llama.cpp serves one sequence at a time (the engine holds a lock); two threads let the next
         # request wait in the engine, not in the event loop.
         self.generators = ThreadPoolExecutor(max_workers=2, thread_name_prefix="generate")
@@ -102,7 +104,7 @@ class App:
     # -- classify ----------------------------------------------------------------------------------
     async def classify(self, request: Request) -> Response:
         parsed = schemas.parse_classify(request.json())
-        model = self._pick(parsed.model, "encoder", "/v1/classify")
+        model = self._pick(parsed.model, "classify", "/v1/classify")
         with self.governor.admit():
             results, served_by = await asyncio.wrap_future(self.batchers[model].submit(parsed.texts))
         body: dict[str, Any] = {"model": model, "served_by": served_by}
@@ -125,7 +127,7 @@ class App:
     # -- chat --------------------------------------------------------------------------------------
     async def chat(self, request: Request) -> Response:
         parsed = schemas.parse_chat(request.json(), self.max_tokens_limit)
-        model = self._pick(parsed.model, "decoder", "/v1/chat/completions")
+        model = self._pick(parsed.model, "chat", "/v1/chat/completions")
         admission = self.governor.admit()
         admission.__enter__()  # held until the answer is complete or the client leaves
         released = threading.Event()
@@ -204,9 +206,8 @@ class App:
             final = None
             try:
                 with self.governor.acquire(model) as engine:
-                    for event in engine.chat(req.messages, max_tokens=req.max_tokens,
-                                                   temperature=req.temperature, top_p=req.top_p, stop=req.stop,
-                                                   grammar=req.grammar, json_schema=req.json_schema, seed=req.seed):
+                    # the engine's sampling arguments are SamplingConfig's fields, checked there once more
+                    for event in engine.chat(req.messages, **dataclasses.asdict(req.sampling)):
                         if cancel.is_set():  # the client left: stop spending CPU on it
                             break
                         event = event.to_dict()
@@ -240,17 +241,18 @@ class App:
 
         return events(), cancel
 
-    def _pick(self, name: str | None, family: str, route: str) -> str:
+    def _pick(self, name: str | None, capability: str, route: str) -> str:
         if name is None:
-            candidates = [m.name for m in self.models.values() if m.family == family]
+            candidates = [m.name for m in self.models.values() if capability in m.capabilities]
             if len(candidates) != 1:
                 raise HttpError(400, f"name the model: {route} serves {', '.join(sorted(candidates)) or 'none here'}")
             return candidates[0]
         model = self.models.get(name)
         if model is None:
             raise HttpError(404, f"model {name[:100]!r} is not served here; GET /v1/models lists them", "not_found")
-        if model.family != family:
-            raise HttpError(400, f"{name} is a {model.family}; {route} needs a {family}")
+        if capability not in model.capabilities:
+            raise HttpError(400, f"{name} cannot {capability} (it can {', '.join(sorted(model.capabilities))}); "
+                                 f"{route} needs a model that can")
         return name
 
     # -- metrics -----------------------------------------------------------------------------------

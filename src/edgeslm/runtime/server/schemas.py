@@ -1,13 +1,15 @@
-"""Request bodies, validated before anything runs: each problem is a 400 that names the field."""
+"""Request bodies, validated before anything runs: each problem is a 400 that names the field. A chat's
+sampling fields are the engines' SamplingConfig, built here: its ranges are the only ones."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from edgeslm.runtime.engines.llama import ROLES
 from edgeslm.runtime.engines.onnx import MAX_REQUEST_CHARS as MAX_TEXT_CHARS
+from edgeslm.runtime.engines.sampling import SamplingConfig, SamplingError, check_max_tokens
 from edgeslm.runtime.server.http import HttpError
 
 MAX_TEXTS = 64
@@ -27,14 +29,8 @@ class ClassifyRequest:
 class ChatRequest:
     model: str | None
     messages: list[dict[str, str]]
-    max_tokens: int = 128
-    temperature: float = 0.0
-    top_p: float = 1.0
-    stop: list[str] = field(default_factory=list)
+    sampling: SamplingConfig
     stream: bool = False
-    seed: int = 0
-    grammar: str | None = None
-    json_schema: dict[str, Any] | None = None
 
 
 def _bad(message: str) -> HttpError:
@@ -85,17 +81,6 @@ def parse_classify(body: Any) -> ClassifyRequest:
     return ClassifyRequest(_model(body), [_text(t, f"texts[{i}]", MAX_TEXT_CHARS) for i, t in enumerate(texts)], False)
 
 
-def _number(body: dict[str, Any], name: str, default: float, low: float, high: float, integer: bool = False) -> Any:
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
-        raise _bad(f"{name} must be {'an integer' if integer else 'a number'}")
-    if not low <= value <= high:
-        raise _bad(f"{name} must be between {low:g} and {high:g}")
-    return value
-
-
 def parse_chat(body: Any, max_tokens_limit: int = 2048) -> ChatRequest:
     body = _object(body, {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop",
                           "stream", "seed", "response_format", "grammar", "n", "user", "stream_options"})
@@ -116,22 +101,12 @@ def parse_chat(body: Any, max_tokens_limit: int = 2048) -> ChatRequest:
     n = body.get("n")
     if n is not None and (isinstance(n, bool) or n != 1 or not isinstance(n, int)):
         raise _bad("n must be 1: one completion a request")
-    stop = body.get("stop")
-    if stop is None:
-        stop = []
-    elif isinstance(stop, str):
-        stop = [stop]
-    if not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) and s for s in stop):
-        raise _bad("stop must be a non-empty string or a list of up to 4 non-empty strings")
     stream = body.get("stream")
     if stream is None:
         stream = False
     if not isinstance(stream, bool):
         raise _bad("stream must be true or false")
-    grammar, schema = body.get("grammar"), None
-    if grammar is not None and (not isinstance(grammar, str) or not grammar.strip() or len(grammar) > 20_000):
-        raise _bad("grammar must be a non-empty GBNF string of at most 20000 characters")
-    fmt = body.get("response_format")
+    schema, fmt = None, body.get("response_format")
     if fmt is not None:
         if not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object", "json_schema"):
             raise _bad("response_format.type must be text, json_object or json_schema")
@@ -142,16 +117,28 @@ def parse_chat(body: Any, max_tokens_limit: int = 2048) -> ChatRequest:
             if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
                 raise _bad("response_format.json_schema.schema must be a JSON Schema object")
             schema = spec["schema"]
-        if schema is not None and grammar is not None:
-            raise _bad("give grammar or response_format, not both")
-    # max_completion_tokens is OpenAI's newer name; both are checked under their own names.
-    max_tokens = _number(body, "max_tokens", 128, 1, max_tokens_limit, integer=True)
-    max_tokens = _number(body, "max_completion_tokens", max_tokens, 1, max_tokens_limit, integer=True)
-    return ChatRequest(
-        model=_model(body), messages=clean,
-        max_tokens=max_tokens,
-        temperature=float(_number(body, "temperature", 0.0, 0.0, 2.0)),
-        top_p=float(_number(body, "top_p", 1.0, 0.0, 1.0)),
-        stop=stop, stream=stream, seed=_number(body, "seed", 0, 0, 2**31 - 1, integer=True),
-        grammar=grammar, json_schema=schema,
-    )
+    return ChatRequest(model=_model(body), messages=clean, sampling=_sampling(body, schema, max_tokens_limit),
+                       stream=stream)
+
+
+def _sampling(body: dict[str, Any], json_schema: dict[str, Any] | None, max_tokens_limit: int) -> SamplingConfig:
+    """The request's SamplingConfig, with this API's defaults (greedy, seed 0) for what it leaves out."""
+    def given(name: str, default: Any) -> Any:
+        return default if body.get(name) is None else body[name]
+
+    max_tokens = 128
+    # max_completion_tokens is OpenAI's newer name and wins; both are checked under their own names.
+    for name in ("max_tokens", "max_completion_tokens"):
+        if body.get(name) is not None:
+            try:
+                max_tokens = check_max_tokens(body[name], name)
+            except SamplingError as exc:
+                raise _bad(str(exc)) from None
+            if max_tokens > max_tokens_limit:  # this server's own limit, below the engines' range
+                raise _bad(f"{name} must be at most {max_tokens_limit} on this server, got {max_tokens}")
+    try:
+        return SamplingConfig(max_tokens=max_tokens, temperature=given("temperature", 0.0), top_p=given("top_p", 1.0),
+                              stop=given("stop", ()), seed=given("seed", 0), grammar=body.get("grammar"),
+                              json_schema=json_schema)
+    except SamplingError as exc:
+        raise _bad(str(exc)) from None

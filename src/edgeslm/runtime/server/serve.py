@@ -15,6 +15,7 @@ from typing import Any
 from edgeslm.config import Config
 from edgeslm.errors import ConfigError
 from edgeslm.formats.reader import open_bundle
+from edgeslm.runtime.engines.registry import LoadSettings, engine_kind, load_engine
 from edgeslm.runtime.governor import Governor
 from edgeslm.runtime.profiles import DeviceProfile, load_profile
 from edgeslm.runtime.server.app import App, ModelEntry
@@ -48,16 +49,10 @@ class ServeConfig(Config):
                 raise ConfigError(f"ServeConfig.cheaper: {pair!r} is not MODEL:CHEAPER")
 
 
-def load_engine(path: Path, threads: int, spin: bool) -> Any:
-    """The governor's loader: the engine the bundle's manifest names (verified before use)."""
-    bundle = open_bundle(Path(path))
-    if bundle.manifest.family == "encoder":
-        from edgeslm.runtime.engines.onnx import OnnxClassifier
-        engine = OnnxClassifier.from_bundle(bundle, threads=threads, spin=spin)
-    else:
-        from edgeslm.runtime.engines.llama import LlamaEngine
-        engine = LlamaEngine.from_bundle(bundle, threads=threads)
-    return engine  # named after its manifest: answers say which variant served them
+def load_bundle(path: Path, threads: int, spin: bool) -> Any:
+    """The governor's loader: the engine the bundle's manifest names (verified before use), named after
+    its manifest, so that answers say which variant served them."""
+    return load_engine(open_bundle(Path(path)), LoadSettings(threads=threads, spin=spin))
 
 
 def build_app(config: ServeConfig) -> App:
@@ -73,11 +68,12 @@ def build_app(config: ServeConfig) -> App:
         if manifest.name in paths:
             raise ConfigError(f"two bundles are named {manifest.name!r}: {paths[manifest.name]} and {folder}")
         paths[manifest.name] = Path(folder)
-        entries.append(ModelEntry(manifest.name, manifest.family, manifest.task, tuple(manifest.labels)))
+        capabilities = engine_kind(manifest.engine, folder).capabilities  # an unknown engine fails here, not later
+        entries.append(ModelEntry(manifest.name, manifest.family, manifest.task, capabilities, tuple(manifest.labels)))
     # Spinning ORT workers cut ~10% off a lone model's latency but steal the cores from any other model
     # resident beside it (measured on a 2-core machine), so spin only when one model is served.
     spin = len(entries) == 1
-    governor = Governor(profile, lambda path, n: load_engine(path, n, spin))
+    governor = Governor(profile, lambda path, n: load_bundle(path, n, spin))
     cheaper = dict(pair.split(":") for pair in config.cheaper)
     for name in cheaper.keys() | cheaper.values():
         if name not in paths:
@@ -96,7 +92,7 @@ def warm(app: App, entries: list[ModelEntry]) -> None:
     for entry in entries:
         try:
             with app.governor.acquire(entry.name) as engine:
-                if entry.family == "encoder":
+                if "classify" in entry.capabilities:
                     engine.predict(["warm up"])
         except Exception as exc:  # a model that cannot load now still loads on demand, or fails loudly then
             log.warning("could not warm %s: %s", entry.name, exc)
