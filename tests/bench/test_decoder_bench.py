@@ -9,7 +9,7 @@ pytestmark = pytest.mark.model
 
 @pytest.fixture(scope="module")
 def smol_bundle(tmp_path_factory):
-    from edgeslm.export.onnx import export_gguf
+    from edgeslm.export.gguf import export_gguf
 
     out = tmp_path_factory.mktemp("decoder") / "smollm2"
     export_gguf("smollm2-135m", out)

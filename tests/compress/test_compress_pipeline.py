@@ -143,7 +143,7 @@ def test_calibration_with_unknown_labels_fails_fast(trained_run, tmp_path):
 
 
 def test_decoder_bundle_is_refused(tmp_path):
-    from edgeslm.export.onnx import export_gguf
+    from edgeslm.export.gguf import export_gguf
 
     export_gguf("smollm2-135m", tmp_path / "smol")
     with pytest.raises(ConfigError, match="decoder bundle"):

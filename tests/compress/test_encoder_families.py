@@ -144,8 +144,10 @@ def test_a_cached_export_that_feeds_inputs_the_model_lacks_is_redone(tmp_path):
     compress must export again rather than feed the graph an input it does not have."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from edgeslm.compress.pipeline import EXPORTER, fp32_onnx
+    from edgeslm.compress.context import fp32_onnx
+    from edgeslm.export.onnx import EXPORTER
     from edgeslm.formats.hashing import sha256_file
+    from edgeslm.train.run import RunFolder
 
     folder = make_encoder("distilbert", tmp_path / "tiny-distilbert")
     run = tmp_path / "run"
@@ -153,9 +155,9 @@ def test_a_cached_export_that_feeds_inputs_the_model_lacks_is_redone(tmp_path):
     model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=3).eval()
     model.save_pretrained(run / "model")
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    path, names = fp32_onnx(run, model, tokenizer, 32)
+    path, names = fp32_onnx(RunFolder(run), model, tokenizer, 32)
     assert names == ["input_ids", "attention_mask"]
     stale = {"weights_sha256": sha256_file(run / "model" / "model.safetensors"), "exporter": EXPORTER,
              "inputs": ["input_ids", "attention_mask", "token_type_ids"]}
     (run / "onnx" / "fp32.json").write_text(json.dumps(stale))
-    assert fp32_onnx(run, model, tokenizer, 32)[1] == ["input_ids", "attention_mask"]
+    assert fp32_onnx(RunFolder(run), model, tokenizer, 32)[1] == ["input_ids", "attention_mask"]

@@ -14,6 +14,13 @@ TEXT = ("The living room lights were still on when the storm reached the valley.
         "closed the blinds in the kitchen and asked the speaker to play the evening news. ") * 20
 
 
+def gguf_recipe(qtype="Q8_0", ceiling=1.5, **config):
+    from edgeslm.compress.recipe import Recipe
+
+    return Recipe.from_dict({"name": f"test-{qtype}", "families": ["decoder"], "ceiling": ceiling,
+                             "modifiers": [{"type": "quantize-gguf", "qtype": qtype, **config}]})
+
+
 def hf_rope(x, theta):  # x (head_dim,): pairs (i, i + d/2), Hugging Face's rotate_half
     half = len(x) // 2
     cos, sin = np.cos(np.concatenate([theta, theta])), np.sin(np.concatenate([theta, theta]))
@@ -63,13 +70,27 @@ def test_rope_theta_from_either_transformers_config_style():
 
 
 def test_config_refuses_unknown_types_and_bad_windows():
-    from edgeslm.compress.gguf_quant import GgufQuantConfig
+    from edgeslm.compress.modifiers import GgufQuantConfig
+    from edgeslm.compress.recipe import Recipe, load_recipe
 
     with pytest.raises(ConfigError, match="supported: Q8_0, .*Q4_K_M"):
-        GgufQuantConfig(type="Q9_9")
+        GgufQuantConfig(qtype="Q9_9")
     with pytest.raises(ConfigError, match="stride"):
         GgufQuantConfig(stride=1024)
-    assert GgufQuantConfig.from_dict(GgufQuantConfig(type="Q4_K_M").to_dict()).type == "Q4_K_M"
+    assert GgufQuantConfig.from_dict(GgufQuantConfig(qtype="Q4_K_M").to_dict()).qtype == "Q4_K_M"
+    # the recipes: decoders have a perplexity ceiling and one modifier; encoders keep their floor
+    for name, qtype in (("gguf-q8_0", "Q8_0"), ("gguf-q4_k_m", "Q4_K_M")):
+        r = load_recipe(name)
+        assert r.families == ("decoder",) and r.gguf.qtype == qtype and 1 < r.ceiling < 1.2
+        assert Recipe.from_dict(r.to_dict()) == r
+    with pytest.raises(ConfigError, match="needs one"):
+        gguf_recipe(ceiling=None)
+    with pytest.raises(ConfigError, match="needs one"):
+        gguf_recipe(ceiling=0.9)  # a ceiling below the unquantized file's perplexity: nothing could pass
+    with pytest.raises(ConfigError, match="one modifier, quantize-gguf"):
+        Recipe.from_dict({"name": "mixed", "families": ["encoder"], "modifiers": [{"type": "quantize-gguf"}]})
+    with pytest.raises(ConfigError, match="encoder recipes have a floor"):
+        Recipe.from_dict({"name": "e", "ceiling": 1.1, "modifiers": [{"type": "quantize"}]})
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +121,7 @@ def test_tiny_llama_converts_and_matches_pytorch(tiny_llama, tmp_path):
     import llama_cpp
     import torch
 
-    from edgeslm.compress.gguf_quant import quantize_file
+    from edgeslm.compress.gguf import quantize_file
     from edgeslm.export.gguf import hf_to_gguf
 
     folder, model, tok = tiny_llama
@@ -131,14 +152,14 @@ def test_tiny_llama_converts_and_matches_pytorch(tiny_llama, tmp_path):
 
 
 def test_tiny_llama_to_bundle(tiny_llama, tmp_path):
-    from edgeslm.compress.gguf_quant import GgufQuantConfig, quantize_to_bundle
+    from edgeslm.compress.pipeline import compress
     from edgeslm.formats.reader import open_bundle
 
     folder, _, _ = tiny_llama
     text = tmp_path / "heldout.txt"
     text.write_text(TEXT, encoding="utf-8")
-    m = quantize_to_bundle(str(folder / "model.safetensors"), tmp_path / "tiny-q4", GgufQuantConfig(
-        type="Q4_K_M", eval_tokens=300, n_ctx=128, stride=64), eval_text=text)
+    recipe = gguf_recipe("Q4_K_M", ceiling=1.05, eval_tokens=300, n_ctx=128, stride=64)
+    m = compress(str(folder / "model.safetensors"), recipe, tmp_path / "tiny-q4", eval_text=text)["manifest"]
     bundle = open_bundle(tmp_path / "tiny-q4")  # verifies every hash
     c = bundle.manifest.provenance["compression"]
     assert m["model_file"] == "tiny-llama.Q4_K_M.gguf" and bundle.manifest.family == "decoder"
@@ -151,6 +172,8 @@ def test_tiny_llama_to_bundle(tiny_llama, tmp_path):
     assert c["ppl_ratio"] == pytest.approx(c["perplexity_after"] / c["perplexity_before"], abs=1e-3)
     assert 0.97 < c["ppl_ratio"] < 1.03
     assert not list(tmp_path.glob(".tiny-q4.convert.*"))  # the F16 file and any scratch are gone
+    assert bundle.manifest.provenance["recipe"] == recipe.to_dict() and c["ceiling"] == 1.05
+    assert c["attempts"] == [{"embeddings_q8_0": False, "perplexity": c["perplexity_after"]}]
 
     from click.testing import CliRunner
 
@@ -162,7 +185,7 @@ def test_tiny_llama_to_bundle(tiny_llama, tmp_path):
 
 
 def test_refuses_what_it_cannot_convert(tmp_path):
-    from edgeslm.compress.gguf_quant import GgufQuantConfig, quantize_to_bundle
+    from edgeslm.compress.gguf import compress_decoder
     from edgeslm.errors import GgufError
 
     qwen = tmp_path / "qwen"
@@ -170,9 +193,9 @@ def test_refuses_what_it_cannot_convert(tmp_path):
     (qwen / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
     (qwen / "model.safetensors").write_bytes(b"")
     with pytest.raises(GgufError, match="LLaMA-architecture decoders only"):
-        quantize_to_bundle(str(qwen), tmp_path / "out", GgufQuantConfig())
+        compress_decoder(str(qwen), gguf_recipe(), tmp_path / "out")
     with pytest.raises(EdgeslmError, match="encoder"):
-        quantize_to_bundle("minilm-l6", tmp_path / "out", GgufQuantConfig())
+        compress_decoder("minilm-l6", gguf_recipe(), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -190,14 +213,16 @@ def test_cli_errors_are_one_line():
 def test_smollm2_f16_conversion_matches_the_original_and_q8_keeps_quality(tmp_path):
     """The built-in Q4_1 GGUF, dequantized through transformers and written back as F16 by our converter,
     scores the held-out text like the original file does, and its Q8_0 bundle still answers."""
-    from edgeslm.compress.gguf_quant import GgufQuantConfig, quantize_to_bundle
+    from edgeslm.compress.pipeline import compress
+    from edgeslm.compress.recipe import Recipe, load_recipe
     from edgeslm.evaluate.perplexity import default_eval_text, perplexity
     from edgeslm.formats.reader import open_bundle
     from edgeslm.models.registry import resolve
     from edgeslm.runtime.engines.llama import LlamaEngine, collect
 
-    config = GgufQuantConfig(type="Q8_0", eval_tokens=512, n_ctx=512, stride=256)
-    m = quantize_to_bundle("smollm2-135m", tmp_path / "smol-q8", config)
+    recipe = load_recipe("gguf-q8_0").to_dict()
+    recipe["modifiers"][0]["eval_tokens"] = 512
+    m = compress("smollm2-135m", Recipe.from_dict(recipe), tmp_path / "smol-q8")["manifest"]
     c = m["provenance"]["compression"]
     original = perplexity(resolve("smollm2-135m").path, default_eval_text()[1], max_tokens=512)
     assert c["eval_tokens"] == original["tokens"] == 512  # same tokenizer, same tokens

@@ -39,9 +39,11 @@ def test_int4_groupwise_error_exceeds_int8_and_outliers_hurt_more():
     assert weight_error(w_out, 8, None) > e8
 
 
-def test_quantize_repair_ladder_goes_per_channel_then_fp32_matmuls_then_stops():
+def test_repair_ladder_goes_per_channel_then_fp32_matmuls_then_stops():
+    from types import SimpleNamespace
+
+    from edgeslm.compress.guard import ENCODER_REPAIRS, FINAL, STUDENT
     from edgeslm.compress.modifiers import QuantizeConfig
-    from edgeslm.compress.pipeline import quantize_repair
 
     order = [f"m{i}" for i in range(10)]
     asked = []
@@ -50,15 +52,23 @@ def test_quantize_repair_ladder_goes_per_channel_then_fp32_matmuls_then_stops():
         asked.append(1)
         return order
 
-    cfg, keep, steps = QuantizeConfig(scheme="int8-static", per_channel=False, repair_keep_fp32=5), [], []
-    while (repair := quantize_repair(cfg, keep, sensitive)) is not None:
-        cfg, keep, what = repair
-        steps.append((cfg.per_channel, list(keep)))
-    assert steps == [(True, []), (True, order[:2]), (True, order[:4]), (True, order[:5])]
+    def ladder(qcfg, stage=FINAL):
+        state = SimpleNamespace(qcfg=qcfg, keep=[], sensitive=sensitive, stepper=None, retrained=False)
+        steps = []
+        while (r := next((r for r in ENCODER_REPAIRS if stage in r.stages and r.applies(state)), None)) is not None:
+            r.apply(state)
+            steps.append((r.name, state.qcfg.per_channel, list(state.keep)))
+        return steps
+
+    assert [r.cost for r in ENCODER_REPAIRS] == sorted(r.cost for r in ENCODER_REPAIRS)  # cheapest first
+    assert ladder(QuantizeConfig(scheme="int8-static", per_channel=False, repair_keep_fp32=5)) == [
+        ("per-channel-scales", True, []), ("keep-2-fp32", True, order[:2]), ("keep-4-fp32", True, order[:4]),
+        ("keep-8-fp32", True, order[:5])]
     assert len(asked) == 3  # the sensitivity ranking is only computed when MatMuls go back to fp32
-    assert quantize_repair(None, [], sensitive) is None
-    int4 = QuantizeConfig(scheme="int4-weight", per_channel=False, repair_keep_fp32=0)
-    assert quantize_repair(int4, [], sensitive) is None  # per-channel is an int8 repair only
+    assert ladder(None) == []
+    assert ladder(QuantizeConfig(scheme="int4-weight", per_channel=False, repair_keep_fp32=0)) == []  # int8 only
+    # a student that missed the bar before quantization: only retraining can help it
+    assert ladder(QuantizeConfig(scheme="int8-dynamic", repair_keep_fp32=5), stage=STUDENT) == []
 
 
 def test_7bit_weights_only_for_x86_without_vnni_or_an_unknown_target():

@@ -5,7 +5,8 @@ from edgeslm.compress.modifiers import QuantizeConfig
 from edgeslm.compress.recipe import Recipe, builtin_names, load_recipe
 from edgeslm.errors import ConfigError
 
-BUILTINS = {"int8-dynamic", "int8-static", "int4-weight", "sparse90-int8", "structured50-int8", "distill-l3"}
+BUILTINS = {"int8-dynamic", "int8-static", "int4-weight", "sparse90-int8", "structured50-int8", "distill-l3", "gguf-q8_0",
+            "gguf-q4_k_m"}
 
 
 def test_builtins_load_and_round_trip_through_yaml():

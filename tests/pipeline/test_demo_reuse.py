@@ -10,7 +10,7 @@ from edgeslm.train.config import TrainConfig
 
 def _run(folder, config, code):
     (folder / "model").mkdir(parents=True)
-    (folder / "run.json").write_text(json.dumps({"config": config.to_dict(), "dataset": {"code": code}}))
+    (folder / "run.json").write_text(json.dumps({"config": config.to_dict(), "max_length": 48, "dataset": {"code": code}}))
     return folder
 
 

@@ -57,7 +57,9 @@ class TorchEager:
         except ImportError:
             raise EdgeslmError("--vs torch needs the build side: pip install 'edgeslm[build]'") from None
         run = bundle.manifest.provenance.get("run")
-        folder = Path(run) / "model" if run else None
+        from edgeslm.train.run import RunFolder  # the torch baseline reads the build side's run folder
+
+        folder = RunFolder(Path(run)).model if run else None
         if folder is None or not folder.is_dir():
             raise BundleError(f"{bundle.path}: --vs torch needs the training run the bundle came from "
                               f"({run or 'not recorded'}); it is not on this machine")

@@ -19,11 +19,15 @@ from edgeslm.report.text import table
 @handle_errors
 def export(source: str, out: Path, name: str | None, profile: str, as_json: bool) -> None:
     """Bundle SOURCE: a training run folder (encoder -> ONNX) or a GGUF decoder (name or path)."""
-    from edgeslm.export.onnx import export_classifier, export_gguf
+    from edgeslm.train.run import RunFolder
 
-    if (Path(source) / "run.json").is_file():
+    if RunFolder(Path(source)).is_run():
+        from edgeslm.export.onnx import export_classifier
+
         manifest = export_classifier(Path(source), out, name=name, profile=profile)
     else:
+        from edgeslm.export.gguf import export_gguf
+
         manifest = export_gguf(source, out, name=name, profile=profile)
     emit(manifest, as_json, lambda m: f"wrote {out} ({m['family']}, {m['engine']})\n" + _evaluation_text(m))
 

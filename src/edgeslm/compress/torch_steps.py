@@ -7,25 +7,11 @@ import logging
 from typing import Any
 
 from edgeslm.compress import prune_math
-from edgeslm.compress.kd import distill
+from edgeslm.compress.context import CompressContext
 from edgeslm.compress.modifiers import DistillLayersConfig, MagnitudePruneConfig, StructuredPruneConfig
-from edgeslm.data.records import Example
 from edgeslm.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-
-class Context:
-    """What every step needs: the teacher, tokenizer, task data and settings of the run."""
-
-    def __init__(self, teacher: Any, tokenizer: Any, train: list[Example], labels: list[str], max_length: int,
-                 seed: int, progress: bool):
-        self.teacher, self.tokenizer, self.train, self.labels = teacher, tokenizer, train, labels
-        self.max_length, self.seed, self.progress = max_length, seed, progress
-
-    def distill(self, student: Any, config: Any, steps: int, desc: str, after_step: Any = None) -> None:
-        distill(student, self.teacher, self.tokenizer, self.train, self.labels, config, steps, self.max_length,
-                self.seed, after_step=after_step, progress=self.progress, desc=desc)
 
 
 def encoder_layers(model: Any) -> Any:
@@ -39,7 +25,7 @@ class DistillLayers:
     def __init__(self, config: DistillLayersConfig):
         self.config = config
 
-    def build(self, teacher: Any, ctx: Context) -> Any:
+    def build(self, teacher: Any, ctx: CompressContext) -> Any:
         import torch
 
         layers = encoder_layers(teacher)
@@ -59,7 +45,7 @@ class DistillLayers:
         ctx.distill(student, self.config, self.config.steps, "distill-layers")
         return student
 
-    def repair(self, student: Any, ctx: Context) -> Any:
+    def repair(self, student: Any, ctx: CompressContext) -> Any:
         ctx.distill(student, self.config, self.config.repair_steps, "repair")
         return student
 
@@ -90,7 +76,7 @@ class MagnitudePrune:
                     self.masks[name] = prune_math.magnitude_mask(weight, target)
                 weight.mul_(self.masks[name])
 
-    def build(self, teacher: Any, ctx: Context) -> Any:
+    def build(self, teacher: Any, ctx: CompressContext) -> Any:
         student = copy.deepcopy(teacher)
         student.base_model.embeddings.word_embeddings.weight.requires_grad_(True)
         ramp = int(self.config.steps * self.config.prune_until)
@@ -109,7 +95,7 @@ class MagnitudePrune:
         self.apply_masks(student, self.config.sparsity)
         return student
 
-    def repair(self, student: Any, ctx: Context) -> Any:
+    def repair(self, student: Any, ctx: CompressContext) -> Any:
         ctx.distill(student, self.config, self.config.repair_steps, "repair", lambda step: self.apply_masks(student, None))
         return student
 
@@ -118,7 +104,7 @@ class StructuredPrune:
     def __init__(self, config: StructuredPruneConfig):
         self.config = config
 
-    def build(self, teacher: Any, ctx: Context) -> Any:
+    def build(self, teacher: Any, ctx: CompressContext) -> Any:
         import torch
 
         student = copy.deepcopy(teacher)
@@ -148,7 +134,7 @@ class StructuredPrune:
         ctx.distill(student, self.config, self.config.steps, "structured distill")
         return student
 
-    def _accumulate_gradients(self, model: Any, ctx: Context) -> None:
+    def _accumulate_gradients(self, model: Any, ctx: CompressContext) -> None:
         import random
 
         import torch
@@ -164,7 +150,7 @@ class StructuredPrune:
                                 return_tensors="pt")
             F.cross_entropy(model(**enc).logits, torch.tensor([label_id[ex.label] for ex in batch])).backward()
 
-    def repair(self, student: Any, ctx: Context) -> Any:
+    def repair(self, student: Any, ctx: CompressContext) -> Any:
         ctx.distill(student, self.config, self.config.repair_steps, "repair")
         return student
 

@@ -1,10 +1,9 @@
 """Export a trained run to a bundle (build side: torch). Encoders go to ONNX, checked against
-PyTorch on real task sentences within a stated tolerance; decoders go as GGUF files."""
+PyTorch on real task sentences within a tolerance set per architecture."""
 
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import warnings
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from edgeslm.data.records import read_examples
 from edgeslm.errors import BundleError, ModelNotFoundError
 from edgeslm.formats.manifest import MODEL_INPUTS
 from edgeslm.formats.writer import BundleWriter
+from edgeslm.train.run import RunFolder
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -57,21 +57,6 @@ def architecture_export(model_type: str) -> ArchitectureExport:
     return ARCHITECTURES.get(model_type, OTHER_ARCHITECTURE)
 
 
-def read_run(run: Path) -> dict[str, Any]:
-    path = Path(run) / "run.json"
-    if not path.is_file():
-        raise BundleError(f"{run}: not a training run (no run.json); train one with `edgeslm train`")
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BundleError(f"{path}: not valid JSON") from None
-    # runs before the window was sized to the data kept it in their config only
-    record.setdefault("max_length", record.get("config", {}).get("max_length"))
-    if not isinstance(record.get("max_length"), int):
-        raise BundleError(f"{path}: no token window (max_length); retrain with `edgeslm train`")
-    return record
-
-
 def export_classifier(run: Path, out: Path, name: str | None = None, profile: str = "any") -> dict[str, Any]:
     """ONNX model + tokenizer.json + manifest; the manifest carries the run's provenance and the
     ONNX model's own test metrics, measured through the device runtime."""
@@ -80,25 +65,24 @@ def export_classifier(run: Path, out: Path, name: str | None = None, profile: st
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    run = Path(run)
-    record = read_run(run)
-    folder = run / "model"
-    model = AutoModelForSequenceClassification.from_pretrained(str(folder)).eval()
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    folder = RunFolder(run)
+    record = folder.read()
+    model = AutoModelForSequenceClassification.from_pretrained(str(folder.model)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(folder.model))
     max_length = record["max_length"]
     labels = list(record["labels"])
-    if not getattr(tokenizer, "is_fast", False) or not (folder / "tokenizer.json").is_file():
-        raise ModelNotFoundError(f"{folder}: the device runtime needs a fast tokenizer (tokenizer.json)")
+    if not getattr(tokenizer, "is_fast", False) or not folder.tokenizer_file.is_file():
+        raise ModelNotFoundError(f"{folder.model}: the device runtime needs a fast tokenizer (tokenizer.json)")
 
-    sample = [ex.text for ex in read_examples(run / "data" / "test.jsonl")[:64]]
+    sample = [ex.text for ex in read_examples(folder.split("test"))[:64]]
     with BundleWriter(out) as writer:
         onnx_path = writer.path("model.onnx")
         input_names = export_onnx(model, tokenizer, onnx_path, max_length)
-        writer.add(folder / "tokenizer.json", "tokenizer.json")
+        writer.add(folder.tokenizer_file, "tokenizer.json")
         check = compare_onnx(model, tokenizer, onnx_path, sample, max_length, input_names)
         tolerance = architecture_export(model.config.model_type).tolerance
         check = verify_export(check, tolerance)
-        evaluation = _evaluate_staged(writer, onnx_path, labels, max_length, input_names, run)
+        evaluation = _evaluate_staged(writer, onnx_path, labels, max_length, input_names, folder)
         manifest = writer.finish(
             name=name or Path(out).name,
             family="encoder",
@@ -110,7 +94,7 @@ def export_classifier(run: Path, out: Path, name: str | None = None, profile: st
             tokenizer={"file": "tokenizer.json", "max_length": max_length, "inputs": input_names},
             provenance={
                 "base_model": record["base_model"]["name"],
-                "run": str(run.resolve()),
+                "run": str(folder.path.resolve()),
                 "dataset": record["dataset"],
                 "train_config": record["config"],
                 "train_metrics_torch": record["metrics"],
@@ -237,7 +221,7 @@ def verify_export(check: dict[str, Any], tolerance: float) -> dict[str, Any]:
 
 
 def _evaluate_staged(writer: BundleWriter, onnx_path: Path, labels: list[str], max_length: int,
-                     input_names: list[str], run: Path) -> dict[str, Any]:
+                     input_names: list[str], run: RunFolder) -> dict[str, Any]:
     """Score the staged ONNX model on the run's held-out splits through the device runtime."""
     from edgeslm.evaluate.runner import evaluate_classifier
     from edgeslm.runtime.engines.onnx import OnnxClassifier
@@ -245,7 +229,7 @@ def _evaluate_staged(writer: BundleWriter, onnx_path: Path, labels: list[str], m
     clf = OnnxClassifier(onnx_path, writer.path("tokenizer.json"), labels, max_length, input_names)
     results = {}
     for split in ("val", "test"):
-        rows = read_examples(run / "data" / f"{split}.jsonl", labels=labels)
+        rows = read_examples(run.split(split), labels=labels)
         metrics = evaluate_classifier(clf, rows, timed=False)
         results[split] = {k: metrics[k] for k in ("accuracy", "macro_f1", "n")}
     return results

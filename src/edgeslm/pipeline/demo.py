@@ -31,6 +31,7 @@ def run_demo(config: DemoConfig, progress: bool = True, echo: Callable[[str], An
     from edgeslm.formats.reader import open_bundle
     from edgeslm.report.demo import write_report
     from edgeslm.train.config import TrainConfig
+    from edgeslm.train.run import RunFolder
 
     say = echo or (lambda _: None)
     out = Path(config.out)
@@ -56,7 +57,7 @@ def run_demo(config: DemoConfig, progress: bool = True, echo: Callable[[str], An
     manifest = open_bundle(bundle_dir).manifest.to_dict()
 
     say("[3/5] evaluating with the device runtime (no torch)")
-    sets: dict[str, Path] = {"test": run_dir / "data" / "test.jsonl"}
+    sets: dict[str, Path] = {"test": RunFolder(run_dir).split("test")}
     if config.evalset is not None:
         sets["home-commands"] = Path(config.evalset)
     eval_dir = out / "eval"
@@ -94,14 +95,15 @@ def run_demo(config: DemoConfig, progress: bool = True, echo: Callable[[str], An
 def _same_run(run_dir: Path, config: Any) -> bool:
     """A finished run with this config, trained on data made by today's data code."""
     from edgeslm.data.catalog import code_fingerprint
+    from edgeslm.train.run import RunFolder
 
-    path = run_dir / "run.json"
-    if not path.is_file() or not (run_dir / "model").is_dir():
+    folder = RunFolder(run_dir)
+    if not folder.is_finished():
         return False
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = folder.read()
         return record["config"] == config.to_dict() and record["dataset"].get("code") == code_fingerprint()
-    except (json.JSONDecodeError, KeyError, AttributeError):
+    except (BundleError, KeyError, AttributeError):
         return False
 
 
@@ -109,11 +111,12 @@ def _provenance_of(bundle_dir: Path, run_dir: Path) -> dict[str, Any] | None:
     """The provenance of a bundle that still verifies and was made from this run with today's exporter."""
     from edgeslm.export.onnx import EXPORTER
     from edgeslm.formats.reader import open_bundle
+    from edgeslm.train.run import RunFolder
 
     try:
         prov = open_bundle(bundle_dir).manifest.provenance
-        record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except (BundleError, OSError, json.JSONDecodeError):
+        record = RunFolder(run_dir).read()
+    except (BundleError, OSError):
         return None
     same = prov.get("train_config") == record["config"] and prov.get("export", {}).get("exporter") == EXPORTER
     return prov if same else None

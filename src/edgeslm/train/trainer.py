@@ -1,13 +1,11 @@
 """The training loop: shuffled batches with dynamic padding, AdamW with warmup and linear decay,
 validation every `eval_every` steps, early stopping, best weights kept.
 
-A run folder holds what export needs: `model/` (safetensors + tokenizer), `run.json` (config,
-labels, dataset meta, history, metrics) and the held-out splits as JSONL.
+It writes a run folder (train/run.py: the model, run.json and the held-out splits).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -23,6 +21,7 @@ from edgeslm.models.loaders import load_classifier
 from edgeslm.models.registry import resolve
 from edgeslm.train import schedule
 from edgeslm.train.config import TrainConfig
+from edgeslm.train.run import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -123,13 +122,14 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, An
     val_metrics = evaluate_torch(model, tokenizer, val_rows, data.labels, max_length)
     test_metrics = evaluate_torch(model, tokenizer, test_rows, data.labels, max_length)
 
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out / "model", safe_serialization=True)
-    tokenizer.save_pretrained(out / "model")
+    folder = RunFolder(out)
+    folder.model.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder.model, safe_serialization=True)
+    tokenizer.save_pretrained(folder.model)
     from edgeslm.data.records import write_jsonl
 
-    write_jsonl(out / "data" / "val.jsonl", val_rows)
-    write_jsonl(out / "data" / "test.jsonl", test_rows)
+    write_jsonl(folder.split("val"), val_rows)
+    write_jsonl(folder.split("test"), test_rows)
     record = {
         "kind": "edgeslm-run",
         "config": config.to_dict(),  # as given: `make demo` compares it to decide whether to retrain
@@ -145,7 +145,7 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict[str, An
         "train_seconds": round(seconds, 1),
         "metrics": {"val": _headline(val_metrics), "test": _headline(test_metrics)},
     }
-    (out / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    folder.write(record)
     return record
 
 
