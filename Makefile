@@ -55,8 +55,11 @@ test: $(BIN)/.installed $(DEVICE_VENV)/.installed lint
 test-slow: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -ra -m slow --durations=5
 
+# ruff, then the layer contracts in pyproject.toml (import-linter): no import from a lower layer to a
+# higher one, and nothing on the device side from the build side.
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 
 # Tests that need no model weights: seconds, for every edit.
 test-fast: $(BIN)/.installed lint

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgeslm.bench.loadgen import BenchConfig
+from edgeslm.bench.config import BenchConfig
 from edgeslm.bench.run import run_bench
 from edgeslm.errors import ConfigError, DataError
 

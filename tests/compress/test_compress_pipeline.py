@@ -34,7 +34,7 @@ def test_int8_dynamic_bundle_is_smaller_verified_and_reports_side_by_side(traine
 
 def test_demo_reuses_a_compressed_bundle_only_for_the_same_recipe(trained_run, tmp_path, monkeypatch):
     import edgeslm.compress.recipe as recipes
-    from edgeslm.pipeline.demo import _compressed_of
+    from edgeslm.demo.run import _compressed_of
 
     compress(trained_run, load_recipe("int8-dynamic"), tmp_path / "q", progress=False, latency_rounds=10)
     assert _compressed_of(tmp_path / "q", trained_run, "int8-dynamic")

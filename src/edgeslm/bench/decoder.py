@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from edgeslm.bench.loadgen import peak_rss_mb
+from edgeslm.bench.config import peak_rss_mb
 from edgeslm.errors import ConfigError
 from edgeslm.formats.reader import Bundle, open_bundle
 from edgeslm.runtime.energy import CpuMeter

@@ -21,7 +21,7 @@ from typing import Any
 from tqdm import tqdm
 
 from edgeslm.bench.baselines import baseline
-from edgeslm.bench.loadgen import BenchConfig, peak_rss_mb, sample_queries
+from edgeslm.bench.config import BenchConfig, peak_rss_mb, sample_queries
 from edgeslm.data.records import read_examples
 from edgeslm.errors import ConfigError
 from edgeslm.evaluate.metrics import latency_summary

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgeslm.bench.loadgen import BenchConfig
+from edgeslm.bench.config import BenchConfig
 from edgeslm.errors import ConfigError
 from edgeslm.formats.reader import open_bundle
 

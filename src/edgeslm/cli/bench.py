@@ -31,7 +31,7 @@ def bench(bundle: Path, scenario: str, vs: str | None, data: Path | None, profil
           queries: int, min_duration_s: float, concurrency: int, new_tokens: int, rounds: int, seed: int,
           as_json: bool) -> None:
     """Latency percentiles, throughput, accuracy, peak RSS and energy of BUNDLE."""
-    from edgeslm.bench.loadgen import BenchConfig
+    from edgeslm.bench.config import BenchConfig
     from edgeslm.bench.run import run_bench
 
     config = BenchConfig(bundle=bundle, scenario=scenario, vs=vs, data=data, profile=profile, threads=threads,

@@ -26,7 +26,7 @@ def demo(out: Path, evalset: Path, max_steps: int | None, fresh: bool, recipes: 
          as_json: bool) -> None:
     """Train, bundle, evaluate and report the smart-home intent model."""
     from edgeslm.compress.recipe import builtin_names
-    from edgeslm.pipeline.demo import DemoConfig, run_demo
+    from edgeslm.demo.run import DemoConfig, run_demo
 
     chosen = builtin_names() if all_recipes else list(recipes) or DemoConfig().recipes
     config = DemoConfig(out=out, evalset=evalset if evalset.is_file() else None, max_steps=max_steps, fresh=fresh,

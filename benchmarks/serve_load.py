@@ -2,7 +2,7 @@
 seconds, a share of them sending malformed requests. Reports status counts, latency, throughput and
 the server's RSS over time; exits 1 on any 5xx or dropped connection.
 
-    .venv/bin/python bench/serve_load.py runs/demo/intent-int8-dynamic --clients 200 --duration 60
+    .venv/bin/python benchmarks/serve_load.py runs/demo/intent-int8-dynamic --clients 200 --duration 60
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Default training on a small labelled set, side by side with TF-IDF + logistic regression and with
 the old fixed 1.5-epoch schedule, on the same held-out split.
 
-    .venv/bin/python bench/small_data.py rotten-tomatoes --sample 600 [--json]
-    .venv/bin/python bench/small_data.py my-statements.jsonl [--json]
+    .venv/bin/python benchmarks/small_data.py rotten-tomatoes --sample 600 [--json]
+    .venv/bin/python benchmarks/small_data.py my-statements.jsonl [--json]
 
 DATA is a built-in set (its splits pooled, then sampled) or the user's own .jsonl/.csv file. The
 sample is written as one file and split by `edgeslm train` itself (80/10/10 by group or text), the

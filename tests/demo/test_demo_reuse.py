@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from edgeslm.data.catalog import code_fingerprint
-from edgeslm.pipeline.demo import _same_run
+from edgeslm.demo.run import _same_run
 from edgeslm.train.config import TrainConfig
 
 

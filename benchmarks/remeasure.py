@@ -1,7 +1,7 @@
 """Re-measure batch-1 latency of compressed bundles against fp32 and ONNX Runtime's plain int8,
 several times, without recompressing: one compression report is one sample of a noisy machine.
 
-    .venv/bin/python bench/remeasure.py runs/demo/intent-structured50-int8 runs/demo/intent-int8-static --repeats 5
+    .venv/bin/python benchmarks/remeasure.py runs/demo/intent-structured50-int8 runs/demo/intent-int8-static --repeats 5
 
 Each repeat interleaves every contender in blocks (compress/measure.py, spinning off, as the
 compression reports do); the table gives each bundle's median ratio to ORT int8 and its range.

@@ -2,7 +2,7 @@
 MatMul kernels with per-tensor and per-column (per-channel) weight scales, at the shape of a
 MiniLM FFN layer on a ~10-token command.
 
-    .venv/bin/python bench/int8_kernels.py [--tokens 10] [--k 384] [--n 1536] [--threads 2]
+    .venv/bin/python benchmarks/int8_kernels.py [--tokens 10] [--k 384] [--n 1536] [--threads 2]
 
 Prints the median µs per call over interleaved blocks. A benchmark, not a test: it asserts nothing.
 """

@@ -1,7 +1,7 @@
 """Device footprint: what `pip install edgeslm[device]` adds to an empty venv, the serving process's
 RSS, and the time from process start to the first answer.
 
-    .venv/bin/python bench/footprint.py --encoder runs/demo/intent-int8-dynamic --decoder runs/demo/smollm2
+    .venv/bin/python benchmarks/footprint.py --encoder runs/demo/intent-int8-dynamic --decoder runs/demo/smollm2
 """
 
 from __future__ import annotations

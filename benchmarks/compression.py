@@ -1,6 +1,6 @@
 """Reproduce the README's compression figures with one command:
 
-    .venv/bin/python bench/compression.py [--out runs/demo] [--recipe NAME ...]
+    .venv/bin/python benchmarks/compression.py [--out runs/demo] [--recipe NAME ...]
 
 Trains the demo intent model if needed (as `make demo` does), compresses it with every built-in
 encoder recipe (each measured side by side with fp32 and ONNX Runtime's plain quantize_dynamic,
@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 
 from edgeslm.compress.recipe import builtin_names
+from edgeslm.demo.run import DemoConfig, run_demo
 from edgeslm.formats.reader import open_bundle
-from edgeslm.pipeline.demo import DemoConfig, run_demo
 from edgeslm.report.compare import compare_table
 
 
