@@ -110,6 +110,13 @@ class OnnxClassifier:
 
     def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         logits = self.logits(texts)
+        if len(logits) == 1:
+            # a device's usual request: three numpy calls, not seven. The work after session.run runs
+            # while ORT's worker still spins on the sibling hyperthread, so it costs more than it
+            # looks: the general path below was 3.6% of a batch-1 call here, this one 1.5%.
+            row = logits[0]
+            i = int(row.argmax())
+            return [{"label": self.labels[i], "score": 1.0 / float(np.exp(row - row[i]).sum())}]
         best = logits.argmax(axis=-1)
         # softmax probability of the winner only: 1 / sum(exp(logit - max))
         scores = 1.0 / np.exp(logits - logits.max(axis=-1, keepdims=True)).sum(axis=-1)
