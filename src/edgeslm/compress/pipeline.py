@@ -172,4 +172,5 @@ def resolve_source(source: Path) -> RunFolder:
         if run and RunFolder(Path(run)).is_run():
             return RunFolder(Path(run))
         raise ConfigError(f"{source}: the bundle does not name a training run on this machine; pass the run folder")
-    raise ConfigError(f"{source}: neither a training run (run.json) nor a bundle (manifest.json)")
+    raise ConfigError(f"{source}: neither a training run (run.json) nor a bundle (manifest.json), which encoder "
+                      "recipes take; a decoder (smollm2-135m, a LLaMA folder or .gguf) takes a gguf-* recipe")
