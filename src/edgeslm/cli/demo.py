@@ -25,10 +25,12 @@ from edgeslm.cli.common import emit, handle_errors, json_option
 def demo(out: Path, evalset: Path, max_steps: int | None, fresh: bool, recipes: tuple[str, ...], all_recipes: bool,
          as_json: bool) -> None:
     """Train, bundle, evaluate and report the smart-home intent model."""
-    from edgeslm.compress.recipe import builtin_names
+    from edgeslm.compress.recipe import builtin_names, load_recipe
     from edgeslm.demo.run import DemoConfig, run_demo
 
-    chosen = builtin_names() if all_recipes else list(recipes) or DemoConfig().recipes
+    # the demo compresses its intent encoder: the decoder recipes (gguf-*) do not apply to it
+    encoders = [n for n in builtin_names() if "encoder" in load_recipe(n).families]
+    chosen = encoders if all_recipes else list(recipes) or DemoConfig().recipes
     config = DemoConfig(out=out, evalset=evalset if evalset.is_file() else None, max_steps=max_steps, fresh=fresh,
                         recipes=chosen)
     summary = run_demo(config, progress=not as_json, echo=None if as_json else click.echo)
