@@ -18,6 +18,7 @@ from edgeslm.compress.measure import interleaved_latency
 from edgeslm.data.records import read_examples
 from edgeslm.formats.reader import open_bundle
 from edgeslm.runtime.engines.onnx import OnnxClassifier
+from edgeslm.train.run import RunFolder
 
 
 def main() -> None:
@@ -34,11 +35,11 @@ def main() -> None:
         return OnnxClassifier(path, first.file(m.tokenizer["file"]), m.labels, m.tokenizer["max_length"],
                               m.tokenizer.get("inputs", ["input_ids", "attention_mask"]), 2, spin=False)
 
-    contenders = {"fp32": clf(args.run / "onnx" / "model.fp32.onnx"),
-                  "ort-dynamic-int8": clf(args.run / "onnx" / "model.ort-dynamic-int8.onnx")}
+    run = RunFolder(args.run)
+    contenders = {"fp32": clf(run.fp32_onnx), "ort-dynamic-int8": clf(run.ort_dynamic_int8)}
     for bundle in bundles:
         contenders[bundle.manifest.name] = OnnxClassifier.from_bundle(bundle, threads=2, spin=False)
-    texts = [ex.text for ex in read_examples(args.run / "data" / "test.jsonl")]
+    texts = [ex.text for ex in read_examples(run.split("test"))]
     ratios: dict[str, list[float]] = {n: [] for n in contenders if n != "ort-dynamic-int8"}
     for _ in range(args.repeats):
         lat = interleaved_latency(contenders, texts, batch=1, rounds=args.rounds)

@@ -36,6 +36,10 @@ class Bar:
     higher_is_better: bool
     rule: str  # how the limit was set, for messages: "97% of fp32 0.9412"
 
+    @property
+    def kind(self) -> str:
+        return "floor" if self.higher_is_better else "ceiling"
+
     def met(self, value: float) -> bool:
         return value >= self.limit if self.higher_is_better else value <= self.limit
 
@@ -147,11 +151,10 @@ class Guard:
         attempts: list[dict[str, Any]] = []
         while True:
             outcome = attempt(state)
-            repair = None
             if outcome.stage == FINAL:
                 attempts.append(outcome.record)
                 self.say(f"attempt {len(attempts)}: {self.bar.metric} {outcome.value:.4f} "
-                         f"({'floor' if self.bar.higher_is_better else 'ceiling'} {self.bar.limit:.4f})")
+                         f"({self.bar.kind} {self.bar.limit:.4f})")
                 if self.bar.met(outcome.value):
                     return outcome, attempts
             repair = next((r for r in self.repairs if outcome.stage in r.stages and r.applies(state)), None)
@@ -160,7 +163,7 @@ class Guard:
                 continue
             if repair is None:
                 raise GuardError(
-                    f"{self.what} missed its {'floor' if self.bar.higher_is_better else 'ceiling'}: {self.bar.metric} "
+                    f"{self.what} missed its {self.bar.kind}: {self.bar.metric} "
                     f"{outcome.value:.4f} {'<' if self.bar.higher_is_better else '>'} {self.bar.limit:.4f} ({self.bar.rule}), "
                     f"short by {self.bar.shortfall(outcome.value):.4f} after {len(attempts)} attempt(s); no bundle written")
             if outcome.stage == STUDENT:
