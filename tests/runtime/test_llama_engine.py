@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 
 from edgeslm.errors import BundleError
-from edgeslm.runtime.server.http import HttpError
+from edgeslm.runtime.server.errors import HttpError
 from edgeslm.runtime.server.schemas import parse_chat
 
 from .sampling_cases import CASES, N_CTX, combinations, http_body, present

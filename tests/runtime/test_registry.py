@@ -19,7 +19,6 @@ from edgeslm.runtime.engines.registry import ENGINES, LoadSettings, engine_kind,
 from edgeslm.runtime.governor import Governor
 from edgeslm.runtime.profiles import DeviceProfile
 from edgeslm.runtime.server.app import App, ModelEntry
-from edgeslm.runtime.server.http import Request
 
 
 class KeywordMatcher:
@@ -107,6 +106,18 @@ def test_a_registered_engine_is_found_and_served_by_capability(tiny_bundle, keyw
 
 
 def call(app: App, path: str, body: dict) -> tuple[int, dict]:
-    request = Request("POST", path, "HTTP/1.1", {}, json.dumps(body).encode())
-    response = asyncio.run(app(request))
-    return response.status, json.loads(response.body)
+    """One request through the app's ASGI stack, in-process (no socket: the routes are what is tested)."""
+    data = json.dumps(body).encode()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(b"content-length", str(len(data)).encode())], "server": ("t", 80), "client": ("t", 1)}
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": data, "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app.asgi()(scope, receive, send))
+    return sent[0]["status"], json.loads(b"".join(m.get("body", b"") for m in sent[1:]))

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 
 from edgeslm.errors import ConfigError
 from edgeslm.runtime.engines.sampling import SamplingConfig, SamplingError
-from edgeslm.runtime.server.http import HttpError
+from edgeslm.runtime.server.errors import HttpError
 from edgeslm.runtime.server.schemas import parse_chat
 
 from .sampling_cases import CASES, N_CTX, combinations, http_body, present

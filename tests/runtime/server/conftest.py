@@ -3,11 +3,11 @@ encoder (fast tier) or the trained one (`model` tier)."""
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,7 @@ class Running:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         conn.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
         resp = conn.getresponse()
-        out = resp.status, dict(resp.getheaders()), resp.read()
+        out = resp.status, resp.headers, resp.read()  # an HTTPMessage: header names case-insensitive
         conn.close()
         return out
 
@@ -53,45 +53,41 @@ class Running:
             return b"".join(chunks)
 
 
-async def shutdown(loop: asyncio.AbstractEventLoop, srv: Any) -> None:
-    """Close the listener, cancel open connections, then stop: no task is left pending."""
-    srv.close()
-    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    loop.stop()
-
-
-def start_server(config: Any) -> tuple[Running, Any]:
-    from edgeslm.runtime.server.http import HttpServer, Limits
+def start_server(config: Any, limits: Any = None) -> tuple[Running, Any]:
+    """The real server (uvicorn, our protocol, the Starlette app) on a free port, in a thread."""
+    from edgeslm.runtime.server.limits import Limits
     from edgeslm.runtime.server.serve import build_app
 
     app = build_app(config)
-    server = HttpServer(app, Limits(max_body_bytes=config.max_body_bytes, header_timeout_s=3), on_error=app.server_errors.inc)
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    box: dict[str, Any] = {}
+    limits = limits or Limits(max_body_bytes=config.max_body_bytes, header_timeout_s=3)
+    return start_asgi(app.asgi(limits), limits, app.close, app)
 
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        srv = loop.run_until_complete(server.serve("127.0.0.1", 0))
-        box["port"] = srv.sockets[0].getsockname()[1]
-        box["srv"] = srv
-        started.set()
-        loop.run_forever()
 
-    thread = threading.Thread(target=run, daemon=True)
+def start_asgi(asgi: Any, limits: Any, close: Any = None, app: Any = None) -> tuple[Running, Any]:
+    import uvicorn
+
+    from edgeslm.runtime.server.protocol import protocol_class
+
+    config = uvicorn.Config(asgi, host="127.0.0.1", port=0, http=protocol_class(limits.header_timeout_s),
+                            loop="asyncio", lifespan="off", ws="none", access_log=False, server_header=False,
+                            timeout_keep_alive=int(limits.idle_timeout_s), log_config=None)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    started.wait(30)
+    for _ in range(3000):
+        if server.started or not thread.is_alive():
+            break
+        time.sleep(0.01)
+    assert server.started, "the test server did not start"
+    port = server.servers[0].sockets[0].getsockname()[1]
 
     def stop() -> None:
-        asyncio.run_coroutine_threadsafe(shutdown(loop, box["srv"]), loop)
+        server.should_exit = True
         thread.join(10)
-        loop.close()
-        app.close()
+        if close:
+            close()
 
-    return Running("127.0.0.1", box["port"], app), stop
+    return Running("127.0.0.1", port, app), stop
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import pytest
 from edgeslm.runtime.server.serve import ServeConfig
 
 from .conftest import start_server
-from .promtext import parse
 from .rawhttp import Client
+from .scrape import parse
 
 pytestmark = pytest.mark.model
 HELLO = {"messages": [{"role": "user", "content": "Name three colors."}], "max_tokens": 16, "temperature": 0}

@@ -17,8 +17,8 @@ from edgeslm.runtime.engines.onnx import OnnxClassifier
 from edgeslm.runtime.server.serve import ServeConfig
 
 from .conftest import start_server
-from .promtext import parse
 from .requests_spec import tiny_answer
+from .scrape import parse
 
 TEXTS = ["turn on the kitchen lights", "what is the temperature in the bedroom", "set a timer for ten minutes",
          "open the garage door", "pause the music in the living room"]

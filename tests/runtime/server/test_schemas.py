@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from edgeslm.runtime.server.http import HttpError
+from edgeslm.runtime.server.errors import HttpError
 from edgeslm.runtime.server.schemas import parse_chat, parse_classify
 
 from .requests_spec import chat_bodies, chat_expected, chat_problems, classify_bodies, classify_problems

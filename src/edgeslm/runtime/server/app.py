@@ -5,6 +5,11 @@ A route serves the models whose engine has its capability (engines/registry.py),
 /v1/chat/completions  engines that can "chat" (decoders), OpenAI-compatible, streaming as server-sent events
 /v1/models            every registered model and whether it is resident
 /healthz, /metrics    liveness and Prometheus metrics
+/openapi.json         the OpenAPI 3.1 description of the routes above
+
+`App.asgi()` assembles them on Starlette, behind two ASGI layers: metrics by route and status
+(outermost, so refusals count too), then the body limits (limits.py). uvicorn serves the result
+(serve.py); its protocol enforces the header limits (protocol.py).
 """
 
 from __future__ import annotations
@@ -21,12 +26,20 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
 from edgeslm.runtime.energy import cpu_seconds, joules
 from edgeslm.runtime.governor import Governor, OverBudget, Overloaded
 from edgeslm.runtime.server import schemas
 from edgeslm.runtime.server.batcher import Batcher
-from edgeslm.runtime.server.http import HttpError, Request, Response
-from edgeslm.runtime.server.metrics import BATCH_BUCKETS, LATENCY_BUCKETS, Counter, Gauge, Histogram, Registry
+from edgeslm.runtime.server.errors import HttpError, parse_json
+from edgeslm.runtime.server.limits import BodyLimits, Limits
+from edgeslm.runtime.server.metrics import CONTENT_TYPE, LiveGauge, Metrics
+from edgeslm.runtime.server.openapi import openapi
 
 log = logging.getLogger(__name__)
 
@@ -60,57 +73,64 @@ class App:
         self.generators.shutdown(wait=False, cancel_futures=True)
 
     # -- routing -----------------------------------------------------------------------------------
-    async def __call__(self, request: Request) -> Response:
-        started = time.perf_counter()
-        route = request.path if request.path in ROUTES else "other"
-        try:
-            expected, handler = ROUTES.get(request.path, (None, None))
-            if handler is None:
-                raise HttpError(404, f"no route {request.path[:100]}; try /v1/classify, /v1/chat/completions, "
-                                     "/v1/models, /healthz or /metrics", "not_found")
-            if request.method != expected:
-                raise HttpError(405, f"{request.path} takes {expected}, not {request.method[:10]}",
-                                headers={"Allow": expected})
-            response = await handler(self, request)
-        except HttpError as err:
-            response = Response.error(err)
-        except Overloaded as exc:
-            response = Response.error(HttpError(503, str(exc), "overloaded", {"Retry-After": str(exc.retry_after_s)}))
-        except OverBudget as exc:
-            response = Response.error(HttpError(503, str(exc), "over_memory_budget", {"Retry-After": "5"}))
-        except Exception:  # a bug or a broken bundle, not the client's fault: answered here so it is counted
-            log.exception("%s %s failed", request.method, route)
-            self.server_errors.inc()
-            response = Response.error(HttpError(500, "internal error; see the server log", "server_error"))
-        self.requests.inc(route, str(response.status))
-        if response.stream is None:
-            self.latency.observe(time.perf_counter() - started, route)
-        return response
+    def asgi(self, limits: Limits | None = None) -> Any:
+        """The ASGI application uvicorn serves: every route of ROUTES, plus the JSON 404 and 405."""
+        limits = limits or Limits()
+        routes = [Route(path, self._endpoint(handler), methods=[method]) for path, (method, handler) in ROUTES.items()]
+        app = Starlette(routes=routes, exception_handlers={HTTPException: self._not_routed})
+        app.router.redirect_slashes = False  # the routes are exact, as OpenAI's are: /v1/classify/ is a 404
+        return _Observed(BodyLimits(app, limits), self)
+
+    def _endpoint(self, handler: Any) -> Any:
+        async def endpoint(request: Request) -> Any:
+            try:
+                return await handler(self, request)
+            except HttpError as err:
+                return error_response(err)
+            except Overloaded as exc:
+                return error_response(HttpError(503, str(exc), "overloaded", {"Retry-After": str(exc.retry_after_s)}))
+            except OverBudget as exc:
+                return error_response(HttpError(503, str(exc), "over_memory_budget", {"Retry-After": "5"}))
+            except Exception:  # a bug or a broken bundle, not the client's fault: answered here so it is counted
+                log.exception("%s %s failed", request.method, request.url.path)
+                self.server_errors.inc()
+                return error_response(HttpError(500, "internal error; see the server log", "server_error"))
+        return endpoint
+
+    async def _not_routed(self, request: Request, exc: Exception) -> Response:
+        path, method = request.url.path[:100], request.method[:10]
+        if isinstance(exc, HTTPException) and exc.status_code == 405:
+            allowed = ", ".join(sorted((exc.headers or {}).get("Allow", "").split(", ")))
+            return error_response(HttpError(405, f"{path} takes {allowed}, not {method}", headers={"Allow": allowed}))
+        return error_response(HttpError(404, f"no route {path}; try {', '.join(ROUTES)}", "not_found"))
 
     async def healthz(self, request: Request) -> Response:
-        return Response.json({"status": "ok", "uptime_s": round(time.monotonic() - self.started_wall, 1),
+        return json_response({"status": "ok", "uptime_s": round(time.monotonic() - self.started_wall, 1),
                               "models": sorted(self.models)})
 
     async def list_models(self, request: Request) -> Response:
         resident = {r["name"] for r in self.governor.stats()["resident"]}
-        return Response.json({"object": "list", "data": [
+        return json_response({"object": "list", "data": [
             {"id": m.name, "object": "model", "owned_by": "edgeslm", "family": m.family, "task": m.task,
              "resident": m.name in resident, **({"labels": list(m.labels)} if m.labels else {})}
             for m in self.models.values()]})
 
     async def metrics_route(self, request: Request) -> Response:
-        return Response(200, self.registry.render().encode("utf-8"), "text/plain; version=0.0.4; charset=utf-8")
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+    async def openapi_route(self, request: Request) -> Response:
+        return json_response(openapi(self.models.values(), self.max_tokens_limit))
 
     # -- classify ----------------------------------------------------------------------------------
     async def classify(self, request: Request) -> Response:
-        parsed = schemas.parse_classify(request.json())
+        parsed = schemas.parse_classify(parse_json(await request.body()))
         model = self._pick(parsed.model, "classify", "/v1/classify")
         with self.governor.admit():
             results, served_by = await asyncio.wrap_future(self.batchers[model].submit(parsed.texts))
         body: dict[str, Any] = {"model": model, "served_by": served_by}
         body.update({"label": results[0]["label"], "score": results[0]["score"]} if parsed.single
                     else {"results": results})
-        return Response.json(body)
+        return json_response(body)
 
     def _classify_batch(self, name: str):
         def run(texts: list[str]) -> tuple[list[dict[str, Any]], str]:
@@ -119,14 +139,14 @@ class App:
         return run
 
     def _observe_batch(self, model: str, size: int, seconds: float) -> None:
-        self.batch_size.observe(size, model)
-        self.inference.observe(seconds, model)
+        self.batch_size.labels(model).observe(size)
+        self.inference.labels(model).observe(seconds)
         with self._lock:
             self.inferences += size
 
     # -- chat --------------------------------------------------------------------------------------
     async def chat(self, request: Request) -> Response:
-        parsed = schemas.parse_chat(request.json(), self.max_tokens_limit)
+        parsed = schemas.parse_chat(parse_json(await request.body()), self.max_tokens_limit)
         model = self._pick(parsed.model, "chat", "/v1/chat/completions")
         admission = self.governor.admit()
         admission.__enter__()  # held until the answer is complete or the client leaves
@@ -152,7 +172,7 @@ class App:
                     final = await events.__anext__()
             finally:
                 release()
-            return Response.json({
+            return json_response({
                 "id": cid, "object": "chat.completion", "created": created, "model": model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(text)},
                              "finish_reason": final["finish_reason"]}],
@@ -183,7 +203,7 @@ class App:
             cancel.set()
             release()
 
-        return Response(200, content_type="text/event-stream", stream=sse(), on_close=closed)
+        return EventStream(sse(), on_close=closed, on_error=self.server_errors.inc)
 
     def _stream_error(self, exc: Exception, model: str) -> bytes:
         self.server_errors.inc()
@@ -218,7 +238,7 @@ class App:
                 # The final event goes out only now that the engine is released: a client that sends its
                 # next request the moment its answer ends must find the model free (or evictable).
                 if final is not None:
-                    self.tokens.inc(model, amount=final["completion_tokens"])
+                    self.tokens.labels(model).inc(final["completion_tokens"])
                     with self._lock:
                         self.inferences += 1
                     loop.call_soon_threadsafe(queue.put_nowait, ("event", final))
@@ -257,32 +277,26 @@ class App:
 
     # -- metrics -----------------------------------------------------------------------------------
     def _metrics(self) -> None:
-        r = self.registry = Registry()
-        self.requests = r.add(Counter("edgeslm_requests_total", "HTTP requests by route and status", ("route", "code")))
-        self.server_errors = r.add(Counter("edgeslm_server_errors_total",
-                                           "Requests the server failed: 500 answers, and streams cut short by an "
-                                           "error event after their 200"))
-        self.latency = r.add(Histogram("edgeslm_request_duration_seconds", "Request latency, whole answers",
-                                       LATENCY_BUCKETS, ("route",)))
-        self.inference = r.add(Histogram("edgeslm_inference_duration_seconds", "Engine time per batch",
-                                         LATENCY_BUCKETS, ("model",)))
-        self.batch_size = r.add(Histogram("edgeslm_batch_size", "Texts per engine call", BATCH_BUCKETS, ("model",)))
-        self.tokens = r.add(Counter("edgeslm_generated_tokens_total", "Tokens generated", ("model",)))
         g = self.governor
-        r.add(Gauge("edgeslm_queue_depth", "Requests admitted and not yet answered",
-                    lambda: [((), g.stats()["admitted"])]))
-        r.add(Gauge("edgeslm_process_resident_memory_bytes", "Resident set size of this process",
-                    lambda: [((), _rss_bytes())]))
-        r.add(Gauge("edgeslm_model_resident_bytes", "Estimated bytes of each resident model",
-                    lambda: [((r["name"],), r["bytes"]) for r in g.stats()["resident"]], ("model",)))
-        r.add(Gauge("edgeslm_memory_budget_bytes", "The profile's budget for resident models",
-                    lambda: [((), g.stats()["memory"]["budget_bytes"])]))
-        r.add(Gauge("edgeslm_governor_events", "Governor decisions since start (load, evict, switch, reject, ...)",
-                    lambda: sorted(((k,), v) for k, v in g.stats()["counters"].items()), ("kind",)))
-        r.add(Gauge("edgeslm_energy_joules", "Estimated energy since start: the profile's power model × CPU time",
-                    lambda: [((), self.energy_joules())]))
-        r.add(Gauge("edgeslm_energy_joules_per_inference", "Estimated joules per text classified or completion",
-                    lambda: [((), self.energy_joules() / max(1, self.inferences))]))
+        self.metrics = Metrics([
+            LiveGauge("edgeslm_queue_depth", "Requests admitted and not yet answered",
+                      lambda: [((), g.stats()["admitted"])]),
+            LiveGauge("edgeslm_process_resident_memory_bytes", "Resident set size of this process",
+                      lambda: [((), _rss_bytes())]),
+            LiveGauge("edgeslm_model_resident_bytes", "Estimated bytes of each resident model",
+                      lambda: [((r["name"],), r["bytes"]) for r in g.stats()["resident"]], ("model",)),
+            LiveGauge("edgeslm_memory_budget_bytes", "The profile's budget for resident models",
+                      lambda: [((), g.stats()["memory"]["budget_bytes"])]),
+            LiveGauge("edgeslm_governor_events", "Governor decisions since start (load, evict, switch, reject, ...)",
+                      lambda: sorted(((k,), v) for k, v in g.stats()["counters"].items()), ("kind",)),
+            LiveGauge("edgeslm_energy_joules", "Estimated energy since start: the profile's power model × CPU time",
+                      lambda: [((), self.energy_joules())]),
+            LiveGauge("edgeslm_energy_joules_per_inference", "Estimated joules per text classified or completion",
+                      lambda: [((), self.energy_joules() / max(1, self.inferences))]),
+        ])
+        m = self.metrics
+        self.requests, self.server_errors, self.latency = m.requests, m.server_errors, m.latency
+        self.inference, self.batch_size, self.tokens = m.inference, m.batch_size, m.tokens
 
     def energy_joules(self) -> float:
         return joules(cpu_seconds() - self.started_cpu, time.monotonic() - self.started_wall, self.governor.profile)
@@ -294,7 +308,76 @@ ROUTES = {
     "/v1/models": ("GET", App.list_models),
     "/healthz": ("GET", App.healthz),
     "/metrics": ("GET", App.metrics_route),
+    "/openapi.json": ("GET", App.openapi_route),
 }
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(data, ensure_ascii=False).encode("utf-8"), status, headers, "application/json")
+
+
+def error_response(err: HttpError) -> Response:
+    return Response(err.body(), err.status, err.headers, "application/json")
+
+
+class _Observed:
+    """Counts every answer by route and status, and times whole (non-streamed) answers."""
+
+    def __init__(self, app: Any, owner: App):
+        self.app, self.owner = app, owner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        route = scope["path"] if scope["path"] in ROUTES else "other"
+        streamed = False
+
+        async def observed(message: dict[str, Any]) -> None:
+            nonlocal streamed
+            if message["type"] == "http.response.start":
+                self.owner.requests.labels(route, str(message["status"])).inc()
+                streamed = (b"content-type", b"text/event-stream") in message.get("headers", [])
+            elif message["type"] == "http.response.body" and not message.get("more_body") and not streamed:
+                self.owner.latency.labels(route).observe(time.perf_counter() - started)
+            await send(message)
+
+        await self.app(scope, receive, observed)
+
+
+class EventStream:
+    """Server-sent events as an ASGI response. When the client leaves, generation stops: uvicorn drops
+    writes to a closed connection silently, so a watcher waits for `http.disconnect` and the stream
+    ends at its next event. `on_close` runs however the stream ends."""
+
+    def __init__(self, events: AsyncIterator[bytes], on_close: Any, on_error: Any):
+        self.events, self.on_close, self.on_error = events, on_close, on_error
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def gone() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        watcher = asyncio.ensure_future(gone())
+        try:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
+            async for piece in self.events:
+                if watcher.done():
+                    return
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except Exception:
+            # The 200 is gone, so no 500 can be sent; routes end a failing stream with an error event of
+            # their own (App.chat does). A stream that raised instead is counted, and uvicorn closes the
+            # connection without the last chunk, so the client sees the answer was cut short.
+            log.exception("the response stream failed")
+            self.on_error()
+            raise
+        finally:
+            watcher.cancel()
+            await self.events.aclose()  # type: ignore[attr-defined]
+            self.on_close()
 
 
 def _usage(final: dict[str, Any]) -> dict[str, int]:

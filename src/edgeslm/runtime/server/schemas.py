@@ -10,7 +10,7 @@ from typing import Any
 from edgeslm.runtime.engines.llama import ROLES
 from edgeslm.runtime.engines.onnx import MAX_REQUEST_CHARS as MAX_TEXT_CHARS
 from edgeslm.runtime.engines.sampling import SamplingConfig, SamplingError, check_max_tokens
-from edgeslm.runtime.server.http import HttpError
+from edgeslm.runtime.server.errors import HttpError
 
 MAX_TEXTS = 64
 MAX_MESSAGES = 64

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +18,8 @@ from edgeslm.runtime.engines.registry import LoadSettings, engine_kind, load_eng
 from edgeslm.runtime.governor import Governor
 from edgeslm.runtime.profiles import DeviceProfile, load_profile
 from edgeslm.runtime.server.app import App, ModelEntry
-from edgeslm.runtime.server.http import HttpServer, Limits
+from edgeslm.runtime.server.limits import Limits
+from edgeslm.runtime.server.protocol import protocol_class
 
 log = logging.getLogger(__name__)
 
@@ -98,23 +98,39 @@ def warm(app: App, entries: list[ModelEntry]) -> None:
             log.warning("could not warm %s: %s", entry.name, exc)
 
 
+def uvicorn_server(app: App, host: str, port: int, limits: Limits) -> Any:
+    """uvicorn on one event loop, with httptools under our protocol limits (protocol.py). Its own
+    access log, `server` header and concurrency cap stay off: /metrics counts requests, and the
+    governor's queue limit answers overload with a JSON 503 and Retry-After."""
+    import uvicorn
+
+    config = uvicorn.Config(app.asgi(limits), host=host, port=port, http=protocol_class(limits.header_timeout_s),
+                            loop="asyncio", lifespan="off", ws="none", access_log=False, server_header=False,
+                            timeout_keep_alive=int(limits.idle_timeout_s), backlog=1024, log_config=None,
+                            timeout_graceful_shutdown=5)
+    return uvicorn.Server(config)
+
+
 def serve(config: ServeConfig, ready: Callable[[str, int], None] | None = None) -> None:
     started = time.monotonic()
     app = build_app(config)
-    server = HttpServer(app, Limits(max_body_bytes=config.max_body_bytes), on_error=app.server_errors.inc)
+    server = uvicorn_server(app, config.host, config.port, Limits(max_body_bytes=config.max_body_bytes))
 
     async def main() -> None:
-        srv = await server.serve(config.host, config.port)
-        host, port = srv.sockets[0].getsockname()[:2]
+        task = asyncio.create_task(server.serve())  # uvicorn stops on SIGINT/SIGTERM by itself
+        while not server.started:
+            if task.done():  # it could not bind (port in use...): uvicorn logged why and exited
+                try:
+                    await task
+                except SystemExit:
+                    pass
+                raise ConfigError(f"could not listen on {config.host}:{config.port}; see the log above")
+            await asyncio.sleep(0.01)
+        host, port = server.servers[0].sockets[0].getsockname()[:2]
         log.info("listening on %s:%d after %.2f s", host, port, time.monotonic() - started)
         if ready:
             ready(host, port)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        async with srv:
-            await stop.wait()
+        await task
 
     try:
         asyncio.run(main())

@@ -1,0 +1,86 @@
+"""The OpenAPI 3.1 description served at /openapi.json, written from the same constants the
+validators use (schemas.py), so the documented limits are the enforced ones."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from edgeslm.runtime.engines.llama import ROLES
+from edgeslm.runtime.server.schemas import MAX_MESSAGE_CHARS, MAX_MESSAGES, MAX_TEXT_CHARS, MAX_TEXTS
+
+_TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS}
+_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
+    "type": "object", "required": ["message", "type", "code"],
+    "properties": {"message": {"type": "string"}, "type": {"type": "string"}, "code": {"type": "integer"}}}}}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    reasons = {400: "a field is wrong; the message names it", 404: "no such model", 408: "the body came too slowly",
+               411: "chunked bodies are refused", 413: "the body is over the limit",
+               503: "overloaded or over the memory budget; see Retry-After", 500: "a server bug (counted)"}
+    return {str(c): _json({"$ref": "#/components/schemas/Error"}, reasons[c]) for c in codes}
+
+
+def openapi(models: Iterable[Any], max_tokens_limit: int) -> dict[str, Any]:
+    models = list(models)
+    classify_models = [m.name for m in models if "classify" in m.capabilities]
+    chat_models = [m.name for m in models if "chat" in m.capabilities]
+    classify = {"type": "object", "additionalProperties": False, "properties": {
+        "model": {"type": "string", "enum": classify_models} if classify_models else {"type": "string"},
+        "text": _TEXT,
+        "texts": {"type": "array", "items": _TEXT, "minItems": 1, "maxItems": MAX_TEXTS}},
+        "oneOf": [{"required": ["text"]}, {"required": ["texts"]}]}
+    result = {"type": "object", "properties": {"label": {"type": "string"}, "score": {"type": "number"}}}
+    message = {"type": "object", "required": ["role", "content"], "additionalProperties": False, "properties": {
+        "role": {"type": "string", "enum": list(ROLES)},
+        "content": {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE_CHARS}, "name": {"type": "string"}}}
+    chat = {"type": "object", "required": ["messages"], "additionalProperties": False, "properties": {
+        "model": {"type": "string", "enum": chat_models} if chat_models else {"type": "string"},
+        "messages": {"type": "array", "items": message, "minItems": 1, "maxItems": MAX_MESSAGES},
+        "max_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": max_tokens_limit},
+        "max_completion_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": max_tokens_limit},
+        "temperature": {"type": ["number", "null"], "minimum": 0, "maximum": 2},
+        "top_p": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        "seed": {"type": ["integer", "null"], "minimum": 0, "maximum": 2**32 - 2},
+        "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 4},
+                           {"type": "null"}]},
+        "stream": {"type": ["boolean", "null"]},
+        "response_format": {"type": ["object", "null"], "properties": {
+            "type": {"type": "string", "enum": ["text", "json_object", "json_schema"]},
+            "json_schema": {"type": "object", "properties": {"schema": {"type": "object"}}}}},
+        "grammar": {"type": ["string", "null"], "description": "a GBNF grammar (llama.cpp)"},
+        "n": {"type": ["integer", "null"], "enum": [1, None]},
+        "user": {"type": ["string", "null"]}, "stream_options": {"type": ["object", "null"]}}}
+    get_json = {"responses": {"200": _json({"type": "object"}, "OK")}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "edgeslm device server", "version": "1",
+                 "description": "Classification and OpenAI-compatible chat on the bundles this device serves."},
+        "paths": {
+            "/v1/classify": {"post": {
+                "summary": "Classify one text or a list (batched with concurrent requests)",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": classify}}},
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "model": {"type": "string"}, "served_by": {"type": "string"}, **result["properties"],
+                    "results": {"type": "array", "items": result}}}, "labels with their scores"),
+                    **_errors(400, 404, 408, 411, 413, 503, 500)}}},
+            "/v1/chat/completions": {"post": {
+                "summary": "OpenAI-compatible chat completion; server-sent events when stream is true",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": chat}}},
+                "responses": {"200": {"description": "a chat.completion, or chat.completion.chunk events",
+                                      "content": {"application/json": {"schema": {"type": "object"}},
+                                                  "text/event-stream": {"schema": {"type": "string"}}}},
+                              **_errors(400, 404, 408, 411, 413, 503, 500)}}},
+            "/v1/models": {"get": {"summary": "Every model served here, and whether it is resident", **get_json}},
+            "/healthz": {"get": {"summary": "Liveness", **get_json}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
+                "description": "text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/openapi.json": {"get": {"summary": "This description", **get_json}},
+        },
+        "components": {"schemas": {"Error": _ERROR}},
+    }
