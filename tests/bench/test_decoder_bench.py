@@ -1,7 +1,10 @@
-"""The decoder benchmark, short: a few tokens, two rounds, edgeslm beside plain llama-cpp-python."""
+"""The decoder benchmark under the real MLPerf LoadGen: TTFT and TPOT from LoadGen's token latencies,
+edgeslm's greedy outputs against plain llama-cpp-python's, a few tokens and a few queries."""
 
 import pytest
 
+from edgeslm.bench.config import BenchConfig
+from edgeslm.bench.run import run_bench
 from edgeslm.errors import ConfigError
 
 pytestmark = pytest.mark.model
@@ -16,27 +19,38 @@ def smol_bundle(tmp_path_factory):
     return out
 
 
-def test_decoder_bench_against_llama_cpp(smol_bundle):
-    from edgeslm.bench.decoder import run_decoder_bench
+def test_single_stream_token_latencies_beside_llama_cpp(smol_bundle, tmp_path):
+    r = run_bench(BenchConfig(bundle=smol_bundle, vs="llama-cpp", quick=True, new_tokens=4, min_queries=4,
+                              accuracy_samples=2, out=tmp_path))
+    assert r["loadgen_settings"]["set"]["use_token_latencies"] is True
+    for name in ("edgeslm", "llama-cpp"):
+        s = r["sides"][name]
+        assert s["tokens"] == 4 * s["samples"] and s["samples"] >= 4  # ignore_eos: exactly new_tokens a query
+        assert 0 < s["ttft"]["p50_ms"] <= s["ttft"]["p90_ms"] and 0 < s["tpot"]["p50_ms"] <= s["tpot"]["p90_ms"]
+        assert s["latency"]["p50_ms"] > s["ttft"]["p50_ms"]  # the whole query outlasts its first token
+        summary = (tmp_path / name / "performance" / "mlperf_log_summary.txt").read_text()
+        assert "first token percentile latency (ns)" in summary and f"Result is : {s['loadgen_result']}" in summary
+        assert (tmp_path / name / "accuracy" / "mlperf_log_accuracy.json").is_file()
+        assert s["joules_per_token"] > 0
+    # greedy decoding of the same GGUF: the same text, token for token
+    assert r["accuracy"] == {"prompts": 2, "exact_match": 1.0, "token_agreement": 1.0}
+    assert r["ratio"]["value"] > 0 and "time per output token" in r["ratio"]["definition"]
+    assert r["ttft_ratio"]["value"] > 0
+    assert r["peak_rss_mb"]["process"] >= r["peak_rss_mb"]["edgeslm"] > 50 and r["bandwidth_bound_tok_s"] > 0
 
-    r = run_decoder_bench(smol_bundle, vs="llama-cpp", prompt_tokens=16, new_tokens=6, rounds=2, threads=2)
-    assert r["prompt_tokens"] == 16 and r["new_tokens"] == 6
-    assert set(r["sides"]) == {"edgeslm", "llama-cpp"}
-    for side in r["sides"].values():
-        assert side["tok_s_median"] > 0 and side["ttft_ms_p50"] > 0
-        assert side["per_token_ms_p90"] >= side["per_token_ms_p50"] > 0
-    assert r["tok_s_ratio"] > 0 and r["per_token_ms_ratio"] > 0 and "edgeslm" in r["tok_s_ratio_definition"]
-    assert r["memory_read_gb_s"] > 0.5
-    assert r["bandwidth_bound_tok_s"] == pytest.approx(r["memory_read_gb_s"] * 1e9 / r["model_bytes"], rel=0.01)
-    assert r["cpu_seconds"] > 0 and r["peak_rss_mb"]["process"] >= r["peak_rss_mb"]["edgeslm"] > 50
 
-
-def test_decoder_bench_alone_and_bad_arguments(smol_bundle):
-    from edgeslm.bench.decoder import run_decoder_bench
-
-    r = run_decoder_bench(smol_bundle, prompt_tokens=40, new_tokens=4, rounds=1, threads=1)
-    assert set(r["sides"]) == {"edgeslm"} and "tok_s_ratio" not in r and r["prompt_tokens"] == 40
-    with pytest.raises(ConfigError, match="llama-cpp"):
-        run_decoder_bench(smol_bundle, vs="ort")
-    with pytest.raises(ConfigError, match="new_tokens"):
-        run_decoder_bench(smol_bundle, new_tokens=1)
+def test_server_alone_and_refusals(smol_bundle, tmp_path):
+    r = run_bench(BenchConfig(bundle=smol_bundle, scenario="server", quick=True, new_tokens=3, min_queries=3,
+                              target_qps=20.0, threads=1, out=tmp_path))
+    s = r["sides"]["edgeslm"]
+    assert set(r["sides"]) == {"edgeslm"} and r["accuracy"] is None and "not defined" in r["accuracy_definition"]
+    assert r["loadgen_settings"]["effective"]["target_qps"] == 20.0
+    assert s["ttft"]["p50_ms"] > 0 and s["tpot"]["p50_ms"] > 0 and s["throughput"]["completed_tokens_per_s"] > 0
+    assert not (tmp_path / "edgeslm" / "accuracy").exists()  # no accuracy mode without a reference
+    out = tmp_path / "refused"
+    for scenario in ("offline", "multi-stream"):
+        with pytest.raises(ConfigError, match="one sequence at a time"):
+            run_bench(BenchConfig(bundle=smol_bundle, scenario=scenario, out=out))
+    with pytest.raises(ConfigError, match="--vs llama-cpp"):
+        run_bench(BenchConfig(bundle=smol_bundle, vs="ort", out=out))
+    assert not out.exists()
