@@ -21,7 +21,7 @@ def smol_bundle(tmp_path_factory):
 
 def test_single_stream_token_latencies_beside_llama_cpp(smol_bundle, tmp_path):
     r = run_bench(BenchConfig(bundle=smol_bundle, vs="llama-cpp", quick=True, new_tokens=4, min_queries=4,
-                              accuracy_samples=2, out=tmp_path))
+                              accuracy_samples=2, threads=1, out=tmp_path))
     assert r["loadgen_settings"]["set"]["use_token_latencies"] is True
     for name in ("edgeslm", "llama-cpp"):
         s = r["sides"][name]
