@@ -101,8 +101,7 @@ def throughput(detail: dict[str, Any]) -> dict[str, float]:
              "result_scheduled_samples_per_sec": "scheduled_samples_per_s",  # server
              "result_qps_with_loadgen_overhead": "qps_with_loadgen_overhead",  # single-stream
              "result_qps_without_loadgen_overhead": "qps_without_loadgen_overhead",
-             "result_completed_tokens_per_second": "completed_tokens_per_s",
-             "result_token_throughput": "tokens_per_s"}
+             "result_completed_tokens_per_second": "completed_tokens_per_s"}
     return {ours: round(float(detail[key]), 2) for key, ours in names.items() if key in detail}
 
 
