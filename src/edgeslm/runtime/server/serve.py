@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import uvicorn
 
 from edgeslm.config import Config
 from edgeslm.errors import ConfigError
@@ -98,17 +101,25 @@ def warm(app: App, entries: list[ModelEntry]) -> None:
             log.warning("could not warm %s: %s", entry.name, exc)
 
 
-def uvicorn_server(app: App, host: str, port: int, limits: Limits) -> Any:
+class _Server(uvicorn.Server):
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """SIGTERM/SIGINT stop the server gracefully, then serve() returns and the process exits 0 after
+        closing the engines. (uvicorn would re-raise the signal once stopped, which kills the process
+        before our cleanup and reports a clean stop to a service manager as a crash.)"""
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True  # a second Ctrl-C: stop waiting for open connections
+        self.should_exit = True
+
+
+def uvicorn_server(app: App, host: str, port: int, limits: Limits) -> uvicorn.Server:
     """uvicorn on one event loop, with httptools under our protocol limits (protocol.py). Its own
     access log, `server` header and concurrency cap stay off: /metrics counts requests, and the
     governor's queue limit answers overload with a JSON 503 and Retry-After."""
-    import uvicorn
-
     config = uvicorn.Config(app.asgi(limits), host=host, port=port, http=protocol_class(limits.header_timeout_s),
                             loop="asyncio", lifespan="off", ws="none", access_log=False, server_header=False,
                             timeout_keep_alive=int(limits.idle_timeout_s), backlog=1024, log_config=None,
                             timeout_graceful_shutdown=5)
-    return uvicorn.Server(config)
+    return _Server(config)
 
 
 def serve(config: ServeConfig, ready: Callable[[str, int], None] | None = None) -> None:
