@@ -1,0 +1,57 @@
+"""Tier 1: Home Assistant's own intent grammars, matched by hassil (the library HA's Assist uses),
+with slot lists made from the home the way HA makes them: entity names carry their domain (and device
+class) as context, areas and floors their names. The device's own area, when known, fills an area the
+command leaves out ("turn on the lights in here"). Exact or nothing: a match answers with confidence
+1, anything else goes to the next tier."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgeslm.errors import EdgeslmError
+from edgeslm.runtime.tiers.answer import Answer
+from edgeslm.runtime.tiers.home import Home
+
+
+class TemplateTier:
+    name = "templates"
+
+    def __init__(self, home: Home):
+        try:
+            import home_assistant_intents
+            from hassil import Intents
+            from hassil.intents import TextSlotList
+        except ImportError:
+            raise EdgeslmError("the template tier needs hassil and home-assistant-intents: "
+                               "pip install 'edgeslm[assist]'") from None
+        data = home_assistant_intents.get_intents(home.language)
+        if data is None:
+            raise EdgeslmError(f"home-assistant-intents has no grammar for language {home.language!r}")
+        self.home = home
+        self.intents = Intents.from_dict(data)
+        self.skip_words = list(data.get("skip_words", []))
+        names = []
+        for e in home.entities:
+            context: dict[str, Any] = {"domain": e.domain}
+            if "device_class" in e.attributes:
+                context["device_class"] = e.attributes["device_class"]
+            names.append((e.name, e.name, context))
+        self.slot_lists = {
+            "name": TextSlotList.from_tuples(names, allow_template=False, name="name"),
+            "area": TextSlotList.from_tuples([(a.name, a.name) for a in home.areas], allow_template=False, name="area"),
+            "floor": TextSlotList.from_tuples([(f.name, f.name) for f in home.floors], allow_template=False,
+                                              name="floor"),
+        }
+
+    def answer(self, text: str, context: dict[str, Any] | None = None) -> Answer | None:
+        from hassil import recognize_best
+
+        intent_context = {}
+        for key, value in (context or {}).items():
+            intent_context[key] = {"value": value, "text": value} if isinstance(value, str) else value
+        result = recognize_best(text, self.intents, slot_lists=self.slot_lists, skip_words=self.skip_words,
+                                intent_context=intent_context or None, language=self.home.language)
+        if result is None:
+            return None
+        slots = {name: entity.value for name, entity in result.entities.items()}
+        return Answer(result.intent.name, slots, tier=self.name, confidence=1.0)
