@@ -1,0 +1,48 @@
+"""`edgeslm replay`: a stream of commands through the tiered assistant, scored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgeslm.cli.common import emit, handle_errors, json_option
+
+
+@click.command("replay")
+@click.option("--stream", type=click.Path(path_type=Path), required=True,
+              help="JSONL: text, and optionally label, slots, ts, context.")
+@click.option("--home", type=click.Path(path_type=Path), required=True, help="The home description (YAML).")
+@click.option("--tiers", default="cache,templates,encoder", show_default=True, help="Comma-separated, cheapest first.")
+@click.option("--bundle", type=click.Path(path_type=Path), default=Path("runs/demo/intent-int8-static"),
+              show_default=True, help="The encoder tier's intent bundle.")
+@click.option("--profile", default="this-machine", show_default=True, help="Power model and threads.")
+@click.option("--limit", type=int, help="Replay only the first N commands.")
+@click.option("--out", type=click.Path(path_type=Path), help="Write one JSON line per answer here.")
+@click.option("--cache-db", type=click.Path(path_type=Path), help="Keep the exact cache in this file (default: fresh).")
+@json_option
+@handle_errors
+def replay(stream: Path, home: Path, tiers: str, bundle: Path, profile: str, limit: int | None, out: Path | None,
+           cache_db: Path | None, as_json: bool) -> None:
+    """Accuracy, tier shares, CPU, energy, cache hits and latency of the tiered assistant on STREAM."""
+    from edgeslm.evaluate.replay import ReplayConfig
+    from edgeslm.evaluate.replay import replay as run
+
+    config = ReplayConfig(stream=stream, home=home, tiers=[t.strip() for t in tiers.split(",") if t.strip()],
+                          bundle=bundle, profile=profile, limit=limit, out=out, cache_db=cache_db)
+    emit(run(config, progress=not as_json), as_json, _text)
+
+
+def _text(r: dict) -> str:
+    lat = r["latency"]
+    acc = "n/a" if r["intent_accuracy"] is None else f"{r['intent_accuracy']:.4f}"
+    slots = "n/a" if r["slot_accuracy"] is None else f"{r['slot_accuracy']:.4f}"
+    shares = ", ".join(f"{k} {v:.0%}" for k, v in r["tier_share"].items())
+    return "\n".join([
+        f"{r['n']} commands through {', '.join(r['tiers'])} ({r['home']})",
+        f"intent accuracy {acc}  slot accuracy {slots}",
+        f"answered by: {shares}",
+        f"CPU {r['cpu_seconds']:.2f} s, estimated {r['joules']:.2f} J; cache hits {r['cache']['hits']} "
+        f"(false {r['cache']['false_hits']})",
+        f"latency p50 {lat['p50_ms']:.2f} ms  p90 {lat['p90_ms']:.2f} ms  p99 {lat['p99_ms']:.2f} ms",
+    ])

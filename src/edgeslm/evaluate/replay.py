@@ -1,0 +1,175 @@
+"""Replay a stream of commands through the tiered assistant, in time order, and score it: intent and
+slot accuracy where the stream has labels, the share answered per tier, CPU seconds, estimated
+joules, cache hits and false hits, latency percentiles. Optionally one line per answer to --out."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from edgeslm.config import Config
+from edgeslm.errors import ConfigError, DataError
+from edgeslm.evaluate.metrics import latency_summary
+from edgeslm.runtime.energy import CpuMeter
+from edgeslm.runtime.tiers.answer import Answer
+
+TIERS = ("cache", "templates", "encoder")
+MAX_LINE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ReplayConfig(Config):
+    stream: Path
+    home: Path
+    tiers: list = field(default_factory=lambda: list(TIERS))
+    bundle: Path = Path("runs/demo/intent-int8-static")  # the encoder tier's intent bundle
+    profile: str = "this-machine"
+    limit: int | None = None
+    out: Path | None = None
+    cache_db: Path | None = None  # default: a fresh cache for this replay only
+
+    def validate(self) -> None:
+        unknown = [t for t in self.tiers if t not in TIERS]
+        if unknown or not self.tiers:
+            raise ConfigError(f"ReplayConfig.tiers: {', '.join(unknown) or 'none given'}; choose from {', '.join(TIERS)} "
+                              "(generative and remote are not built yet)")
+        if self.tiers == ["cache"]:
+            raise ConfigError("ReplayConfig.tiers: the cache only repeats what another tier answered; add one")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError("ReplayConfig.limit must be at least 1")
+
+
+@dataclass(frozen=True)
+class Command:
+    text: str
+    label: str | None = None
+    slots: dict[str, Any] | None = None
+    ts: float | None = None
+    context: dict[str, Any] | None = None
+
+
+def read_stream(path: Path, limit: int | None = None) -> list[Command]:
+    """JSONL rows with text, and optionally label, slots, ts, context; ts must not go backwards."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the stream: {exc.strerror or exc}") from None
+    rows: list[Command] = []
+    with handle:
+        for number, raw in enumerate(handle, 1):
+            if limit is not None and len(rows) >= limit:
+                break
+            where = f"{path}:{number}"
+            if len(raw) > MAX_LINE_BYTES:
+                raise DataError(f"{where}: a line of {len(raw)} bytes; the limit is {MAX_LINE_BYTES}")
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{where}: not UTF-8 (byte {exc.start})") from None
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{where}: not JSON: {exc.msg}") from None
+            rows.append(_command(row, where))
+            if rows[-1].ts is not None and len(rows) > 1 and rows[-2].ts is not None and rows[-1].ts < rows[-2].ts:
+                raise DataError(f"{where}: ts {rows[-1].ts} is before the previous row's {rows[-2].ts}; "
+                                "a stream is replayed in time order")
+    if not rows:
+        raise DataError(f"{path}: no commands")
+    return rows
+
+
+def _command(row: Any, where: str) -> Command:
+    if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+        raise DataError(f"{where}: each row is an object with text (a string)")
+    unknown = sorted(set(row) - {"text", "label", "slots", "ts", "context"})
+    if unknown:
+        raise DataError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    for key, kind in (("label", str), ("slots", dict), ("ts", int | float), ("context", dict)):
+        if row.get(key) is not None and (not isinstance(row[key], kind) or isinstance(row[key], bool)):
+            raise DataError(f"{where}: {key} has the wrong type ({type(row[key]).__name__})")
+    return Command(row["text"], row.get("label"), row.get("slots"), row.get("ts"), row.get("context"))
+
+
+def slots_match(expected: dict[str, Any], predicted: dict[str, Any]) -> bool:
+    """Every expected slot is there with the same value (names compared without case)."""
+    def norm(v: Any) -> Any:
+        return v.casefold().strip() if isinstance(v, str) else v
+    return all(k in predicted and norm(predicted[k]) == norm(v) for k, v in expected.items())
+
+
+def build_assistant(config: ReplayConfig, cache_path: Path) -> Any:
+    from edgeslm.runtime.profiles import load_profile
+    from edgeslm.runtime.tiers.cache import ExactCache
+    from edgeslm.runtime.tiers.home import load_home
+    from edgeslm.runtime.tiers.router import Assistant
+
+    home = load_home(config.home)
+    tiers: list[Any] = []
+    if "templates" in config.tiers:
+        from edgeslm.runtime.tiers.templates import TemplateTier
+
+        tiers.append(TemplateTier(home))
+    if "encoder" in config.tiers:
+        from edgeslm.formats.reader import open_bundle
+        from edgeslm.runtime.engines.onnx import OnnxClassifier
+        from edgeslm.runtime.tiers.encoder import EncoderTier
+        from edgeslm.runtime.tiers.slots import HomeMatcher
+
+        profile = load_profile(config.profile)
+        engine = OnnxClassifier.from_bundle(open_bundle(Path(config.bundle)), threads=profile.threads)
+        tiers.append(EncoderTier(engine, HomeMatcher(home)))
+    cache = ExactCache(cache_path, home.digest()) if "cache" in config.tiers else None
+    return Assistant(tiers, load_profile(config.profile), cache=cache)
+
+
+def replay(config: ReplayConfig, progress: bool = False) -> dict[str, Any]:
+    commands = read_stream(Path(config.stream), config.limit)
+    with tempfile.TemporaryDirectory() as tmp:
+        assistant = build_assistant(config, Path(config.cache_db or Path(tmp) / "cache.sqlite"))
+        for tier in assistant.tiers:  # first calls pay for lazy compilation (hassil) and sessions
+            tier.answer("turn on the light")
+        answers: list[Answer] = []
+        meter = CpuMeter()
+        with meter:
+            for c in tqdm(commands, desc="replay", disable=not progress, unit="cmd"):
+                answers.append(assistant.ask(c.text, c.context))
+        if assistant.cache is not None:
+            assistant.cache.close()
+    if config.out:
+        with Path(config.out).open("w", encoding="utf-8") as f:
+            for c, a in zip(commands, answers, strict=True):
+                f.write(json.dumps({"text": c.text, "intent": a.intent, "slots": a.slots, "tier": a.tier,
+                                    "confidence": round(a.confidence, 4), "latency_ms": a.latency_ms,
+                                    "joules": round(a.joules, 6)}, ensure_ascii=False) + "\n")
+    return score(commands, answers, meter, config)
+
+
+def score(commands: list[Command], answers: list[Answer], meter: CpuMeter, config: ReplayConfig) -> dict[str, Any]:
+    labelled = [(c, a) for c, a in zip(commands, answers, strict=True) if c.label is not None]
+    with_slots = [(c, a) for c, a in zip(commands, answers, strict=True) if c.slots]
+    shares: dict[str, int] = {}
+    for a in answers:
+        shares[a.tier] = shares.get(a.tier, 0) + 1
+    hits = [(c, a) for c, a in zip(commands, answers, strict=True) if a.tier == "cache"]
+    false_hits = [1 for c, a in hits if (c.label is not None and a.intent != c.label)
+                  or (c.slots and not slots_match(c.slots, a.slots))]
+    return {
+        "stream": str(config.stream), "home": str(config.home), "tiers": list(config.tiers), "n": len(answers),
+        "intent_accuracy": round(sum(a.intent == c.label for c, a in labelled) / len(labelled), 4) if labelled else None,
+        "slot_accuracy": round(sum(slots_match(c.slots, a.slots) for c, a in with_slots) / len(with_slots), 4)
+        if with_slots else None,
+        "labelled": len(labelled), "with_slots": len(with_slots),
+        "tier_share": {k: round(v / len(answers), 4) for k, v in sorted(shares.items())},
+        "cpu_seconds": round(meter.cpu_seconds, 3), "wall_seconds": round(meter.wall_seconds, 3),
+        "joules": round(sum(a.joules for a in answers), 4),
+        "cache": {"hits": len(hits), "false_hits": len(false_hits),
+                  "false_hit_rate": round(len(false_hits) / len(hits), 4) if hits else 0.0},
+        "latency": latency_summary([a.latency_ms / 1e3 for a in answers]),
+        "profile": config.profile,
+    }

@@ -1,0 +1,96 @@
+"""The assistant: each command goes down the tiers, cheapest first, until one answers with at least
+its tier's confidence threshold; if none does, the most confident answer is given. Answers from a
+tier trusted for it (an exact template match, or a confident encoder) are remembered by the exact
+cache, which then answers the same command first next time. Every answer says which tier gave it,
+how sure it was, and what it cost (latency, and joules from the device profile's power model)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from edgeslm.errors import EdgeslmError
+from edgeslm.runtime.energy import CpuMeter
+from edgeslm.runtime.profiles import DeviceProfile
+from edgeslm.runtime.tiers.answer import Answer
+from edgeslm.runtime.tiers.cache import ExactCache
+
+MAX_COMMAND_CHARS = 2_000
+
+
+class AssistError(EdgeslmError):
+    """A command no tier can take (empty, too long, not text), said plainly."""
+
+
+class Tier(Protocol):
+    name: str
+
+    def answer(self, text: str, context: dict[str, Any] | None = None) -> Answer | None: ...
+
+
+@dataclass
+class Thresholds:
+    """Per tier, the confidence an answer needs to stop the descent; `cache_from` is the confidence an
+    answer needs to be remembered by the exact cache."""
+
+    tiers: dict[str, float] = field(default_factory=lambda: {"templates": 1.0, "encoder": 0.0})
+    cache_from: float = 0.98
+
+
+class Assistant:
+    def __init__(self, tiers: list[Tier], profile: DeviceProfile, thresholds: Thresholds | None = None,
+                 cache: ExactCache | None = None):
+        if not tiers and cache is None:
+            raise EdgeslmError("the assistant needs at least one tier")
+        self.tiers, self.profile, self.cache = tiers, profile, cache
+        self.thresholds = thresholds or Thresholds()
+        self.answered: Counter = Counter()
+
+    def ask(self, text: Any, context: dict[str, Any] | None = None) -> Answer:
+        text = check_command(text)
+        meter = CpuMeter()
+        started = time.perf_counter()
+        with meter:
+            answer = self._descend(text, context)
+        answer.latency_ms = round((time.perf_counter() - started) * 1e3, 3)
+        answer.joules = meter.joules(self.profile)
+        self.answered[answer.tier] += 1
+        return answer
+
+    def _descend(self, text: str, context: dict[str, Any] | None) -> Answer:
+        if self.cache is not None and (hit := self.cache.get(text, context)) is not None:
+            return hit
+        best: Answer | None = None
+        for tier in self.tiers:
+            answer = tier.answer(text, context)
+            if answer is None:
+                continue
+            if answer.confidence >= self.thresholds.tiers.get(tier.name, 0.0):
+                best = answer
+                break
+            if best is None or answer.confidence > best.confidence:
+                best = answer
+        if best is None:
+            return Answer("unknown", {}, tier="none", confidence=0.0)
+        if self.cache is not None and best.confidence >= self.thresholds.cache_from:
+            self.cache.put(text, context, best)
+        return best
+
+
+def check_command(text: Any) -> str:
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise AssistError(f"the command is not valid UTF-8 (byte {exc.start})") from None
+    if not isinstance(text, str):
+        raise AssistError(f"the command must be text, not {type(text).__name__}")
+    if not text.strip():
+        raise AssistError("the command is empty")
+    if len(text) > MAX_COMMAND_CHARS:
+        raise AssistError(f"the command has {len(text)} characters; the limit is {MAX_COMMAND_CHARS}")
+    if "\x00" in text or any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        raise AssistError("the command contains a NUL or a lone surrogate, which no tier can read")
+    return text
