@@ -25,7 +25,7 @@ def test_models_json_lists_builtins():
 
 def test_every_command_has_json_and_help():
     for cmd in (["models"], ["data", "split"], ["data", "noisy"], ["train"], ["export"], ["inspect"], ["eval"], ["demo"],
-                ["compress"], ["compare"]):
+                ["compress"], ["compare"], ["bench"], ["serve"], ["replay"]):
         r = edgeslm(*cmd, "--help")
         assert r.returncode == 0 and "--json" in r.stdout, cmd
 
