@@ -20,16 +20,22 @@ from edgeslm.cli.common import handle_errors, json_option
 @click.option("--threads", type=int, help="Threads per engine (default: the profile's).")
 @click.option("--max-body-bytes", type=int, default=1 << 20, show_default=True)
 @click.option("--no-warm", is_flag=True, help="Load bundles on first use instead of at start.")
+@click.option("--home", type=click.Path(path_type=Path), help="A home description (YAML): enables POST /v1/assist.")
+@click.option("--tiers", default="cache,templates,encoder", show_default=True, help="/v1/assist's tiers, cheapest first.")
+@click.option("--cache-db", type=click.Path(path_type=Path), help="Keep the assistant's exact cache in this file.")
 @json_option
 @handle_errors
 def serve(bundles: tuple[Path, ...], profile: str, host: str, port: int, cheaper: tuple[str, ...],
-          threads: int | None, max_body_bytes: int, no_warm: bool, as_json: bool) -> None:
-    """Serve BUNDLES: /v1/classify, /v1/chat/completions, /v1/models, /healthz, /metrics."""
+          threads: int | None, max_body_bytes: int, no_warm: bool, home: Path | None, tiers: str,
+          cache_db: Path | None, as_json: bool) -> None:
+    """Serve BUNDLES: /v1/classify, /v1/chat/completions, /v1/assist, /v1/models, /healthz, /metrics."""
     from edgeslm.runtime.server.serve import ServeConfig
     from edgeslm.runtime.server.serve import serve as run
 
     config = ServeConfig(bundles=[str(b) for b in bundles], profile=profile, host=host, port=port,
-                         cheaper=list(cheaper), threads=threads, max_body_bytes=max_body_bytes, warm=not no_warm)
+                         cheaper=list(cheaper), threads=threads, max_body_bytes=max_body_bytes, warm=not no_warm,
+                         home=str(home) if home else None, tiers=[t.strip() for t in tiers.split(",") if t.strip()],
+                         cache_db=str(cache_db) if cache_db else None)
 
     def ready(h: str, p: int) -> None:
         url = f"http://{h}:{p}"

@@ -23,6 +23,7 @@ CONTRACT = {
     "edgeslm_inference_duration_seconds": ("histogram", {"model"}),
     "edgeslm_batch_size": ("histogram", {"model"}),
     "edgeslm_generated_tokens_total": ("counter", {"model"}),
+    "edgeslm_assist_answers_total": ("counter", {"tier"}),  # new with /v1/assist (issue 12)
     "edgeslm_queue_depth": ("gauge", set()),
     "edgeslm_process_resident_memory_bytes": ("gauge", set()),
     "edgeslm_model_resident_bytes": ("gauge", {"model"}),

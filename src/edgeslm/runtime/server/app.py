@@ -3,6 +3,7 @@ A route serves the models whose engine has its capability (engines/registry.py),
 
 /v1/classify          engines that can "classify" (encoders), batched across concurrent clients
 /v1/chat/completions  engines that can "chat" (decoders), OpenAI-compatible, streaming as server-sent events
+/v1/assist            the tiered assistant (serve --home): Home Assistant intent JSON, the tier that answered
 /v1/models            every registered model and whether it is resident
 /healthz, /metrics    liveness and Prometheus metrics
 /openapi.json         the OpenAPI 3.1 description of the routes above
@@ -66,8 +67,11 @@ class App:
         # llama.cpp serves one sequence at a time (the engine holds a lock); two threads let the next
         # request wait in the engine, not in the event loop.
         self.generators = ThreadPoolExecutor(max_workers=2, thread_name_prefix="generate")
+        self.assistant: Any = None  # runtime/tiers/router.Assistant, when serve has a home
+        self.assisting = ThreadPoolExecutor(max_workers=2, thread_name_prefix="assist")
 
     def close(self) -> None:
+        self.assisting.shutdown(wait=False, cancel_futures=True)
         for b in self.batchers.values():
             b.close()
         self.generators.shutdown(wait=False, cancel_futures=True)
@@ -143,6 +147,22 @@ class App:
         self.inference.labels(model).observe(seconds)
         with self._lock:
             self.inferences += size
+
+    # -- assist ----------------------------------------------------------------------------------------
+    async def assist(self, request: Request) -> Response:
+        from edgeslm.runtime.tiers.router import AssistError
+
+        if self.assistant is None:
+            raise HttpError(404, "no home is configured here: start edgeslm serve with --home HOME.yaml", "not_found")
+        parsed = schemas.parse_assist(parse_json(await request.body()))
+        with self.governor.admit():
+            loop = asyncio.get_running_loop()  # the tiers block (hassil, ONNX Runtime): off the event loop
+            try:
+                answer = await loop.run_in_executor(self.assisting, self.assistant.ask, parsed.text, parsed.context)
+            except AssistError as exc:
+                raise HttpError(400, str(exc)) from None
+        self.metrics.assist.labels(answer.tier).inc()
+        return json_response(answer.to_dict())
 
     # -- chat --------------------------------------------------------------------------------------
     async def chat(self, request: Request) -> Response:
@@ -305,6 +325,7 @@ class App:
 ROUTES = {
     "/v1/classify": ("POST", App.classify),
     "/v1/chat/completions": ("POST", App.chat),
+    "/v1/assist": ("POST", App.assist),
     "/v1/models": ("GET", App.list_models),
     "/healthz": ("GET", App.healthz),
     "/metrics": ("GET", App.metrics_route),
@@ -343,6 +364,17 @@ class _Observed:
             await send(message)
 
         await self.app(scope, receive, observed)
+
+
+class BatchedEngine:
+    """A served classifier as a tier sees an engine: `predict` through the model's batcher, so the
+    assistant's encoder calls share engine calls with /v1/classify."""
+
+    def __init__(self, batcher: Batcher):
+        self.batcher = batcher
+
+    def predict(self, texts: list[str]) -> list[dict[str, Any]]:
+        return self.batcher.classify(texts)[0]
 
 
 class EventStream:

@@ -67,6 +67,8 @@ class Metrics:
         self.batch_size = Histogram("edgeslm_batch_size", "Texts per engine call", ("model",), buckets=BATCH_BUCKETS,
                                     registry=r)
         self.tokens = Counter("edgeslm_generated_tokens_total", "Tokens generated", ("model",), registry=r)
+        self.assist = Counter("edgeslm_assist_answers_total", "/v1/assist answers by the tier that gave them",
+                              ("tier",), registry=r)
         r.register(_LiveGauges(gauges))
 
     def render(self) -> bytes:

@@ -76,6 +76,17 @@ def openapi(models: Iterable[Any], max_tokens_limit: int) -> dict[str, Any]:
                                       "content": {"application/json": {"schema": {"type": "object"}},
                                                   "text/event-stream": {"schema": {"type": "string"}}}},
                               **_errors(400, 404, 408, 411, 413, 503, 500)}}},
+            "/v1/assist": {"post": {
+                "summary": "The tiered assistant (serve --home): Home Assistant intent JSON and the tier that answered",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["text"], "additionalProperties": False, "properties": {
+                        "text": _TEXT, "context": {"type": "object", "additionalProperties": False, "properties": {
+                            "area": {"type": "string"}, "floor": {"type": "string"}}}}}}}},
+                "responses": {"200": _json({"type": "object", "required": ["intent", "slots", "tier"], "properties": {
+                    "intent": {"type": "string"}, "slots": {"type": "object"}, "tier": {"type": "string"},
+                    "confidence": {"type": "number"}, "latency_ms": {"type": "number"}, "joules": {"type": "number"}}},
+                    "the intent, its slots as the home spells them, and what answering cost"),
+                    **_errors(400, 404, 408, 411, 413, 503, 500)}}},
             "/v1/models": {"get": {"summary": "Every model served here, and whether it is resident", **get_json}},
             "/healthz": {"get": {"summary": "Liveness", **get_json}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {

@@ -26,6 +26,12 @@ class ClassifyRequest:
 
 
 @dataclass(frozen=True)
+class AssistRequest:
+    text: str
+    context: dict[str, str]
+
+
+@dataclass(frozen=True)
 class ChatRequest:
     model: str | None
     messages: list[dict[str, str]]
@@ -79,6 +85,20 @@ def parse_classify(body: Any) -> ClassifyRequest:
     if len(texts) > MAX_TEXTS:
         raise _bad(f"texts has {len(texts)} items; the limit is {MAX_TEXTS} a request")
     return ClassifyRequest(_model(body), [_text(t, f"texts[{i}]", MAX_TEXT_CHARS) for i, t in enumerate(texts)], False)
+
+
+def parse_assist(body: Any) -> AssistRequest:
+    body = _object(body, {"text", "context"})
+    text = _text(body.get("text"), "text", MAX_TEXT_CHARS)
+    context = {} if body.get("context") is None else body["context"]
+    if not isinstance(context, dict) or len(context) > 8:
+        raise _bad("context must be an object of at most 8 fields, e.g. {\"area\": \"Living Room\"}")
+    clean = {}
+    for key, value in context.items():
+        if key not in ("area", "floor"):
+            raise _bad(f"context.{key[:40]} is not known; give area and/or floor")
+        clean[key] = _text(value, f"context.{key}", 200)
+    return AssistRequest(text, clean)
 
 
 def parse_chat(body: Any, max_tokens_limit: int = 2048) -> ChatRequest:

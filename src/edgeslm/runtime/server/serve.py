@@ -37,6 +37,9 @@ class ServeConfig(Config):
     max_body_bytes: int = 1 << 20
     threads: int | None = None  # per engine; default: the profile's thread budget
     warm: bool = True  # load and run each bundle once before listening, within the memory budget
+    home: str | None = None  # a home description: enables /v1/assist (the tiered assistant)
+    tiers: list = field(default_factory=lambda: ["cache", "templates", "encoder"])
+    cache_db: str | None = None  # the exact cache's file, kept across restarts (default: in memory)
 
     def validate(self) -> None:
         if not self.bundles:
@@ -47,6 +50,9 @@ class ServeConfig(Config):
             raise ConfigError("ServeConfig.max_body_bytes must be between 1 KiB and 64 MiB")
         if self.threads is not None and not 1 <= self.threads <= 256:
             raise ConfigError("ServeConfig.threads must be between 1 and 256")
+        unknown = [t for t in self.tiers if t not in ("cache", "templates", "encoder")]
+        if unknown or not self.tiers:
+            raise ConfigError(f"ServeConfig.tiers: {', '.join(unknown) or 'none'}; choose from cache, templates, encoder")
         for pair in self.cheaper:
             if not isinstance(pair, str) or pair.count(":") != 1 or "" in pair.split(":"):
                 raise ConfigError(f"ServeConfig.cheaper: {pair!r} is not MODEL:CHEAPER")
@@ -85,9 +91,40 @@ def build_app(config: ServeConfig) -> App:
     for entry in sorted(entries, key=lambda e: e.name not in cheaper.values()):
         governor.register(entry.name, paths[entry.name], cheaper=cheaper.get(entry.name))
     app = App(governor, entries, max_batch=profile.max_batch)
+    if config.home is not None:
+        app.assistant = build_assistant(app, config, profile)
     if config.warm:
         warm(app, entries)
     return app
+
+
+def build_assistant(app: App, config: ServeConfig, profile: DeviceProfile) -> Any:
+    """The tiers over the home: the encoder tier uses the first served classifier, through its batcher."""
+    from edgeslm.runtime.server.app import BatchedEngine
+    from edgeslm.runtime.tiers.cache import ExactCache
+    from edgeslm.runtime.tiers.home import load_home
+    from edgeslm.runtime.tiers.router import Assistant
+
+    home = load_home(Path(config.home))
+    tiers: list[Any] = []
+    if "templates" in config.tiers:
+        from edgeslm.runtime.tiers.templates import TemplateTier
+
+        tiers.append(TemplateTier(home))
+    if "encoder" in config.tiers:
+        from edgeslm.runtime.tiers.encoder import EncoderTier
+        from edgeslm.runtime.tiers.slots import HomeMatcher
+
+        if not app.batchers:
+            raise ConfigError("--tiers encoder needs a served classifier bundle (the intent encoder)")
+        tiers.append(EncoderTier(BatchedEngine(next(iter(app.batchers.values()))), HomeMatcher(home)))
+    if not tiers:
+        raise ConfigError("ServeConfig.tiers: the cache only repeats what another tier answered; add one")
+    cache = ExactCache(config.cache_db or ":memory:", home.digest()) if "cache" in config.tiers else None
+    assistant = Assistant(tiers, profile, cache=cache)
+    for tier in tiers:  # hassil compiles its grammar on first use (about 0.4 s): not on a user's request
+        tier.answer("turn on the light")
+    return assistant
 
 
 def warm(app: App, entries: list[ModelEntry]) -> None:

@@ -1,0 +1,60 @@
+"""POST /v1/assist on the real server: the tiers over a home, the tier in every answer and in /metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgeslm.runtime.server.serve import ServeConfig
+
+from .conftest import start_server
+from .scrape import parse
+
+HOME = Path(__file__).resolve().parents[3] / "homes" / "harbor-loft.yaml"
+
+
+@pytest.fixture(scope="module")
+def loft(tiny_bundle):
+    running, stop = start_server(ServeConfig(bundles=[str(tiny_bundle)], port=0, home=str(HOME),
+                                             tiers=["cache", "templates"]))
+    yield running
+    stop()
+
+
+def test_a_command_is_answered_then_remembered(loft):
+    status, first = loft.json("POST", "/v1/assist", {"text": "turn on the desk lamp"})
+    assert status == 200 and (first["intent"], first["slots"], first["tier"]) == (
+        "HassTurnOn", {"name": "Desk Lamp"}, "templates")
+    assert first["confidence"] == 1.0 and first["latency_ms"] > 0 and first["joules"] > 0
+    status, again = loft.json("POST", "/v1/assist", {"text": "Turn on the desk lamp."})
+    assert status == 200 and again["tier"] == "cache" and again["slots"] == {"name": "Desk Lamp"}
+    status, here = loft.json("POST", "/v1/assist", {"text": "turn off the lights", "context": {"area": "Galley"}})
+    assert here["slots"] == {"area": "Galley", "domain": "light"}
+    metrics = parse(loft.request("GET", "/metrics")[2].decode())["edgeslm_assist_answers_total"]
+    assert metrics.value(tier="templates") == 2 and metrics.value(tier="cache") == 1
+
+
+@pytest.mark.parametrize("body, words", [
+    ({}, "text"), ({"text": ""}, "empty"), ({"text": "x" * 3000}, "limit"), ({"text": "on", "context": []}, "context"),
+    ({"text": "on", "context": {"room": "Galley"}}, "context.room"), ({"text": "on", "extra": 1}, "unknown"),
+])
+def test_bad_assist_requests_are_400s_naming_the_field(loft, body, words):
+    status, answer = loft.json("POST", "/v1/assist", body)
+    assert status == 400 and words in answer["error"]["message"]
+
+
+def test_without_a_home_assist_is_a_404_that_says_how_to_enable_it(tiny_server):
+    status, answer = tiny_server.json("POST", "/v1/assist", {"text": "turn on the desk lamp"})
+    assert status == 404 and "--home" in answer["error"]["message"]
+
+
+@pytest.mark.model
+def test_the_encoder_tier_answers_what_the_grammar_cannot(session_bundle):
+    running, stop = start_server(ServeConfig(bundles=[str(session_bundle)], port=0, home=str(HOME)))
+    try:
+        status, answer = running.json("POST", "/v1/assist", {"text": "could you please switch off the dsk lamp"})
+    finally:
+        stop()
+    assert status == 200 and answer["tier"] == "encoder"
+    assert answer["intent"] == "HassTurnOff" and answer["slots"] == {"name": "Desk Lamp"}
