@@ -13,13 +13,14 @@ from edgeslm.cli.common import emit, handle_errors, json_option
 @click.option("--stream", type=click.Path(path_type=Path), required=True,
               help="JSONL: text, and optionally label, slots, ts, context.")
 @click.option("--home", type=click.Path(path_type=Path), required=True, help="The home description (YAML).")
-@click.option("--tiers", default="cache,templates,encoder", show_default=True, help="Comma-separated, cheapest first.")
+@click.option("--tiers", default="habits,cache,templates,encoder", show_default=True,
+              help="Comma-separated, cheapest first.")
 @click.option("--bundle", type=click.Path(path_type=Path), default=Path("runs/demo/intent-int8-static"),
               show_default=True, help="The encoder tier's intent bundle.")
 @click.option("--profile", default="this-machine", show_default=True, help="Power model and threads.")
 @click.option("--limit", type=int, help="Replay only the first N commands.")
 @click.option("--out", type=click.Path(path_type=Path), help="Write one JSON line per answer here.")
-@click.option("--cache-db", type=click.Path(path_type=Path), help="Keep the exact cache in this file (default: fresh).")
+@click.option("--cache-db", type=click.Path(path_type=Path), help="Keep the cache and habits in this file (default: fresh).")
 @json_option
 @handle_errors
 def replay(stream: Path, home: Path, tiers: str, bundle: Path, profile: str, limit: int | None, out: Path | None,

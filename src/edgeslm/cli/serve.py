@@ -21,8 +21,9 @@ from edgeslm.cli.common import handle_errors, json_option
 @click.option("--max-body-bytes", type=int, default=1 << 20, show_default=True)
 @click.option("--no-warm", is_flag=True, help="Load bundles on first use instead of at start.")
 @click.option("--home", type=click.Path(path_type=Path), help="A home description (YAML): enables POST /v1/assist.")
-@click.option("--tiers", default="cache,templates,encoder", show_default=True, help="/v1/assist's tiers, cheapest first.")
-@click.option("--cache-db", type=click.Path(path_type=Path), help="Keep the assistant's exact cache in this file.")
+@click.option("--tiers", default="habits,cache,templates,encoder", show_default=True,
+              help="/v1/assist's tiers, cheapest first.")
+@click.option("--cache-db", type=click.Path(path_type=Path), help="Keep the assistant's cache and habits in this file.")
 @json_option
 @handle_errors
 def serve(bundles: tuple[Path, ...], profile: str, host: str, port: int, cheaper: tuple[str, ...],

@@ -18,7 +18,7 @@ from edgeslm.evaluate.metrics import latency_summary
 from edgeslm.runtime.energy import CpuMeter
 from edgeslm.runtime.tiers.answer import Answer
 
-TIERS = ("cache", "templates", "encoder")
+TIERS = ("habits", "cache", "templates", "encoder")
 MAX_LINE_BYTES = 64 * 1024
 
 
@@ -26,7 +26,7 @@ MAX_LINE_BYTES = 64 * 1024
 class ReplayConfig(Config):
     stream: Path
     home: Path
-    tiers: list = field(default_factory=lambda: list(TIERS))
+    tiers: list = field(default_factory=lambda: list(TIERS))  # habits and cache sit before the others
     bundle: Path = Path("runs/demo/intent-int8-static")  # the encoder tier's intent bundle
     profile: str = "this-machine"
     limit: int | None = None
@@ -38,7 +38,7 @@ class ReplayConfig(Config):
         if unknown or not self.tiers:
             raise ConfigError(f"ReplayConfig.tiers: {', '.join(unknown) or 'none given'}; choose from {', '.join(TIERS)} "
                               "(generative and remote are not built yet)")
-        if self.tiers == ["cache"]:
+        if not set(self.tiers) - {"cache", "habits"}:
             raise ConfigError("ReplayConfig.tiers: the cache only repeats what another tier answered; add one")
         if self.limit is not None and self.limit < 1:
             raise ConfigError("ReplayConfig.limit must be at least 1")
@@ -125,7 +125,12 @@ def build_assistant(config: ReplayConfig, cache_path: Path) -> Any:
         engine = OnnxClassifier.from_bundle(open_bundle(Path(config.bundle)), threads=profile.threads)
         tiers.append(EncoderTier(engine, HomeMatcher(home)))
     cache = ExactCache(cache_path, home.digest()) if "cache" in config.tiers else None
-    return Assistant(tiers, load_profile(config.profile), cache=cache)
+    habits = None
+    if "habits" in config.tiers:
+        from edgeslm.runtime.tiers.habits import Habits
+
+        habits = Habits(str(cache_path), home.digest())  # the same SQLite file, its own table
+    return Assistant(tiers, load_profile(config.profile), cache=cache, habits=habits)
 
 
 def replay(config: ReplayConfig, progress: bool = False) -> dict[str, Any]:
@@ -138,9 +143,10 @@ def replay(config: ReplayConfig, progress: bool = False) -> dict[str, Any]:
         meter = CpuMeter()
         with meter:
             for c in tqdm(commands, desc="replay", disable=not progress, unit="cmd"):
-                answers.append(assistant.ask(c.text, c.context))
-        if assistant.cache is not None:
-            assistant.cache.close()
+                answers.append(assistant.ask(c.text, c.context, c.ts))
+        for store in (assistant.cache, assistant.habits):
+            if store is not None:
+                store.close()
     if config.out:
         with Path(config.out).open("w", encoding="utf-8") as f:
             for c, a in zip(commands, answers, strict=True):

@@ -38,7 +38,7 @@ class ServeConfig(Config):
     threads: int | None = None  # per engine; default: the profile's thread budget
     warm: bool = True  # load and run each bundle once before listening, within the memory budget
     home: str | None = None  # a home description: enables /v1/assist (the tiered assistant)
-    tiers: list = field(default_factory=lambda: ["cache", "templates", "encoder"])
+    tiers: list = field(default_factory=lambda: ["habits", "cache", "templates", "encoder"])
     cache_db: str | None = None  # the exact cache's file, kept across restarts (default: in memory)
 
     def validate(self) -> None:
@@ -50,9 +50,10 @@ class ServeConfig(Config):
             raise ConfigError("ServeConfig.max_body_bytes must be between 1 KiB and 64 MiB")
         if self.threads is not None and not 1 <= self.threads <= 256:
             raise ConfigError("ServeConfig.threads must be between 1 and 256")
-        unknown = [t for t in self.tiers if t not in ("cache", "templates", "encoder")]
+        unknown = [t for t in self.tiers if t not in ("habits", "cache", "templates", "encoder")]
         if unknown or not self.tiers:
-            raise ConfigError(f"ServeConfig.tiers: {', '.join(unknown) or 'none'}; choose from cache, templates, encoder")
+            raise ConfigError(f"ServeConfig.tiers: {', '.join(unknown) or 'none'}; "
+                              "choose from habits, cache, templates, encoder")
         for pair in self.cheaper:
             if not isinstance(pair, str) or pair.count(":") != 1 or "" in pair.split(":"):
                 raise ConfigError(f"ServeConfig.cheaper: {pair!r} is not MODEL:CHEAPER")
@@ -120,8 +121,14 @@ def build_assistant(app: App, config: ServeConfig, profile: DeviceProfile) -> An
         tiers.append(EncoderTier(BatchedEngine(next(iter(app.batchers.values()))), HomeMatcher(home)))
     if not tiers:
         raise ConfigError("ServeConfig.tiers: the cache only repeats what another tier answered; add one")
-    cache = ExactCache(config.cache_db or ":memory:", home.digest()) if "cache" in config.tiers else None
-    assistant = Assistant(tiers, profile, cache=cache)
+    store = config.cache_db or ":memory:"
+    cache = ExactCache(store, home.digest()) if "cache" in config.tiers else None
+    habits = None
+    if "habits" in config.tiers:
+        from edgeslm.runtime.tiers.habits import Habits
+
+        habits = Habits(store, home.digest())
+    assistant = Assistant(tiers, profile, cache=cache, habits=habits)
     for tier in tiers:  # hassil compiles its grammar on first use (about 0.4 s): not on a user's request
         tier.answer("turn on the light")
     return assistant

@@ -16,6 +16,7 @@ from edgeslm.runtime.energy import CpuMeter
 from edgeslm.runtime.profiles import DeviceProfile
 from edgeslm.runtime.tiers.answer import Answer
 from edgeslm.runtime.tiers.cache import ExactCache
+from edgeslm.runtime.tiers.habits import Habits
 
 MAX_COMMAND_CHARS = 2_000
 
@@ -41,19 +42,24 @@ class Thresholds:
 
 class Assistant:
     def __init__(self, tiers: list[Tier], profile: DeviceProfile, thresholds: Thresholds | None = None,
-                 cache: ExactCache | None = None):
-        if not tiers and cache is None:
-            raise EdgeslmError("the assistant needs at least one tier")
-        self.tiers, self.profile, self.cache = tiers, profile, cache
+                 cache: ExactCache | None = None, habits: Habits | None = None):
+        if not tiers:
+            raise EdgeslmError("the assistant needs at least one tier besides the cache and habits")
+        self.tiers, self.profile, self.cache, self.habits = tiers, profile, cache, habits
         self.thresholds = thresholds or Thresholds()
         self.answered: Counter = Counter()
 
-    def ask(self, text: Any, context: dict[str, Any] | None = None) -> Answer:
+    def ask(self, text: Any, context: dict[str, Any] | None = None, ts: float | None = None) -> Answer:
+        """`ts`: when the command was said (a replayed stream's own time); habits learn only from before it."""
         text = check_command(text)
         meter = CpuMeter()
         started = time.perf_counter()
         with meter:
-            answer = self._descend(text, context)
+            answer = self.habits.answer(text, context, ts) if self.habits is not None else None
+            if answer is None:
+                answer = self._descend(text, context)
+            if self.habits is not None and answer.tier != "none":
+                self.habits.observe(answer, context, ts)
         answer.latency_ms = round((time.perf_counter() - started) * 1e3, 3)
         answer.joules = meter.joules(self.profile)
         self.answered[answer.tier] += 1
