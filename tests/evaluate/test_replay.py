@@ -64,5 +64,5 @@ def test_a_non_utf8_stream_and_bad_configs(tmp_path):
         read_stream(path)
     with pytest.raises(ConfigError, match="generative"):
         ReplayConfig(stream=path, home=HOME, tiers=["cache", "generative"])
-    with pytest.raises(ConfigError, match="only repeats"):
+    with pytest.raises(ConfigError, match="only repeat"):
         ReplayConfig(stream=path, home=HOME, tiers=["cache"])

@@ -17,8 +17,8 @@ from edgeslm.errors import ConfigError, DataError
 from edgeslm.evaluate.metrics import latency_summary
 from edgeslm.runtime.energy import CpuMeter
 from edgeslm.runtime.tiers.answer import Answer
+from edgeslm.runtime.tiers.assemble import TIERS, check_tiers
 
-TIERS = ("habits", "cache", "templates", "encoder")
 MAX_LINE_BYTES = 64 * 1024
 
 
@@ -26,7 +26,7 @@ MAX_LINE_BYTES = 64 * 1024
 class ReplayConfig(Config):
     stream: Path
     home: Path
-    tiers: list = field(default_factory=lambda: list(TIERS))  # habits and cache sit before the others
+    tiers: list = field(default_factory=lambda: list(TIERS))
     bundle: Path = Path("runs/demo/intent-int8-static")  # the encoder tier's intent bundle
     profile: str = "this-machine"
     limit: int | None = None
@@ -34,12 +34,7 @@ class ReplayConfig(Config):
     cache_db: Path | None = None  # default: a fresh cache for this replay only
 
     def validate(self) -> None:
-        unknown = [t for t in self.tiers if t not in TIERS]
-        if unknown or not self.tiers:
-            raise ConfigError(f"ReplayConfig.tiers: {', '.join(unknown) or 'none given'}; choose from {', '.join(TIERS)} "
-                              "(generative and remote are not built yet)")
-        if not set(self.tiers) - {"cache", "habits"}:
-            raise ConfigError("ReplayConfig.tiers: the cache only repeats what another tier answered; add one")
+        check_tiers(list(self.tiers), "ReplayConfig.tiers")
         if self.limit is not None and self.limit < 1:
             raise ConfigError("ReplayConfig.limit must be at least 1")
 
@@ -103,42 +98,25 @@ def slots_match(expected: dict[str, Any], predicted: dict[str, Any]) -> bool:
     return all(k in predicted and norm(predicted[k]) == norm(v) for k, v in expected.items())
 
 
-def build_assistant(config: ReplayConfig, cache_path: Path) -> Any:
+def build_assistant(config: ReplayConfig, store: Path) -> Any:
     from edgeslm.runtime.profiles import load_profile
-    from edgeslm.runtime.tiers.cache import ExactCache
+    from edgeslm.runtime.tiers.assemble import assemble
     from edgeslm.runtime.tiers.home import load_home
-    from edgeslm.runtime.tiers.router import Assistant
 
-    home = load_home(config.home)
-    tiers: list[Any] = []
-    if "templates" in config.tiers:
-        from edgeslm.runtime.tiers.templates import TemplateTier
-
-        tiers.append(TemplateTier(home))
+    profile = load_profile(config.profile)
+    engine = None
     if "encoder" in config.tiers:
         from edgeslm.formats.reader import open_bundle
         from edgeslm.runtime.engines.onnx import OnnxClassifier
-        from edgeslm.runtime.tiers.encoder import EncoderTier
-        from edgeslm.runtime.tiers.slots import HomeMatcher
 
-        profile = load_profile(config.profile)
         engine = OnnxClassifier.from_bundle(open_bundle(Path(config.bundle)), threads=profile.threads)
-        tiers.append(EncoderTier(engine, HomeMatcher(home)))
-    cache = ExactCache(cache_path, home.digest()) if "cache" in config.tiers else None
-    habits = None
-    if "habits" in config.tiers:
-        from edgeslm.runtime.tiers.habits import Habits
-
-        habits = Habits(str(cache_path), home.digest())  # the same SQLite file, its own table
-    return Assistant(tiers, load_profile(config.profile), cache=cache, habits=habits)
+    return assemble(load_home(config.home), list(config.tiers), profile, engine, str(store))
 
 
 def replay(config: ReplayConfig, progress: bool = False) -> dict[str, Any]:
     commands = read_stream(Path(config.stream), config.limit)
     with tempfile.TemporaryDirectory() as tmp:
         assistant = build_assistant(config, Path(config.cache_db or Path(tmp) / "cache.sqlite"))
-        for tier in assistant.tiers:  # first calls pay for lazy compilation (hassil) and sessions
-            tier.answer("turn on the light")
         answers: list[Answer] = []
         meter = CpuMeter()
         with meter:

@@ -50,10 +50,9 @@ class ServeConfig(Config):
             raise ConfigError("ServeConfig.max_body_bytes must be between 1 KiB and 64 MiB")
         if self.threads is not None and not 1 <= self.threads <= 256:
             raise ConfigError("ServeConfig.threads must be between 1 and 256")
-        unknown = [t for t in self.tiers if t not in ("habits", "cache", "templates", "encoder")]
-        if unknown or not self.tiers:
-            raise ConfigError(f"ServeConfig.tiers: {', '.join(unknown) or 'none'}; "
-                              "choose from habits, cache, templates, encoder")
+        from edgeslm.runtime.tiers.assemble import check_tiers
+
+        check_tiers(list(self.tiers), "ServeConfig.tiers")
         for pair in self.cheaper:
             if not isinstance(pair, str) or pair.count(":") != 1 or "" in pair.split(":"):
                 raise ConfigError(f"ServeConfig.cheaper: {pair!r} is not MODEL:CHEAPER")
@@ -102,36 +101,13 @@ def build_app(config: ServeConfig) -> App:
 def build_assistant(app: App, config: ServeConfig, profile: DeviceProfile) -> Any:
     """The tiers over the home: the encoder tier uses the first served classifier, through its batcher."""
     from edgeslm.runtime.server.app import BatchedEngine
-    from edgeslm.runtime.tiers.cache import ExactCache
+    from edgeslm.runtime.tiers.assemble import assemble
     from edgeslm.runtime.tiers.home import load_home
-    from edgeslm.runtime.tiers.router import Assistant
 
-    home = load_home(Path(config.home))
-    tiers: list[Any] = []
-    if "templates" in config.tiers:
-        from edgeslm.runtime.tiers.templates import TemplateTier
-
-        tiers.append(TemplateTier(home))
-    if "encoder" in config.tiers:
-        from edgeslm.runtime.tiers.encoder import EncoderTier
-        from edgeslm.runtime.tiers.slots import HomeMatcher
-
-        if not app.batchers:
-            raise ConfigError("--tiers encoder needs a served classifier bundle (the intent encoder)")
-        tiers.append(EncoderTier(BatchedEngine(next(iter(app.batchers.values()))), HomeMatcher(home)))
-    if not tiers:
-        raise ConfigError("ServeConfig.tiers: the cache only repeats what another tier answered; add one")
-    store = config.cache_db or ":memory:"
-    cache = ExactCache(store, home.digest()) if "cache" in config.tiers else None
-    habits = None
-    if "habits" in config.tiers:
-        from edgeslm.runtime.tiers.habits import Habits
-
-        habits = Habits(store, home.digest())
-    assistant = Assistant(tiers, profile, cache=cache, habits=habits)
-    for tier in tiers:  # hassil compiles its grammar on first use (about 0.4 s): not on a user's request
-        tier.answer("turn on the light")
-    return assistant
+    if "encoder" in config.tiers and not app.batchers:
+        raise ConfigError("--tiers encoder needs a served classifier bundle (the intent encoder)")
+    engine = BatchedEngine(next(iter(app.batchers.values()))) if app.batchers else None
+    return assemble(load_home(Path(config.home)), list(config.tiers), profile, engine, config.cache_db or ":memory:")
 
 
 def warm(app: App, entries: list[ModelEntry]) -> None:

@@ -1,0 +1,53 @@
+"""One place that builds the assistant from tier names, for `replay` and `serve --home` alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgeslm.errors import ConfigError
+from edgeslm.runtime.profiles import DeviceProfile
+from edgeslm.runtime.tiers.home import Home
+from edgeslm.runtime.tiers.router import Assistant
+
+TIERS = ("habits", "cache", "templates", "encoder")  # the order answers are tried in
+
+
+def check_tiers(tiers: list[str], where: str) -> None:
+    unknown = [t for t in tiers if t not in TIERS]
+    if unknown or not tiers:
+        raise ConfigError(f"{where}: {', '.join(unknown) or 'none given'}; choose from {', '.join(TIERS)} "
+                          "(the generative and remote tiers are not built yet)")
+    if not set(tiers) - {"cache", "habits"}:
+        raise ConfigError(f"{where}: the cache and habits only repeat what another tier answered; add one")
+
+
+def assemble(home: Home, tiers: list[str], profile: DeviceProfile, engine: Any = None, store: str = ":memory:",
+             warm: bool = True) -> Assistant:
+    """`engine`: anything with `predict(texts)` (the encoder tier's intent classifier); `store`: the
+    SQLite file that keeps the cache and habits across restarts."""
+    check_tiers(tiers, "tiers")
+    answering: list[Any] = []
+    if "templates" in tiers:
+        from edgeslm.runtime.tiers.templates import TemplateTier
+
+        answering.append(TemplateTier(home))
+    if "encoder" in tiers:
+        from edgeslm.runtime.tiers.encoder import EncoderTier
+        from edgeslm.runtime.tiers.slots import HomeMatcher
+
+        if engine is None:
+            raise ConfigError("the encoder tier needs an intent classifier bundle")
+        answering.append(EncoderTier(engine, HomeMatcher(home)))
+    cache = habits = None
+    if "cache" in tiers:
+        from edgeslm.runtime.tiers.cache import ExactCache
+
+        cache = ExactCache(store, home.digest())
+    if "habits" in tiers:
+        from edgeslm.runtime.tiers.habits import Habits
+
+        habits = Habits(store, home.digest())
+    if warm:  # hassil compiles its grammar on first use (about 0.4 s): not on a user's request
+        for tier in answering:
+            tier.answer("turn on the light")
+    return Assistant(answering, profile, cache=cache, habits=habits)
