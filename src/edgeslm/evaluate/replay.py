@@ -109,7 +109,8 @@ def build_assistant(config: ReplayConfig, store: Path) -> Any:
         from edgeslm.formats.reader import open_bundle
         from edgeslm.runtime.engines.onnx import OnnxClassifier
 
-        engine = OnnxClassifier.from_bundle(open_bundle(Path(config.bundle)), threads=profile.threads)
+        # no spinning: ORT workers that spin between calls burn a core while the other tiers work
+        engine = OnnxClassifier.from_bundle(open_bundle(Path(config.bundle)), threads=profile.threads, spin=False)
     return assemble(load_home(config.home), list(config.tiers), profile, engine, str(store))
 
 

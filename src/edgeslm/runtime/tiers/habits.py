@@ -19,7 +19,7 @@ from typing import Any
 
 from edgeslm.errors import EdgeslmError
 from edgeslm.runtime.tiers.answer import Answer
-from edgeslm.runtime.tiers.cache import context_key, normalize
+from edgeslm.runtime.tiers.cache import context_key, normalize, open_store
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
@@ -42,9 +42,10 @@ class Habits:
         self.home, self.max_entries, self.min_days = home_digest, max_entries, min_days
         self._lock = threading.Lock()
         try:
-            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self.db = open_store(path)
             self.db.executescript(SCHEMA)
             self.db.execute("DELETE FROM history WHERE home != ?", (home_digest,))
+            self._count = self.db.execute("SELECT COUNT(*) FROM history").fetchone()[0]
         except sqlite3.Error as exc:
             raise EdgeslmError(f"{path}: cannot open the habit store: {exc}") from None
 
@@ -93,10 +94,11 @@ class Habits:
             self.db.execute("INSERT INTO history (home, ts, context, intent, slots) VALUES (?, ?, ?, ?, ?)",
                             (self.home, time.time() if ts is None else ts, context_key(context), answer.intent,
                              json.dumps(answer.slots, sort_keys=True, ensure_ascii=False)))
-            excess = self.db.execute("SELECT COUNT(*) FROM history").fetchone()[0] - self.max_entries
-            if excess > 0:
+            self._count += 1
+            if self._count > self.max_entries:
                 self.db.execute("DELETE FROM history WHERE rowid IN (SELECT rowid FROM history ORDER BY ts LIMIT ?)",
-                                (excess,))
+                                (self._count - self.max_entries,))
+                self._count = self.max_entries
 
     def _one(self, sql: str, args: tuple) -> tuple | None:
         with self._lock:
