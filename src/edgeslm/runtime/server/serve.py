@@ -81,7 +81,8 @@ def build_app(config: ServeConfig) -> App:
         entries.append(ModelEntry(manifest.name, manifest.family, manifest.task, capabilities, tuple(manifest.labels)))
     # Spinning ORT workers cut ~10% off a lone model's latency but steal the cores from any other model
     # resident beside it (measured on a 2-core machine), so spin only when one model is served.
-    spin = len(entries) == 1
+    # With a home, the assistant's other tiers (hassil) work between encoder calls: no spinning then.
+    spin = len(entries) == 1 and config.home is None
     governor = Governor(profile, lambda path, n: load_bundle(path, n, spin))
     cheaper = dict(pair.split(":") for pair in config.cheaper)
     for name in cheaper.keys() | cheaper.values():
