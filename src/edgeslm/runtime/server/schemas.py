@@ -3,7 +3,6 @@ sampling fields are the engines' SamplingConfig, built here: its ranges are the 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,11 +10,11 @@ from edgeslm.runtime.engines.llama import ROLES
 from edgeslm.runtime.engines.onnx import MAX_REQUEST_CHARS as MAX_TEXT_CHARS
 from edgeslm.runtime.engines.sampling import SamplingConfig, SamplingError, check_max_tokens
 from edgeslm.runtime.server.errors import HttpError
+from edgeslm.runtime.text import text_problem
 
 MAX_TEXTS = 64
 MAX_MESSAGES = 64
 MAX_MESSAGE_CHARS = 16_000
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -62,14 +61,9 @@ def _model(body: dict[str, Any]) -> str | None:
 def _text(value: Any, where: str, limit: int) -> str:
     if not isinstance(value, str):
         raise _bad(f"{where} must be a string")
-    if not value.strip():
-        raise _bad(f"{where} is empty")
-    if len(value) > limit:
-        raise _bad(f"{where} has {len(value)} characters; the limit is {limit}")
-    if "\x00" in value:
-        raise _bad(f"{where} contains a NUL character")
-    if _LONE_SURROGATE.search(value):  # JSON can spell them ("\\ud800"); no engine can encode one as UTF-8
-        raise _bad(f"{where} contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not valid Unicode")
+    problem = text_problem(value, limit)
+    if problem:
+        raise _bad(f"{where} {problem}")
     return value
 
 

@@ -13,12 +13,14 @@ from typing import Any, Protocol
 
 from edgeslm.errors import EdgeslmError
 from edgeslm.runtime.energy import CpuMeter
+from edgeslm.runtime.engines.onnx import MAX_REQUEST_CHARS
 from edgeslm.runtime.profiles import DeviceProfile
+from edgeslm.runtime.text import text_problem
 from edgeslm.runtime.tiers.answer import Answer
 from edgeslm.runtime.tiers.cache import ExactCache
 from edgeslm.runtime.tiers.habits import Habits
 
-MAX_COMMAND_CHARS = 2_000
+MAX_COMMAND_CHARS = MAX_REQUEST_CHARS  # the same limit as /v1/classify's texts
 
 
 class AssistError(EdgeslmError):
@@ -93,10 +95,7 @@ def check_command(text: Any) -> str:
             raise AssistError(f"the command is not valid UTF-8 (byte {exc.start})") from None
     if not isinstance(text, str):
         raise AssistError(f"the command must be text, not {type(text).__name__}")
-    if not text.strip():
-        raise AssistError("the command is empty")
-    if len(text) > MAX_COMMAND_CHARS:
-        raise AssistError(f"the command has {len(text)} characters; the limit is {MAX_COMMAND_CHARS}")
-    if "\x00" in text or any(0xD800 <= ord(c) <= 0xDFFF for c in text):
-        raise AssistError("the command contains a NUL or a lone surrogate, which no tier can read")
+    problem = text_problem(text, MAX_COMMAND_CHARS)
+    if problem:
+        raise AssistError(f"the command {problem}")
     return text
