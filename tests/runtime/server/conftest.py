@@ -64,14 +64,10 @@ def start_server(config: Any, limits: Any = None) -> tuple[Running, Any]:
 
 
 def start_asgi(asgi: Any, limits: Any, close: Any = None, app: Any = None) -> tuple[Running, Any]:
-    import uvicorn
+    """Any ASGI app behind the server's own uvicorn configuration (serve.uvicorn_server)."""
+    from edgeslm.runtime.server.serve import uvicorn_server
 
-    from edgeslm.runtime.server.protocol import protocol_class
-
-    config = uvicorn.Config(asgi, host="127.0.0.1", port=0, http=protocol_class(limits.header_timeout_s),
-                            loop="asyncio", lifespan="off", ws="none", access_log=False, server_header=False,
-                            timeout_keep_alive=int(limits.idle_timeout_s), log_config=None)
-    server = uvicorn.Server(config)
+    server = uvicorn_server(asgi, "127.0.0.1", 0, limits)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(3000):

@@ -132,12 +132,12 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
-def uvicorn_server(app: App, host: str, port: int, limits: Limits) -> uvicorn.Server:
+def uvicorn_server(asgi: Any, host: str, port: int, limits: Limits) -> uvicorn.Server:
     """uvicorn on one event loop, with httptools under our protocol limits (protocol.py). Its own
     access log, `server` header and concurrency cap stay off: /metrics counts requests, and the
     governor's queue limit answers overload with a JSON 503 and Retry-After. X-Forwarded-* headers
     are not trusted (proxy_headers off): a device answers its clients directly."""
-    config = uvicorn.Config(app.asgi(limits), host=host, port=port, http=protocol_class(limits.header_timeout_s),
+    config = uvicorn.Config(asgi, host=host, port=port, http=protocol_class(limits.header_timeout_s),
                             loop="asyncio", lifespan="off", ws="none", access_log=False, server_header=False,
                             timeout_keep_alive=int(limits.idle_timeout_s), backlog=1024, log_config=None, proxy_headers=False,
                             timeout_graceful_shutdown=5)
@@ -147,7 +147,8 @@ def uvicorn_server(app: App, host: str, port: int, limits: Limits) -> uvicorn.Se
 def serve(config: ServeConfig, ready: Callable[[str, int], None] | None = None) -> None:
     started = time.monotonic()
     app = build_app(config)
-    server = uvicorn_server(app, config.host, config.port, Limits(max_body_bytes=config.max_body_bytes))
+    limits = Limits(max_body_bytes=config.max_body_bytes)
+    server = uvicorn_server(app.asgi(limits), config.host, config.port, limits)
 
     async def main() -> None:
         task = asyncio.create_task(server.serve())  # uvicorn stops on SIGINT/SIGTERM by itself
