@@ -1,17 +1,14 @@
 """Tier 0, exact: an answer served before is served again for the same command, said the same way
 (after normalization), in the same home and the same context, without running any model.
 
-Stored on the device in SQLite, so it survives a restart; bounded (the least recently used entries
-go first); every entry carries the digest of the home it was answered for, and opening the cache
-for a changed home drops the old home's entries, since its names may no longer mean the same thing.
+Stored on the device in SQLite (store.py), so it survives a restart; bounded (the least recently
+used entries go first); a changed home drops the old home's entries.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sqlite3
-import threading
 import time
 import unicodedata
 from pathlib import Path
@@ -19,6 +16,7 @@ from typing import Any
 
 from edgeslm.errors import EdgeslmError
 from edgeslm.runtime.tiers.answer import Answer
+from edgeslm.runtime.tiers.store import HomeStore
 
 _SPACE = re.compile(r"\s+")
 _PUNCT = re.compile(r"[^\w\s%°.'-]|(?<!\d)\.|\.(?!\d)")  # keep decimals (21.5) and percent signs
@@ -32,16 +30,6 @@ CREATE INDEX IF NOT EXISTS answers_used ON answers (used);
 """
 
 
-def open_store(path: str) -> sqlite3.Connection:
-    """The device's SQLite file for learned answers. WAL with synchronous=NORMAL: a commit does not wait
-    for the disk (autocommit with the default journal fsynced every write: 1.9 ms of CPU a command here),
-    and a power cut loses at most the last answers learned, never the file."""
-    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    return db
-
-
 def normalize(text: str) -> str:
     """Case, Unicode forms, punctuation and spacing do not change what a command means."""
     text = unicodedata.normalize("NFKC", text).casefold()
@@ -52,21 +40,14 @@ def context_key(context: dict[str, Any] | None) -> str:
     return json.dumps(context or {}, sort_keys=True, ensure_ascii=False)
 
 
-class ExactCache:
+class ExactCache(HomeStore):
     name = "cache"
+    TABLE, SCHEMA, EVICT_BY, WHAT = "answers", SCHEMA, "used", "the answer cache"
 
     def __init__(self, path: Path | str, home_digest: str, max_entries: int = 10_000):
         if max_entries < 1:
             raise EdgeslmError("ExactCache.max_entries must be at least 1")
-        self.home, self.max_entries = home_digest, max_entries
-        self._lock = threading.Lock()
-        try:
-            self.db = open_store(str(path))
-            self.db.executescript(SCHEMA)
-            self.db.execute("DELETE FROM answers WHERE home != ?", (home_digest,))  # the home changed
-            self._count = self.db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
-        except sqlite3.Error as exc:
-            raise EdgeslmError(f"{path}: cannot open the answer cache: {exc}") from None
+        super().__init__(path, home_digest, max_entries)
 
     def get(self, text: str, context: dict[str, Any] | None = None) -> Answer | None:
         key = (self.home, context_key(context), normalize(text))
@@ -92,16 +73,5 @@ class ExactCache:
                 return
             self.db.execute("INSERT INTO answers (home, context, text, intent, slots, used) VALUES (?, ?, ?, ?, ?, ?)",
                             (*key, answer.intent, slots, time.time()))
-            self._count += 1
-            if self._count > self.max_entries:
-                self.db.execute("DELETE FROM answers WHERE rowid IN (SELECT rowid FROM answers ORDER BY used LIMIT ?)",
-                                (self._count - self.max_entries,))
-                self._count = self.max_entries
+            self._added()
 
-    def __len__(self) -> int:
-        with self._lock:
-            return self.db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
-
-    def close(self) -> None:
-        with self._lock:
-            self.db.close()

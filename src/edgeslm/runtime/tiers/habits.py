@@ -4,22 +4,21 @@ this hour of this kind of day, seen on at least `min_days` days), "same as yeste
 yesterday within an hour of now) and "do that again" (the last command). It learns only from the past:
 each answer is recorded after it is given, with the stream's own timestamp.
 
-Kept in SQLite beside the exact cache: bounded (oldest first), survives a restart, and a changed
-home drops what was learned about the old one.
+Kept in SQLite beside the exact cache (store.py): bounded (oldest first), survives a restart, and a
+changed home drops what was learned about the old one.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sqlite3
-import threading
 import time
 from typing import Any
 
 from edgeslm.errors import EdgeslmError
 from edgeslm.runtime.tiers.answer import Answer
-from edgeslm.runtime.tiers.cache import context_key, normalize, open_store
+from edgeslm.runtime.tiers.cache import context_key, normalize
+from edgeslm.runtime.tiers.store import HomeStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
@@ -33,21 +32,15 @@ AGAIN = re.compile(r"^(?:(?:do|that|it|this|again|please|once more|repeat|same|t
 DAY = 86_400.0
 
 
-class Habits:
+class Habits(HomeStore):
     name = "habits"
+    TABLE, SCHEMA, EVICT_BY, WHAT = "history", SCHEMA, "ts", "the habit store"
 
     def __init__(self, path: str, home_digest: str, max_entries: int = 50_000, min_days: int = 3):
         if max_entries < 1 or min_days < 1:
             raise EdgeslmError("Habits.max_entries and min_days must be at least 1")
-        self.home, self.max_entries, self.min_days = home_digest, max_entries, min_days
-        self._lock = threading.Lock()
-        try:
-            self.db = open_store(path)
-            self.db.executescript(SCHEMA)
-            self.db.execute("DELETE FROM history WHERE home != ?", (home_digest,))
-            self._count = self.db.execute("SELECT COUNT(*) FROM history").fetchone()[0]
-        except sqlite3.Error as exc:
-            raise EdgeslmError(f"{path}: cannot open the habit store: {exc}") from None
+        self.min_days = min_days
+        super().__init__(path, home_digest, max_entries)
 
     def answer(self, text: str, context: dict[str, Any] | None = None, ts: float | None = None) -> Answer | None:
         words = normalize(text)
@@ -94,11 +87,7 @@ class Habits:
             self.db.execute("INSERT INTO history (home, ts, context, intent, slots) VALUES (?, ?, ?, ?, ?)",
                             (self.home, time.time() if ts is None else ts, context_key(context), answer.intent,
                              json.dumps(answer.slots, sort_keys=True, ensure_ascii=False)))
-            self._count += 1
-            if self._count > self.max_entries:
-                self.db.execute("DELETE FROM history WHERE rowid IN (SELECT rowid FROM history ORDER BY ts LIMIT ?)",
-                                (self._count - self.max_entries,))
-                self._count = self.max_entries
+            self._added()
 
     def _one(self, sql: str, args: tuple) -> tuple | None:
         with self._lock:
@@ -107,10 +96,3 @@ class Habits:
     def _answer(self, row: tuple | None, confidence: float) -> Answer | None:
         return None if row is None else Answer(row[0], json.loads(row[1]), tier=self.name, confidence=confidence)
 
-    def __len__(self) -> int:
-        with self._lock:
-            return self.db.execute("SELECT COUNT(*) FROM history").fetchone()[0]
-
-    def close(self) -> None:
-        with self._lock:
-            self.db.close()
