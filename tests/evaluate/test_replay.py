@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edgeslm.errors import ConfigError, DataError
 from edgeslm.evaluate.replay import ReplayConfig, read_stream, replay, slots_match
@@ -66,3 +68,15 @@ def test_a_non_utf8_stream_and_bad_configs(tmp_path):
         ReplayConfig(stream=path, home=HOME, tiers=["cache", "generative"])
     with pytest.raises(ConfigError, match="only repeat"):
         ReplayConfig(stream=path, home=HOME, tiers=["cache"])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=300))
+def test_any_bytes_are_a_stream_or_a_data_error(tmp_path, data):
+    path = tmp_path / "junk.jsonl"
+    path.write_bytes(data)
+    try:
+        rows = read_stream(path)
+    except DataError:
+        return
+    assert rows and all(isinstance(r.text, str) for r in rows)

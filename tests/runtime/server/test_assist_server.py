@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgeslm.runtime.server.serve import ServeConfig
 
@@ -58,3 +60,22 @@ def test_the_encoder_tier_answers_what_the_grammar_cannot(session_bundle):
         stop()
     assert status == 200 and answer["tier"] == "encoder"
     assert answer["intent"] == "HassTurnOff" and answer["slots"] == {"name": "Desk Lamp"}
+
+
+JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+                       lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                       max_leaves=10)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(JSONISH, st.fixed_dictionaries({"text": JSONISH}, optional={"context": JSONISH}),
+                 st.fixed_dictionaries({"text": st.text(max_size=60)},
+                                       optional={"context": st.dictionaries(st.sampled_from(["area", "floor", "room"]),
+                                                                            JSONISH, max_size=2)})))
+def test_any_json_body_is_an_answer_or_a_400_never_a_500(loft, body):
+    status, answer = loft.json("POST", "/v1/assist", body)
+    assert status in (200, 400), (status, answer)
+    if status == 400:
+        assert answer["error"]["message"]
+    else:
+        assert answer["tier"] in ("habits", "cache", "templates", "none") and isinstance(answer["slots"], dict)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgeslm.runtime.tiers.home import HomeError, load_home, parse_home
 
@@ -103,3 +105,19 @@ def test_a_missing_or_huge_file_is_a_clear_error(tmp_path):
     big.write_bytes(b"#" * (5 << 20))
     with pytest.raises(HomeError, match="at most"):
         load_home(big)
+
+
+# Junk in, a HomeError out: never another exception, never a half-read home.
+YAMLISH = st.lists(st.sampled_from(list("abc:-[]{}'\"!&*#|>%@` \n\t0123456789.") + [
+    "areas", "entities", "id", "name", "floor", "language", "light.x", "\n  - "]), max_size=80).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(YAMLISH, st.text(max_size=200),
+                 st.builds(lambda cut: GOOD[:cut], st.integers(0, len(GOOD)))))
+def test_any_text_is_a_home_or_a_home_error(text):
+    try:
+        home = parse_home(text)
+    except HomeError:
+        return
+    assert home.language and all(e.id.count(".") == 1 for e in home.entities)
