@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from edgeslm import __version__
-from edgeslm.cli import bench, bundle, compress, data, demo, evaluate, gguf, models, profiles, replay, serve, train
+from edgeslm.cli import bench, bundle, calibrate, compress, data, demo, evaluate, gguf, models, profiles, replay, serve, train
 from edgeslm.cli.common import setup_logging
 
 
@@ -31,6 +31,7 @@ cli.add_command(profiles.profiles)
 cli.add_command(serve.serve)
 cli.add_command(bench.bench)
 cli.add_command(replay.replay)
+cli.add_command(calibrate.calibrate)
 
 
 if __name__ == "__main__":

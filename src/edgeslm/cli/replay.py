@@ -21,16 +21,19 @@ from edgeslm.cli.common import emit, handle_errors, json_option
 @click.option("--limit", type=int, help="Replay only the first N commands.")
 @click.option("--out", type=click.Path(path_type=Path), help="Write one JSON line per answer here.")
 @click.option("--cache-db", type=click.Path(path_type=Path), help="Keep the cache and habits in this file (default: fresh).")
+@click.option("--policy", type=click.Path(path_type=Path),
+              help="The router's policy (default: the calibrated one beside the bundle, if any).")
 @json_option
 @handle_errors
 def replay(stream: Path, home: Path, tiers: str, bundle: Path, profile: str, limit: int | None, out: Path | None,
-           cache_db: Path | None, as_json: bool) -> None:
+           cache_db: Path | None, policy: Path | None, as_json: bool) -> None:
     """Accuracy, tier shares, CPU, energy, cache hits and latency of the tiered assistant on STREAM."""
     from edgeslm.evaluate.replay import ReplayConfig
     from edgeslm.evaluate.replay import replay as run
 
     config = ReplayConfig(stream=stream, home=home, tiers=[t.strip() for t in tiers.split(",") if t.strip()],
-                          bundle=bundle, profile=profile, limit=limit, out=out, cache_db=cache_db)
+                          bundle=bundle, profile=profile, limit=limit, out=out, cache_db=cache_db,
+                          policy=policy)
     emit(run(config, progress=not as_json), as_json, _text)
 
 
@@ -45,5 +48,6 @@ def _text(r: dict) -> str:
         f"answered by: {shares}",
         f"CPU {r['cpu_seconds']:.2f} s, estimated {r['joules']:.2f} J; cache hits {r['cache']['hits']} "
         f"(false {r['cache']['false_hits']})",
+        f"policy: {r['policy']}",
         f"latency p50 {lat['p50_ms']:.2f} ms  p90 {lat['p90_ms']:.2f} ms  p99 {lat['p99_ms']:.2f} ms",
     ])

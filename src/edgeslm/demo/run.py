@@ -22,6 +22,8 @@ class DemoConfig(Config):
     # ONNX-level recipes take about a minute each; the torch ones (sparse90-int8, structured50-int8,
     # distill-l3) retrain for several minutes each and are opt-in (`make demo-full`)
     recipes: list[str] = field(default_factory=lambda: ["int8-dynamic", "int8-static", "int4-weight"])
+    homes: Path = Path("homes")  # the example homes the assistant's policy is calibrated on
+    assist_bundle: str = "int8-static"  # the recipe whose bundle the assistant's encoder tier uses
 
 
 def run_demo(config: DemoConfig, progress: bool = True, echo: Callable[[str], Any] | None = None) -> dict[str, Any]:
@@ -83,13 +85,36 @@ def run_demo(config: DemoConfig, progress: bool = True, echo: Callable[[str], An
             compress(run_dir, load_recipe(name), target, progress=progress)
         compressed.append((name, open_bundle(target).manifest.provenance["compression"]))
 
+    policy = _calibrate_policy(config, out, say)
+
     say("[5/5] writing the report")
     report = write_report(out, manifest, results, command="make demo", compressed=compressed)
     summary = {"bundle": str(bundle_dir), "results": {k: {m: v[m] for m in ("n", "accuracy", "macro_f1", "latency")}
                                                        for k, v in results.items()},
-               "report": {k: str(v) for k, v in report.items()}}
+               "report": {k: str(v) for k, v in report.items()}, "assist_policy": policy}
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
+
+
+def _calibrate_policy(config: DemoConfig, out: Path, say: Callable[[str], Any]) -> str | None:
+    """The tiered assistant's router policy, calibrated on validation household weeks of the example
+    homes (never an evaluation set), written beside the bundles where `replay` and `serve` find it."""
+    from edgeslm.evaluate.calibrate import CalibrateConfig, calibrate
+    from edgeslm.runtime.tiers.policy import POLICY_FILE, write_policy
+
+    homes = sorted(Path(config.homes).glob("*.yaml"))
+    bundle = out / f"intent-{config.assist_bundle}"
+    if not homes or config.assist_bundle not in config.recipes:
+        say(f"[4/5] no assistant policy: needs homes under {config.homes} and the {config.assist_bundle} recipe")
+        return None
+    path = out / POLICY_FILE
+    say(f"[4/5] calibrating the assistant's policy on {len(homes)} homes -> {path}")
+    policy = calibrate(CalibrateConfig(homes=[str(h) for h in homes], bundle=bundle))
+    write_policy(policy, path)
+    c = policy.calibration
+    say(f"      order {' -> '.join(policy.order)}, thresholds {policy.thresholds}, cache from {policy.cache_from:.3f}; "
+        f"validation accuracy {c['accuracy']:.4f} at {c['cpu_ms_per_answer']:.2f} ms CPU per answer")
+    return str(path)
 
 
 def _same_run(run_dir: Path, config: Any) -> bool:

@@ -32,6 +32,7 @@ class ReplayConfig(Config):
     limit: int | None = None
     out: Path | None = None
     cache_db: Path | None = None  # default: a fresh cache for this replay only
+    policy: Path | None = None  # default: the calibrated policy beside the bundle, if there is one
 
     def validate(self) -> None:
         check_tiers(list(self.tiers), "ReplayConfig.tiers")
@@ -98,7 +99,8 @@ def slots_match(expected: dict[str, Any], predicted: dict[str, Any]) -> bool:
     return all(k in predicted and norm(predicted[k]) == norm(v) for k, v in expected.items())
 
 
-def build_assistant(config: ReplayConfig, store: Path) -> Any:
+def build_assistant(config: ReplayConfig, store: Path, policy: Any = None) -> Any:
+    """`policy`: overrides the config's (calibration scores tiers before any policy exists)."""
     from edgeslm.runtime.profiles import load_profile
     from edgeslm.runtime.tiers.assemble import assemble
     from edgeslm.runtime.tiers.home import load_home
@@ -111,7 +113,18 @@ def build_assistant(config: ReplayConfig, store: Path) -> Any:
 
         # no spinning: ORT workers that spin between calls burn a core while the other tiers work
         engine = OnnxClassifier.from_bundle(open_bundle(Path(config.bundle)), threads=profile.threads, spin=False)
-    return assemble(load_home(config.home), list(config.tiers), profile, engine, str(store))
+    if policy is None:
+        policy, _ = resolve_policy(config)
+    return assemble(load_home(config.home), list(config.tiers), profile, engine, str(store), policy=policy)
+
+
+def resolve_policy(config: ReplayConfig) -> tuple[Any, str]:
+    from edgeslm.runtime.tiers.assemble import default_policy
+    from edgeslm.runtime.tiers.policy import load_policy
+
+    if config.policy is not None:
+        return load_policy(Path(config.policy)), str(config.policy)
+    return default_policy(config.bundle)
 
 
 def replay(config: ReplayConfig, progress: bool = False) -> dict[str, Any]:
@@ -156,5 +169,5 @@ def score(commands: list[Command], answers: list[Answer], meter: CpuMeter, confi
         "cache": {"hits": len(hits), "false_hits": len(false_hits),
                   "false_hit_rate": round(len(false_hits) / len(hits), 4) if hits else 0.0},
         "latency": latency_summary([a.latency_ms / 1e3 for a in answers]),
-        "profile": config.profile,
+        "profile": config.profile, "policy": resolve_policy(config)[1],
     }

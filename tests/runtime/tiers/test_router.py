@@ -10,7 +10,8 @@ from edgeslm.runtime.profiles import load_profile
 from edgeslm.runtime.tiers.answer import Answer
 from edgeslm.runtime.tiers.cache import ExactCache
 from edgeslm.runtime.tiers.home import load_home
-from edgeslm.runtime.tiers.router import Assistant, AssistError, Thresholds
+from edgeslm.runtime.tiers.policy import Policy
+from edgeslm.runtime.tiers.router import Assistant, AssistError
 from edgeslm.runtime.tiers.slots import HomeMatcher
 from edgeslm.runtime.tiers.templates import TemplateTier
 
@@ -55,7 +56,8 @@ def test_a_harbor_loft_name_is_not_found_in_the_cottage(home):
 @pytest.mark.model
 def test_templates_first_then_the_encoder_then_the_cache(tmp_path, home, templates, encoder):
     cache = ExactCache(tmp_path / "cache.sqlite", home.digest())
-    assistant = Assistant([templates, encoder], load_profile("this-machine"), cache=cache)
+    policy = Policy(order=["templates", "encoder"], thresholds={"templates": 1.0, "encoder": 0.0})
+    assistant = Assistant([encoder, templates], load_profile("this-machine"), policy, cache=cache)
     first = assistant.ask("turn on the floor lamp")
     assert (first.intent, first.slots, first.tier) == ("HassTurnOn", {"name": "Floor Lamp"}, "templates")
     again = assistant.ask("Turn on the floor lamp!")
@@ -69,7 +71,7 @@ def test_templates_first_then_the_encoder_then_the_cache(tmp_path, home, templat
 @pytest.mark.model
 def test_when_no_tier_is_sure_the_most_confident_answer_is_given_and_not_cached(tmp_path, home, encoder):
     cache = ExactCache(tmp_path / "cache.sqlite", home.digest())
-    strict = Thresholds(tiers={"encoder": 1.01}, cache_from=1.01)
+    strict = Policy(order=["encoder"], thresholds={"encoder": 1.0}, cache_from=1.0)
     assistant = Assistant([encoder], load_profile("this-machine"), strict, cache)
     answer = assistant.ask("please turn off the flor lamp now")
     assert answer.tier == "encoder" and answer.intent == "HassTurnOff"

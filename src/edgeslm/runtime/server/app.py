@@ -366,15 +366,16 @@ class _Observed:
         await self.app(scope, receive, observed)
 
 
-class BatchedEngine:
-    """A served classifier as a tier sees an engine: `predict` through the model's batcher, so the
-    assistant's encoder calls share engine calls with /v1/classify."""
+class ServedClassifier:
+    """A served classifier as the encoder tier sees an engine: its labels and its logits, through the
+    governor, which loads it within the memory budget (and swaps in a cheaper variant when told)."""
 
-    def __init__(self, batcher: Batcher):
-        self.batcher = batcher
+    def __init__(self, governor: Any, entry: ModelEntry):
+        self.governor, self.name, self.labels = governor, entry.name, list(entry.labels)
 
-    def predict(self, texts: list[str]) -> list[dict[str, Any]]:
-        return self.batcher.classify(texts)[0]
+    def logits(self, texts: list[str]) -> Any:
+        with self.governor.acquire(self.name) as engine:
+            return engine.logits(texts)
 
 
 class EventStream:

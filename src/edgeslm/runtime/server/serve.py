@@ -40,6 +40,7 @@ class ServeConfig(Config):
     home: str | None = None  # a home description: enables /v1/assist (the tiered assistant)
     tiers: list = field(default_factory=lambda: ["habits", "cache", "templates", "encoder"])
     cache_db: str | None = None  # the exact cache's file, kept across restarts (default: in memory)
+    policy: str | None = None  # the router's policy file (default: the calibrated one beside the first bundle)
 
     def validate(self) -> None:
         if not self.bundles:
@@ -100,15 +101,21 @@ def build_app(config: ServeConfig) -> App:
 
 
 def build_assistant(app: App, config: ServeConfig, profile: DeviceProfile) -> Any:
-    """The tiers over the home: the encoder tier uses the first served classifier, through its batcher."""
-    from edgeslm.runtime.server.app import BatchedEngine
+    """The tiers over the home: the encoder tier uses the first served classifier."""
+    from edgeslm.runtime.server.app import ServedClassifier
     from edgeslm.runtime.tiers.assemble import assemble
     from edgeslm.runtime.tiers.home import load_home
 
     if "encoder" in config.tiers and not app.batchers:
         raise ConfigError("--tiers encoder needs a served classifier bundle (the intent encoder)")
-    engine = BatchedEngine(next(iter(app.batchers.values()))) if app.batchers else None
-    return assemble(load_home(Path(config.home)), list(config.tiers), profile, engine, config.cache_db or ":memory:")
+    classifiers = [m for m in app.models.values() if "classify" in m.capabilities]
+    engine = ServedClassifier(app.governor, classifiers[0]) if classifiers else None
+    from edgeslm.runtime.tiers.assemble import default_policy
+    from edgeslm.runtime.tiers.policy import load_policy
+
+    policy = load_policy(Path(config.policy)) if config.policy else default_policy(Path(config.bundles[0]))[0]
+    return assemble(load_home(Path(config.home)), list(config.tiers), profile, engine, config.cache_db or ":memory:",
+                    policy=policy)
 
 
 def warm(app: App, entries: list[ModelEntry]) -> None:

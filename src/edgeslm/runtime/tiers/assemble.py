@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from edgeslm.errors import ConfigError
 from edgeslm.runtime.profiles import DeviceProfile
 from edgeslm.runtime.tiers.home import Home
+from edgeslm.runtime.tiers.policy import POLICY_FILE, Policy, load_policy
 from edgeslm.runtime.tiers.router import Assistant
 
 TIERS = ("habits", "cache", "templates", "encoder")  # the order answers are tried in
@@ -22,9 +24,10 @@ def check_tiers(tiers: list[str], where: str) -> None:
 
 
 def assemble(home: Home, tiers: list[str], profile: DeviceProfile, engine: Any = None, store: str = ":memory:",
-             warm: bool = True) -> Assistant:
+             warm: bool = True, policy: Policy | None = None) -> Assistant:
     """`engine`: anything with `predict(texts)` (the encoder tier's intent classifier); `store`: the
-    SQLite file that keeps the cache and habits across restarts."""
+    SQLite file that keeps the cache and habits across restarts; `policy`: the router's order and
+    thresholds (the built-in default when None)."""
     check_tiers(tiers, "tiers")
     answering: list[Any] = []
     if "templates" in tiers:
@@ -50,4 +53,12 @@ def assemble(home: Home, tiers: list[str], profile: DeviceProfile, engine: Any =
     if warm:  # hassil compiles its grammar on first use (about 0.4 s): not on a user's request
         for tier in answering:
             tier.answer("turn on the light")
-    return Assistant(answering, profile, cache=cache, habits=habits)
+    return Assistant(answering, profile, policy, cache=cache, habits=habits)
+
+
+def default_policy(bundle: Any) -> tuple[Policy, str]:
+    """The policy `make demo` wrote beside the bundles, else the built-in one; and which it was."""
+    path = Path(bundle).parent / POLICY_FILE
+    if path.is_file():
+        return load_policy(path), str(path)
+    return Policy(), "built-in (no calibrated policy beside the bundle)"

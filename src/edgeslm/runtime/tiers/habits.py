@@ -32,6 +32,18 @@ AGAIN = re.compile(r"^(?:(?:do|that|it|this|again|please|once more|repeat|same|t
 DAY = 86_400.0
 
 
+def habit_phrase(text: str) -> str | None:
+    """Which of the habits' phrases a command is ("yesterday", "again", "usual"), or None."""
+    words = normalize(text)
+    if YESTERDAY.search(words):
+        return "yesterday"
+    if words in ("repeat", "once more") or (AGAIN.fullmatch(words) and "again" in words.split()):
+        return "again"
+    if USUAL.fullmatch(words) and "usual" in words.split():
+        return "usual"
+    return None
+
+
 class Habits(HomeStore):
     name = "habits"
     TABLE, SCHEMA, EVICT_BY, WHAT = "history", SCHEMA, "ts", "the habit store"
@@ -43,18 +55,18 @@ class Habits(HomeStore):
         super().__init__(path, home_digest, max_entries)
 
     def answer(self, text: str, context: dict[str, Any] | None = None, ts: float | None = None) -> Answer | None:
-        words = normalize(text)
+        phrase = habit_phrase(text)
         now = time.time() if ts is None else ts
-        if YESTERDAY.search(words):
+        if phrase == "yesterday":
             row = self._one("SELECT intent, slots FROM history WHERE home = ? AND context = ? AND ts BETWEEN ? AND ? "
                             "ORDER BY ABS(ts - ?) LIMIT 1",
                             (self.home, context_key(context), now - DAY - 3600, now - DAY + 3600, now - DAY))
             return self._answer(row, 0.99)
-        if words in ("repeat", "once more") or (AGAIN.fullmatch(words) and "again" in words.split()):
+        if phrase == "again":
             row = self._one("SELECT intent, slots FROM history WHERE home = ? AND context = ? AND ts <= ? "
                             "ORDER BY ts DESC LIMIT 1", (self.home, context_key(context), now))
             return self._answer(row, 0.99)
-        if USUAL.fullmatch(words) and "usual" in words.split():
+        if phrase == "usual":
             return self.usual(context, now)
         return None
 

@@ -1,14 +1,13 @@
-"""The assistant: each command goes down the tiers, cheapest first, until one answers with at least
-its tier's confidence threshold; if none does, the most confident answer is given. Answers from a
-tier trusted for it (an exact template match, or a confident encoder) are remembered by the exact
-cache, which then answers the same command first next time. Every answer says which tier gave it,
+"""The assistant: each command goes to the habits and the cache first, then down the answering tiers
+in the policy's order until one answers with at least its tier's confidence threshold; if none
+does, the most confident answer is given. Answers confident enough (the policy's `cache_from`) are
+remembered by the exact cache, which then answers the same command first next time. Every answer says which tier gave it,
 how sure it was, and what it cost (latency, and joules from the device profile's power model)."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from edgeslm.errors import EdgeslmError
@@ -19,6 +18,7 @@ from edgeslm.runtime.text import text_problem
 from edgeslm.runtime.tiers.answer import Answer
 from edgeslm.runtime.tiers.cache import ExactCache
 from edgeslm.runtime.tiers.habits import Habits
+from edgeslm.runtime.tiers.policy import Policy
 
 MAX_COMMAND_CHARS = MAX_REQUEST_CHARS  # the same limit as /v1/classify's texts
 
@@ -33,22 +33,15 @@ class Tier(Protocol):
     def answer(self, text: str, context: dict[str, Any] | None = None) -> Answer | None: ...
 
 
-@dataclass
-class Thresholds:
-    """Per tier, the confidence an answer needs to stop the descent; `cache_from` is the confidence an
-    answer needs to be remembered by the exact cache."""
-
-    tiers: dict[str, float] = field(default_factory=lambda: {"templates": 1.0, "encoder": 0.0})
-    cache_from: float = 0.98
-
-
 class Assistant:
-    def __init__(self, tiers: list[Tier], profile: DeviceProfile, thresholds: Thresholds | None = None,
+    def __init__(self, tiers: list[Tier], profile: DeviceProfile, policy: Policy | None = None,
                  cache: ExactCache | None = None, habits: Habits | None = None):
         if not tiers:
             raise EdgeslmError("the assistant needs at least one tier besides the cache and habits")
-        self.tiers, self.profile, self.cache, self.habits = tiers, profile, cache, habits
-        self.thresholds = thresholds or Thresholds()
+        self.policy = (policy or Policy()).restrict([t.name for t in tiers])
+        rank = {name: i for i, name in enumerate(self.policy.order)}
+        self.tiers = sorted(tiers, key=lambda t: rank.get(t.name, len(rank)))  # stable: others keep their place
+        self.profile, self.cache, self.habits = profile, cache, habits
         self.answered: Counter = Counter()
 
     def ask(self, text: Any, context: dict[str, Any] | None = None, ts: float | None = None) -> Answer:
@@ -75,14 +68,14 @@ class Assistant:
             answer = tier.answer(text, context)
             if answer is None:
                 continue
-            if answer.confidence >= self.thresholds.tiers.get(tier.name, 0.0):
+            if answer.confidence >= self.policy.thresholds.get(tier.name, 0.0):
                 best = answer
                 break
             if best is None or answer.confidence > best.confidence:
                 best = answer
         if best is None:
             return Answer("unknown", {}, tier="none", confidence=0.0)
-        if self.cache is not None and best.confidence >= self.thresholds.cache_from:
+        if self.cache is not None and best.confidence >= self.policy.cache_from:
             self.cache.put(text, context, best)
         return best
 

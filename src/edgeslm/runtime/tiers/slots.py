@@ -68,7 +68,7 @@ class HomeMatcher:
                 found.append(best)
         return sorted(found, key=lambda m: m.start)
 
-    def slots(self, text: str, intent: str, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    def slots(self, text: str, intent: str | None, context: dict[str, Any] | None = None) -> dict[str, Any]:
         slots: dict[str, Any] = {}
         for m in self.find(text):
             slots.setdefault(m.kind, m.value)
@@ -81,12 +81,17 @@ class HomeMatcher:
             area = (context or {}).get("area")
             if "area" not in slots and "floor" not in slots and isinstance(area, str):
                 slots["area"] = area  # "turn on the lights" said in a room: that room
-        slot = NUMBER_SLOTS.get(intent)
+        return {**slots, **self.number(text, intent)}
+
+    @staticmethod
+    def number(text: str, intent: str | None) -> dict[str, Any]:
+        """The setting a number intent needs ("dim it to 40 percent" -> brightness 40)."""
+        slot = NUMBER_SLOTS.get(intent or "")
         numbers = _NUMBER.findall(normalize(text))
-        if slot and numbers:
-            value = float(numbers[-1])
-            slots[slot] = int(value) if value.is_integer() else value
-        return slots
+        if not slot or not numbers:
+            return {}
+        value = float(numbers[-1])
+        return {slot: int(value) if value.is_integer() else value}
 
     def _has_domain(self, domain: str) -> bool:
         return any(e.domain == domain for e in self.home.entities)

@@ -1,0 +1,184 @@
+"""Calibrate the router's policy on labelled validation streams (never an evaluation set): every
+answering tier answers every command once, with its CPU time measured; then every order of the
+tiers and every threshold on a grid is scored as a cascade from those answers, and the cheapest
+cascade that reaches the target accuracy wins (the most accurate one when none does). The cache
+remembers answers only above the confidence where the chosen cascade was right at least
+`cache_precision` of the time, so a cache hit is as good as a fresh answer.
+
+The validation streams are household weeks of the example homes drawn with seeds the benchmarks
+do not use (data/household.py), or a labelled stream of the user's own with `--stream`."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from edgeslm.config import Config
+from edgeslm.errors import ConfigError
+from edgeslm.evaluate.replay import Command, read_stream, slots_match
+from edgeslm.runtime.tiers.policy import ANSWERING, Policy
+
+VALIDATION_SEEDS = [101, 102]  # the household benchmarks use seed 0
+GRID = 24  # threshold candidates per tier: quantiles of the confidences seen
+
+
+@dataclass(frozen=True)
+class CalibrateConfig(Config):
+    homes: list  # home YAML paths; with `stream`, exactly one
+    bundle: Path = Path("runs/demo/intent-int8-static")
+    tiers: list = field(default_factory=lambda: ["templates", "encoder"])
+    target_accuracy: float = 0.97
+    cache_precision: float = 0.995
+    stream: Path | None = None  # a labelled stream of the user's; default: validation household weeks
+    seeds: list = field(default_factory=lambda: list(VALIDATION_SEEDS))
+    profile: str = "this-machine"
+
+    def validate(self) -> None:
+        if not self.homes:
+            raise ConfigError("CalibrateConfig.homes: give at least one home")
+        if self.stream is not None and len(self.homes) != 1:
+            raise ConfigError("CalibrateConfig: a stream belongs to one home; give exactly one with it")
+        unknown = [t for t in self.tiers if t not in ANSWERING]
+        if unknown or not self.tiers:
+            raise ConfigError(f"CalibrateConfig.tiers: {', '.join(unknown) or 'none'}; choose from {', '.join(ANSWERING)}")
+        for name in ("target_accuracy", "cache_precision"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ConfigError(f"CalibrateConfig.{name}: a share in (0, 1]")
+
+
+@dataclass
+class Table:
+    """What each tier answered on each command: confidence (-1: no answer), right or not, CPU seconds."""
+
+    tiers: list[str]
+    confidence: np.ndarray  # [commands, tiers]
+    correct: np.ndarray  # [commands, tiers] bool
+    cpu: np.ndarray  # [commands, tiers] seconds
+
+
+def answer_table(config: CalibrateConfig, progress: bool = False) -> Table:
+    from edgeslm.evaluate.replay import ReplayConfig, build_assistant
+
+    confidence, correct, cpu = [], [], []
+    for home, commands in _streams(config):
+        replay_config = ReplayConfig(stream=Path("-"), home=Path(home), tiers=list(config.tiers), bundle=config.bundle,
+                                     profile=config.profile)
+        assistant = build_assistant(replay_config, Path(":memory:"), Policy())
+        by_name = {t.name: t for t in assistant.tiers}
+        for c in tqdm(commands, desc=f"calibrate {Path(home).stem}", disable=not progress, unit="cmd"):
+            row_conf, row_ok, row_cpu = [], [], []
+            for name in config.tiers:
+                started = time.process_time()
+                answer = by_name[name].answer(c.text, c.context)
+                row_cpu.append(time.process_time() - started)
+                row_conf.append(-1.0 if answer is None else answer.confidence)
+                row_ok.append(answer is not None and answer.intent == c.label
+                              and (not c.slots or slots_match(c.slots, answer.slots)))
+            confidence.append(row_conf)
+            correct.append(row_ok)
+            cpu.append(row_cpu)
+    return Table(list(config.tiers), np.array(confidence), np.array(correct, dtype=bool), np.array(cpu))
+
+
+def _streams(config: CalibrateConfig) -> list[tuple[str, list[Command]]]:
+    if config.stream is not None:
+        commands = read_stream(Path(config.stream))
+        if any(c.label is None for c in commands):
+            raise ConfigError(f"{config.stream}: calibration needs a label on every command")
+        return [(str(config.homes[0]), commands)]
+    from edgeslm.data.household import week
+    from edgeslm.runtime.tiers.home import load_home
+
+    out = []
+    for home in config.homes:
+        rows = [r for seed in config.seeds for r in week(load_home(home), seed=seed)]
+        # "the usual" and "again" are the habits' to answer, not an answering tier's
+        out.append((str(home), [Command(r.text, r.label, r.slots, r.ts, r.context) for r in rows
+                                if not _is_habit_phrase(r.text)]))
+    return out
+
+
+def _is_habit_phrase(text: str) -> bool:
+    from edgeslm.runtime.tiers.habits import habit_phrase
+
+    return habit_phrase(text) is not None
+
+
+def cascade(table: Table, order: tuple[int, ...], thresholds: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Score one cascade from the table: per command, right or not, its confidence and its CPU
+    seconds. A tier stops the descent at or above its threshold; when none does, the most confident
+    answer seen is given."""
+    n = len(table.confidence)
+    done = np.zeros(n, dtype=bool)
+    ok = np.zeros(n, dtype=bool)
+    conf = np.full(n, -1.0)
+    cost = np.zeros(n)
+    best_conf = np.full(n, -1.0)
+    best_ok = np.zeros(n, dtype=bool)
+    for step, (tier, threshold) in enumerate(zip(order, (*thresholds, 0.0)[:len(order)], strict=True)):
+        live = ~done
+        cost[live] += table.cpu[live, tier]
+        c = table.confidence[:, tier]
+        better = live & (c > best_conf)
+        best_conf[better], best_ok[better] = c[better], table.correct[better, tier]
+        take = (c >= threshold) & (c >= 0)  # c < 0: the tier gave no answer
+        stop = live if step == len(order) - 1 else live & take
+        ok[stop] = np.where(take[stop], table.correct[stop, tier], best_ok[stop])
+        conf[stop] = np.where(take[stop], c[stop], best_conf[stop])
+        done |= stop
+    return ok, conf, cost
+
+
+def choose(table: Table, target: float, cache_precision: float) -> tuple[Policy, dict[str, Any]]:
+    grids = []
+    for i in range(len(table.tiers)):
+        seen = table.confidence[:, i][table.confidence[:, i] >= 0]
+        qs = np.unique(np.quantile(seen, np.linspace(0, 1, GRID))) if len(seen) else np.array([1.0])
+        grids.append(sorted({0.0, 1.0, *np.round(qs, 4).tolist()}))
+    best: tuple | None = None
+    for order in itertools.permutations(range(len(table.tiers))):
+        for thresholds in itertools.product(*(grids[t] for t in order[:-1])):
+            ok, _, cost = cascade(table, order, thresholds)
+            accuracy, cpu = float(ok.mean()), float(cost.mean())
+            key = (accuracy < target, -accuracy if accuracy < target else 0.0, cpu)
+            if best is None or key < best[0]:
+                best = (key, order, thresholds, accuracy, cpu)
+    assert best is not None
+    _, order, thresholds, accuracy, cpu = best
+    ok, conf, _ = cascade(table, order, thresholds)
+    cache_from = _precise_from(conf, ok, cache_precision)
+    names = [table.tiers[i] for i in order]
+    solo = {name: {"accuracy": round(float(table.correct[:, i].mean()), 4),
+                   "answered": round(float((table.confidence[:, i] >= 0).mean()), 4),
+                   "cpu_ms": round(float(table.cpu[:, i].mean()) * 1e3, 3)} for i, name in enumerate(table.tiers)}
+    measured = {"commands": len(ok), "accuracy": round(accuracy, 4), "cpu_ms_per_answer": round(cpu * 1e3, 3),
+                "reached_target": accuracy >= target, "tiers_alone": solo}
+    policy = Policy(order=names, thresholds={n: float(t) for n, t in zip(names, thresholds, strict=False)},
+                    cache_from=cache_from, target_accuracy=target)
+    return policy, measured
+
+
+def _precise_from(conf: np.ndarray, ok: np.ndarray, precision: float) -> float:
+    """The lowest confidence above which answers were right at least `precision` of the time (1.0
+    when even the most confident ones were not)."""
+    order = np.argsort(-conf)
+    right = np.cumsum(ok[order]) / np.arange(1, len(ok) + 1)
+    good = np.nonzero(right >= precision)[0]
+    if not len(good):
+        return 1.0
+    return float(min(1.0, max(0.0, conf[order][good[-1]])))
+
+
+def calibrate(config: CalibrateConfig, progress: bool = False) -> Policy:
+    table = answer_table(config, progress)
+    policy, measured = choose(table, config.target_accuracy, config.cache_precision)
+    source = {"stream": str(config.stream)} if config.stream else {"household_weeks": list(config.seeds)}
+    return Policy.from_dict({**policy.to_dict(), "calibration": {
+        **measured, **source, "homes": [Path(h).name for h in config.homes], "bundle": Path(config.bundle).name,
+        "cache_precision": config.cache_precision, "profile": config.profile}})

@@ -1,0 +1,66 @@
+"""Calibration math: a cascade scored from a table of tier answers, and the cheapest one that reaches
+the target chosen (the most accurate one when none does)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeslm.errors import ConfigError
+from edgeslm.evaluate.calibrate import CalibrateConfig, Table, _precise_from, cascade, choose
+
+
+def table(rng, n=400):
+    # "cheap": 1 ms, right when its confidence is high, often wrong below 0.8;
+    # "costly": 10 ms, always answers, right 99% of the time
+    conf_a = rng.uniform(0.3, 1.0, n)
+    ok_a = np.where(conf_a >= 0.8, True, rng.random(n) < 0.4)
+    ok_b = rng.random(n) < 0.99
+    return Table(["encoder", "generative"], np.stack([conf_a, np.full(n, 0.6)], 1), np.stack([ok_a, ok_b], 1),
+                 np.stack([np.full(n, 1e-3), np.full(n, 1e-2)], 1))
+
+
+def test_the_cheap_tier_answers_only_where_it_is_reliable():
+    t = table(np.random.default_rng(0))
+    policy, measured = choose(t, target=0.97, cache_precision=0.995)
+    assert policy.order == ["encoder", "generative"]
+    assert 0.75 <= policy.thresholds["encoder"] <= 0.85
+    assert measured["reached_target"] and measured["accuracy"] >= 0.97
+    # cheaper than the costly tier alone, which is as accurate
+    assert measured["cpu_ms_per_answer"] < 10.0
+
+
+def test_an_unreachable_target_gives_the_most_accurate_cascade():
+    t = table(np.random.default_rng(1))
+    _, measured = choose(t, target=1.0, cache_precision=0.995)
+    assert not measured["reached_target"]
+    best_single = max(t.correct[:, 0].mean(), t.correct[:, 1].mean())
+    assert measured["accuracy"] >= best_single - 1e-9
+
+
+def test_a_tier_without_an_answer_passes_the_command_on():
+    conf = np.array([[-1.0, 0.7], [0.9, 0.7]])
+    ok = np.array([[False, True], [True, False]])
+    t = Table(["templates", "encoder"], conf, ok, np.ones((2, 2)))
+    right, answered_conf, cost = cascade(t, (0, 1), (1.0,))
+    # the template tier answers nothing on the first (so the encoder does) and 0.9 < 1.0 on the second,
+    # where the encoder's 0.7 stops the descent
+    assert right.tolist() == [True, False] and answered_conf.tolist() == [0.7, 0.7] and cost.tolist() == [2, 2]
+
+
+def test_cache_from_is_where_answers_were_precise_enough():
+    conf = np.array([0.99, 0.98, 0.97, 0.96, 0.5])
+    ok = np.array([True, True, True, False, True])
+    assert _precise_from(conf, ok, 0.995) == 0.97
+    assert _precise_from(conf, np.zeros(5, dtype=bool), 0.995) == 1.0
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"homes": []}, "at least one home"), ({"homes": ["a", "b"], "stream": Path("s.jsonl")}, "exactly one"),
+    ({"homes": ["a"], "tiers": ["cache"]}, "choose from"), ({"homes": ["a"], "target_accuracy": 1.5}, r"\(0, 1\]"),
+])
+def test_bad_calibration_configs_are_refused(kw, words):
+    with pytest.raises(ConfigError, match=words):
+        CalibrateConfig(**kw)

@@ -1,0 +1,68 @@
+"""The router's policy file: validated, content-hashed, written atomically; a damaged file is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgeslm.runtime.tiers.policy import Policy, PolicyError, load_policy, write_policy
+
+
+def test_a_policy_round_trips_with_its_hash(tmp_path):
+    policy = Policy(order=["encoder", "templates"], thresholds={"encoder": 0.93}, cache_from=0.99, target_accuracy=0.97,
+                    calibration={"commands": 10})
+    path = tmp_path / "p.json"
+    digest = write_policy(policy, path)
+    assert json.loads(path.read_text())["sha256"] == digest == policy.digest()
+    assert load_policy(path) == policy
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+
+
+def test_the_hash_changes_with_any_field():
+    a = Policy(order=["encoder"], thresholds={"encoder": 0.9})
+    assert a.digest() != Policy(order=["encoder"], thresholds={"encoder": 0.91}).digest()
+    assert a.digest() != Policy(order=["encoder"], thresholds={"encoder": 0.9}, cache_from=0.97).digest()
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda d: d.update(cache_from=0.5), "does not match its sha256"),
+    (lambda d: d.pop("sha256"), "no sha256"),
+    (lambda d: d.update(order=["oracle"]), "unknown tier 'oracle'"),
+    (lambda d: d.update(order=[]), "at least one"),
+    (lambda d: d.update(order=["encoder", "encoder"]), "named twice"),
+    (lambda d: d["thresholds"].update(encoder=1.5), r"\[0, 1\]"),
+    (lambda d: d["thresholds"].update(encoder="high"), r"\[0, 1\]"),
+    (lambda d: d.update(surprise=1), "unknown field"),
+    (lambda d: d.update(version=9), "version 9"),
+])
+def test_a_bad_or_edited_policy_is_refused_with_the_reason(tmp_path, edit, words):
+    path = tmp_path / "p.json"
+    write_policy(Policy(order=["templates", "encoder"], thresholds={"templates": 1.0, "encoder": 0.9}), path)
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(PolicyError, match=words):
+        load_policy(path)
+
+
+@pytest.mark.parametrize("raw, words", [
+    (b"", "not a JSON policy"), (b'{"order": ["encoder"],', "not a JSON policy"), (b"\xff\xfe{}", "not a JSON policy"),
+    (b"[1, 2]", "a JSON object"), (b'{"cache_from": NaN, "sha256": "x"}', "not a JSON policy"),
+])
+def test_truncated_or_junk_files_are_refused(tmp_path, raw, words):
+    path = tmp_path / "p.json"
+    path.write_bytes(raw)
+    with pytest.raises(PolicyError, match=words):
+        load_policy(path)
+
+
+def test_a_missing_file_says_so(tmp_path):
+    with pytest.raises(PolicyError, match="cannot read"):
+        load_policy(tmp_path / "nope.json")
+
+
+def test_restrict_keeps_the_calibrated_order_and_appends_new_tiers():
+    policy = Policy(order=["encoder", "templates"], thresholds={"encoder": 0.9})
+    assert policy.restrict(["templates"]).order == ["templates"]
+    assert policy.restrict(["templates", "encoder", "generative"]).order == ["encoder", "templates", "generative"]
