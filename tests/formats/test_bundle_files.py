@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from edgeslm.errors import BundleError
+from edgeslm.formats.manifest import FORMAT_VERSION
 from edgeslm.formats.reader import open_bundle
 from edgeslm.formats.writer import BundleWriter
 from edgeslm.runtime.engines.onnx import OnnxClassifier
@@ -70,8 +71,8 @@ def test_unknown_field_and_newer_version(tiny_bundle_copy):
     with pytest.raises(BundleError, match="unknown field.*quantization"):
         open_bundle(tiny_bundle_copy)
     (tiny_bundle_copy / "manifest.json").write_text(original)
-    rewrite_manifest(tiny_bundle_copy, format_version=2)
-    with pytest.raises(BundleError, match="format version 2 is newer"):
+    rewrite_manifest(tiny_bundle_copy, format_version=FORMAT_VERSION + 1)
+    with pytest.raises(BundleError, match=f"format version {FORMAT_VERSION + 1} is newer"):
         open_bundle(tiny_bundle_copy)
 
 

@@ -74,11 +74,11 @@ def test_the_manifest_engine_picks_the_loader(tiny_bundle):
 
 def test_an_unknown_engine_is_a_clear_bundle_error(tiny_bundle, tiny_bundle_copy):
     with pytest.raises(BundleError, match=r"engine 'tvm' is not one this edgeslm can run; known engines: "
-                                          r"llama\.cpp, onnxruntime"):
+                                          r"llama\.cpp, onnxruntime, onnxruntime-early-exit"):
         load_engine(with_engine(open_bundle(tiny_bundle), "tvm"))
     manifest = tiny_bundle_copy / "manifest.json"  # on disk, the manifest format refuses it first
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "engine": "tvm"}))
-    with pytest.raises(BundleError, match="runs on onnxruntime, not 'tvm'"):
+    with pytest.raises(BundleError, match="runs on onnxruntime or onnxruntime-early-exit, not 'tvm'"):
         open_bundle(tiny_bundle_copy)
 
 

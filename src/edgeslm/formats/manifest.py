@@ -3,6 +3,10 @@ types and newer format versions are refused, so a device never guesses what a bu
 
 format_version history:
   1 — first release: encoder (ONNX) and decoder (GGUF) bundles, sha256 per file.
+  2 — an encoder may run on `onnxruntime-early-exit`: the encoder cut into segments with an exit head
+      after each but the last; model_file is the exit plan (formats/early_exit.py). A writer stamps the
+      lowest version a bundle needs (required_version), so bundles without it stay version 1 and a
+      device with an older edgeslm keeps reading them.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from typing import Any
 from edgeslm.errors import BundleError
 
 FORMAT = "edgeslm-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 4 << 20
-FAMILIES = {"encoder": "onnxruntime", "decoder": "llama.cpp"}
+EARLY_EXIT_ENGINE = "onnxruntime-early-exit"
+FAMILIES = {"encoder": ("onnxruntime", EARLY_EXIT_ENGINE), "decoder": ("llama.cpp",)}  # family -> its engines
+ENGINE_SINCE = {EARLY_EXIT_ENGINE: 2}  # engine -> the format version that introduced it
 TASKS = {"encoder": ("text-classification",), "decoder": ("text-generation",)}
 TOKENIZER_FIELDS = {"file", "max_length", "inputs"}
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # the feeds the ONNX engine knows how to make
@@ -102,8 +108,12 @@ class Manifest:
     def check(self, where: str = MANIFEST) -> None:
         if self.family not in FAMILIES:
             raise BundleError(f"{where}: family must be one of {sorted(FAMILIES)}, got {self.family!r}")
-        if self.engine != FAMILIES[self.family]:
-            raise BundleError(f"{where}: a {self.family} bundle runs on {FAMILIES[self.family]}, not {self.engine!r}")
+        if self.engine not in FAMILIES[self.family]:
+            raise BundleError(f"{where}: a {self.family} bundle runs on {' or '.join(FAMILIES[self.family])}, "
+                              f"not {self.engine!r}")
+        if self.format_version < required_version(self.engine):
+            raise BundleError(f"{where}: engine {self.engine} needs bundle format version {required_version(self.engine)}, "
+                              f"this manifest says {self.format_version}")
         if self.task not in TASKS[self.family]:
             raise BundleError(f"{where}: task {self.task!r} is not served for a {self.family}")
         if self.model_file not in self.files:
@@ -133,6 +143,11 @@ class Manifest:
                 or len(set(inputs)) != len(inputs) or "input_ids" not in inputs):
             raise BundleError(f"{where}: tokenizer.inputs must be distinct names from {list(MODEL_INPUTS)} "
                               f"including input_ids, got {inputs!r}")
+
+
+def required_version(engine: str) -> int:
+    """The lowest format version that can describe a bundle for this engine."""
+    return ENGINE_SINCE.get(engine, 1)
 
 
 def _expect(where: str, data: dict, kind: type, *names: str) -> None:

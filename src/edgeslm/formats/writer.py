@@ -13,7 +13,7 @@ from typing import Any
 from edgeslm import __version__
 from edgeslm.errors import BundleError
 from edgeslm.formats.hashing import sha256_file
-from edgeslm.formats.manifest import FORMAT, FORMAT_VERSION, MANIFEST, FileEntry, Manifest
+from edgeslm.formats.manifest import FORMAT, MANIFEST, FileEntry, Manifest, required_version
 
 
 class BundleWriter:
@@ -52,7 +52,7 @@ class BundleWriter:
         }
         manifest = Manifest(
             format=FORMAT,
-            format_version=FORMAT_VERSION,
+            format_version=required_version(fields.get("engine", "")),  # older devices read what needs nothing newer
             files=files,
             created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
             edgeslm_version=__version__,

@@ -1,4 +1,4 @@
-"""Engines by the name a bundle's manifest gives its runtime ("onnxruntime", "llama.cpp"): how to load one
+"""Engines by the name a bundle's manifest gives its runtime ("onnxruntime", "onnxruntime-early-exit", "llama.cpp"): how to load one
 and what it can do. A new kind of engine (a cache, a template matcher, a router) plugs in by registering;
 the server routes requests by an engine's capabilities, never by model family.
 
@@ -68,6 +68,13 @@ def _onnxruntime(bundle: Any, settings: LoadSettings) -> Any:
     from edgeslm.runtime.engines.onnx import OnnxClassifier
 
     return OnnxClassifier.from_bundle(bundle, threads=settings.threads, spin=settings.spin)
+
+
+@register("onnxruntime-early-exit", {"classify"})
+def _onnxruntime_early_exit(bundle: Any, settings: LoadSettings) -> Any:
+    from edgeslm.runtime.engines.early_exit import EarlyExitClassifier
+
+    return EarlyExitClassifier.from_bundle(bundle, threads=settings.threads, spin=settings.spin)
 
 
 @register("llama.cpp", {"chat", "complete"})

@@ -1,0 +1,164 @@
+"""An encoder bundle cut into segments with exit heads between them (engine `onnxruntime-early-exit`,
+formats/early_exit.py), served with ONNX Runtime.
+
+Early exit at any batch size: the first segment runs on the whole batch; the samples whose exit head
+is confident enough leave there, and only the rest go on to the next segment, their hidden states cut
+to the longest of them. Also a cheap sentence embedding: the masked mean of the first segment's hidden
+states, L2-normalized, for a semantic cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeslm.errors import BundleError
+from edgeslm.formats.early_exit import HIDDEN, LOGITS, MASK, POOLED, ExitPlan, read_exit_plan
+from edgeslm.runtime.engines.onnx import check_texts, encode_texts, load_session, load_tokenizer
+
+SESSION_OVERHEAD = 8 * 2**20  # each further ORT session's own allocations (arena, thread pool)
+
+
+class EarlyExitClassifier:
+    """predict(texts) -> [{"label", "score", "exit_layer"}]: like OnnxClassifier, plus the encoder layers
+    each answer took."""
+
+    def __init__(self, plan: ExitPlan, segments: Sequence[Path], tokenizer: Path, labels: Sequence[str],
+                 max_length: int, input_names: Sequence[str], threads: int | None = None, spin: bool = True):
+        if len(segments) != len(plan.segments):
+            raise BundleError(f"the exit plan has {len(plan.segments)} segments, {len(segments)} files were given")
+        self.name = Path(segments[0]).parent.name  # from_bundle names it after the manifest
+        self.labels = list(labels)
+        self.input_names = list(input_names)
+        if MASK not in self.input_names:
+            raise BundleError(f"an early-exit encoder needs {MASK} among its inputs (the later segments take it), "
+                              f"the manifest names {self.input_names}")
+        self.plan = plan
+        self.layers = [s.layers for s in plan.segments]
+        self.thresholds = [s.threshold for s in plan.exits]
+        self.tokenizer = load_tokenizer(tokenizer, max_length)
+        self.sessions, self.model_bytes = [], 0
+        for i, path in enumerate(segments):
+            session, size = load_session(path, threads, spin)
+            self._check_segment(session, i, path)
+            self.sessions.append(session)
+            self.model_bytes += size
+        self.first_inputs = [i.name for i in self.sessions[0].get_inputs()]
+
+    @classmethod
+    def from_bundle(cls, bundle: Any, threads: int | None = None, spin: bool = True) -> EarlyExitClassifier:
+        m = bundle.manifest
+        if m.task != "text-classification":
+            raise BundleError(f"{bundle.path}: a {m.task} bundle is not a classifier")
+        plan = read_exit_plan(bundle)
+        engine = cls(plan, [bundle.file(s.file) for s in plan.segments], bundle.file(m.tokenizer["file"]), m.labels,
+                     m.tokenizer["max_length"], m.tokenizer.get("inputs", ["input_ids", "attention_mask"]), threads, spin)
+        engine.name = m.name
+        return engine
+
+    def _check_segment(self, session: Any, i: int, path: Path) -> None:
+        """The segment has the inputs and outputs its place in the plan needs, so a file swapped for
+        another segment or another model is refused at load, not at the first request."""
+        last = i == len(self.plan.segments) - 1
+        inputs = {x.name for x in session.get_inputs()}
+        outputs = {x.name: x.shape for x in session.get_outputs()}
+        want_in = None if i == 0 else {HIDDEN, MASK}
+        want_out = {LOGITS} if last else {HIDDEN, POOLED, LOGITS}
+        where = f"{path}: segment {i + 1} of {len(self.plan.segments)}"
+        if want_in is None and not inputs <= set(self.input_names):
+            raise BundleError(f"{where} wants inputs {sorted(inputs - set(self.input_names))} that the manifest does not name")
+        if want_in is not None and inputs != want_in:
+            raise BundleError(f"{where} takes {sorted(inputs)}, not the previous segment's {sorted(want_in)}")
+        if not want_out <= set(outputs):
+            raise BundleError(f"{where} gives {sorted(outputs)}, missing {sorted(want_out - set(outputs))}")
+        width = outputs[LOGITS][-1] if outputs[LOGITS] else None
+        if isinstance(width, int) and width != len(self.labels):
+            raise BundleError(f"{where} has {width} logits but the manifest lists {len(self.labels)} labels")
+        for name in (HIDDEN, POOLED):
+            width = outputs[name][-1] if name in outputs and outputs[name] else None
+            if isinstance(width, int) and width != self.plan.hidden_size:
+                raise BundleError(f"{where}: {name} is {width} wide, the exit plan says {self.plan.hidden_size}")
+
+    def memory_bytes(self) -> int:
+        """OnnxClassifier's budget for the same weights (1.2x plus 24 MiB), plus each further session's overhead."""
+        return int(self.model_bytes * 1.2) + 24 * 2**20 + SESSION_OVERHEAD * (len(self.sessions) - 1)
+
+    def close(self) -> None:
+        self.sessions = []  # ORT frees a session when the last reference goes
+
+    def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        return encode_texts(self.tokenizer, texts, self.input_names)
+
+    def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        return self.predict_and_embed(texts, embed=False)[0]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """[batch, hidden_size] float32, unit length: the first segment's mean-pooled hidden state."""
+        check_texts(texts)
+        feeds = self.encode(texts)
+        pooled = self.sessions[0].run([POOLED], {n: feeds[n] for n in self.first_inputs})[0]
+        return _unit(pooled)
+
+    def predict_and_embed(self, texts: Sequence[str], embed: bool = True) -> tuple[list[dict[str, Any]], np.ndarray | None]:
+        """predict() and embed() from one pass: the first segment runs once for both."""
+        check_texts(texts)
+        feeds = self.encode(texts)
+        mask = feeds[MASK]
+        n = len(texts)
+        logits = np.empty((n, len(self.labels)), dtype=np.float32)
+        exit_layer = np.empty(n, dtype=np.int64)
+        alive = np.arange(n)  # rows of the batch still running
+        feed = {name: feeds[name] for name in self.first_inputs}
+        embedding = None
+        for i, session in enumerate(self.sessions):
+            if i == len(self.sessions) - 1:
+                logits[alive] = session.run([LOGITS], feed)[0]
+                exit_layer[alive] = self.layers[i]
+                break
+            hidden, pooled, head = session.run([HIDDEN, POOLED, LOGITS], feed)
+            if i == 0 and embed:
+                embedding = _unit(pooled)
+            t = self.thresholds[i]
+            leave = _confidence(head) >= t if t is not None else np.zeros(len(alive), dtype=bool)
+            logits[alive[leave]] = head[leave]
+            exit_layer[alive[leave]] = self.layers[i]
+            if leave.all():
+                break
+            stay = ~leave
+            alive = alive[stay]
+            rest = mask[alive]
+            width = int(np.flatnonzero(rest.any(axis=0)).max()) + 1  # the longest remaining text; the rest is padding
+            feed = {HIDDEN: np.ascontiguousarray(hidden[stay, :width]), MASK: np.ascontiguousarray(rest[:, :width])}
+        best = logits.argmax(axis=-1)
+        scores = _confidence(logits)
+        results = [{"label": self.labels[b], "score": float(s), "exit_layer": int(e)}
+                   for b, s, e in zip(best, scores, exit_layer, strict=True)]
+        return results, embedding
+
+    def all_exits(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Every exit head's logits and the full model's, [batch, labels] each in plan order, with no
+        sample leaving early: what thresholds are calibrated on."""
+        check_texts(texts)
+        feeds = self.encode(texts)
+        feed = {name: feeds[name] for name in self.first_inputs}
+        out = []
+        for i, session in enumerate(self.sessions):
+            if i == len(self.sessions) - 1:
+                out.append(session.run([LOGITS], feed)[0])
+            else:
+                hidden, head = session.run([HIDDEN, LOGITS], feed)
+                out.append(head)
+                feed = {HIDDEN: hidden, MASK: feeds[MASK]}
+        return out
+
+
+def _confidence(logits: np.ndarray) -> np.ndarray:
+    """[N, K] -> [N] softmax probability of the winner: 1 / sum(exp(logit - max))."""
+    return 1.0 / np.exp(logits - logits.max(axis=-1, keepdims=True)).sum(axis=-1)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
