@@ -6,7 +6,7 @@ oracle, side by side on one simulated room and one assumed outdoor temperature; 
 
 Also printed: how occupancy was derived (data/occupancy.py), the room's time constant fitted to the
 office's own evening cool-downs (the sanity check of runtime/room.py's default), and the same
-comparison for other slot sizes, prior weights and a slower room.
+comparison for other slot sizes, prior weights, schedules and a slower room.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 from edgeslm.data.occupancy import LOOKAHEAD, Occupancy, Readings, derive_occupancy, load_occupancy
 from edgeslm.evaluate.thermostat import Run, SimConfig, compare
 from edgeslm.runtime.room import fit_relaxation
+from edgeslm.runtime.thermostat import Schedule
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,7 +84,7 @@ def plot(path: Path, readings: Readings, occ: Occupancy, runs: dict[str, Run], c
         if name == "always on":  # 20x the others' excess: only its total, or the rest would be a flat line
             ax3.plot([], [], color=colors[name], label=label)
             continue
-        excess = np.cumsum(run.power_w - oracle.power_w) * (run.times[1] - run.times[0]).total_seconds() / 3.6e6
+        excess = np.cumsum((run.power_w - oracle.power_w) * run.seconds) / 3.6e6
         ax3.plot(run.times, excess, lw=1.3, color=colors.get(name), label=label)
     ax2.plot(times, readings.temperature_c, color="#999", lw=1, ls="--", label="measured office (own heating)")
     ax2.plot(runs["oracle"].times, [config.outdoor.at(t) for t in runs["oracle"].times], color="#17becf", lw=0.8,
@@ -93,7 +94,9 @@ def plot(path: Path, readings: Readings, occ: Occupancy, runs: dict[str, Run], c
     ax2.legend(loc="lower left", ncol=3, fontsize=8)
     ax3.set_ylabel("kWh above oracle")
     ax3.legend(loc="upper left", fontsize=8)
-    fig.autofmt_xdate()
+    from matplotlib.dates import DateFormatter
+
+    ax3.xaxis.set_major_formatter(DateFormatter("%a %d %b"))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -123,14 +126,19 @@ def main() -> int:
     runs = compare(readings.times, occ.occupied, config, start_c, occ.known_at)
     fits = night_fits(readings, occ)
 
-    sensitivity = []
-    for tau in (config.room.time_constant_h, 8.0):
-        for slot, prior in ((30, 0.5), (60, 0.5), (30, 1.0), (60, 1.0)):
-            variant = replace(config, room=replace(config.room, time_constant_h=tau),
-                              thermostat=replace(config.thermostat, slot_minutes=slot, prior_days=prior))
-            r = compare(readings.times, occ.occupied, variant, start_c, occ.known_at)
-            sensitivity.append({"time_constant_h": tau, "slot_minutes": slot, "prior_days": prior,
-                                **{name: [round(run.energy_kwh, 2), round(run.violation_minutes, 1)] for name, run in r.items()}})
+    # Each variant changes one thing (the schedule is both the fixed policy's and the learner's prior).
+    slow = replace(config.room, time_constant_h=8.0)
+    variants = {"hour slots": {"thermostat": replace(config.thermostat, slot_minutes=60)},
+                "prior worth a whole day": {"thermostat": replace(config.thermostat, prior_days=1.0)},
+                "slow room, tau 8 h": {"room": slow}}
+    for start, end in ((8, 18), (9, 17)):
+        schedule = Schedule(start_hour=start, end_hour=end)
+        variants[f"schedule {start:02d}-{end}"] = {"schedule": schedule, "thermostat": replace(config.thermostat, prior=schedule)}
+    variants["schedule 09-17, slow room"] = {**variants["schedule 09-17"], "room": slow}
+    sensitivity = {}
+    for label, change in variants.items():
+        r = compare(readings.times, occ.occupied, replace(config, **change), start_c, occ.known_at)
+        sensitivity[label] = {name: f"{run.energy_kwh:.2f} kWh, {run.violation_minutes:.0f} cold min" for name, run in r.items()}
 
     lit = readings.light_lux >= occ.light_threshold_lux
     result = {

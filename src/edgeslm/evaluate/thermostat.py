@@ -68,19 +68,17 @@ class Run:
     violation_minutes: float  # occupied and below comfort - tolerance
     occupied_minutes: float
     worst_deficit_k: float  # how far below comfort - tolerance it got while occupied
+    comfort_hours: float  # with the setpoint at comfort
     times: list[datetime] = field(repr=False)  # (m,) the start of every step
     room_c: np.ndarray = field(repr=False)  # (m,) at the start of every step
     setpoint_c: np.ndarray = field(repr=False)  # (m,)
     power_w: np.ndarray = field(repr=False)  # (m,) held over the step
+    seconds: np.ndarray = field(repr=False)  # (m,) each step's length
 
     def summary(self) -> dict:
         return {"energy_kwh": round(self.energy_kwh, 2), "violation_minutes": round(self.violation_minutes, 1),
                 "occupied_minutes": round(self.occupied_minutes, 1), "worst_deficit_k": round(self.worst_deficit_k, 2),
-                "heating_hours": round(float(np.sum(self.power_w > 0)) * self._step_h, 1)}
-
-    @property
-    def _step_h(self) -> float:
-        return (self.times[1] - self.times[0]).total_seconds() / 3600 if len(self.times) > 1 else 0.0
+                "comfort_setpoint_hours": round(self.comfort_hours, 1)}
 
 
 def _check(times: Sequence[datetime], occupied: Sequence[bool], known_at: Sequence[int] | None,
@@ -116,7 +114,7 @@ def simulate(times: Sequence[datetime], occupied: Sequence[bool], policy: Policy
     told = 0  # labels before this one have been given to the policy
     room, comfort = config.room, config.thermostat.comfort_c - config.thermostat.tolerance_k
     temp, energy_j, cold_min, occ_min, deficit = float(start_c), 0.0, 0.0, 0.0, 0.0
-    stamps, temps, setpoints, powers = [], [], [], []
+    stamps, temps, setpoints, powers, lengths = [], [], [], [], []
     for i in range(len(times) - 1):
         while told <= i and known[told] <= i:
             policy.observe(times[told], bool(labels[told]))
@@ -138,10 +136,12 @@ def simulate(times: Sequence[datetime], occupied: Sequence[bool], policy: Policy
             temps.append(temp)
             setpoints.append(setpoint)
             powers.append(power)
+            lengths.append(seconds)
             energy_j += power * seconds
             temp = room.step(temp, power, outdoor, seconds)
-    return Run(policy.name, energy_j / 3.6e6, cold_min, occ_min, deficit, stamps, np.asarray(temps), np.asarray(setpoints),
-               np.asarray(powers))
+    comfort_h = float(np.sum(np.asarray(lengths)[np.asarray(setpoints) >= config.thermostat.comfort_c])) / 3600
+    return Run(policy.name, energy_j / 3.6e6, cold_min, occ_min, deficit, comfort_h, stamps, np.asarray(temps), np.asarray(setpoints),
+               np.asarray(powers), np.asarray(lengths))
 
 
 def compare(times: Sequence[datetime], occupied: Sequence[bool], config: SimConfig, start_c: float,

@@ -6,12 +6,13 @@ With P and T_out held over a step of `s` seconds the solution is exact:
     T(s) = T_ss + (T(0) - T_ss) exp(-s / tau),    T_ss = T_out + P / UA
 so the simulation needs no small steps for accuracy, only for how often the thermostat decides.
 
-Defaults: UA = 50 W/K (one office with an outside wall and a window, plus ventilation), tau = 2.5 h,
-a 2 kW electric heater. The time constant is checked against the data: fitted to the office's own
-evening cool-downs (`fit_relaxation`, benchmarks/occupancy_thermostat.py prints the fits), the room
-air relaxes with tau of 1.4-3.1 hours on weekday nights. It relaxes towards ~20 °C there, the heated
-building around it, not towards outdoors: this model is the same room standing alone, so its energy
-figures are those of a room heated by itself, and they scale with UA.
+Defaults: UA = 50 W/K (one office with an outside wall and a window, plus ventilation), tau = 2.5 h
+(so C = 450 kJ/K), a 2 kW electric heater. The time constant is checked against the data: fitted to
+the office's own cool-downs from 18:00 to 07:00 (`fit_relaxation`; benchmarks/occupancy_thermostat.py
+prints the fits), the room air relaxes with tau = 1.2-2.9 h on five nights (median of all six 2.25 h)
+and 8.3 h on Saturday night, when the whole building had cooled. It relaxes towards 19-21 °C there,
+the heated building around it, not towards outdoors: this model is the same room standing alone, so
+its energy figures are those of a room heated by itself, and they scale with UA.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A thermostat that learns when a space is occupied and heats only for then: the habit model of the
 tiered assistant, on sensor readings instead of commands.
 
-`OccupancyLearner` keeps, for each slot of the day (hour by default) on weekdays and at weekends,
+`OccupancyLearner` keeps, for each slot of the day (half-hours by default) on weekdays and at weekends,
 how many days that slot saw someone. It learns on-line and only from the past: a reading's
 occupancy is recorded when the device learns it, and a slot-day counts once it has ended. It starts
 from a default schedule worth one day of evidence (a Beta prior), so on day one it heats like that
