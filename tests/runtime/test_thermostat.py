@@ -3,9 +3,11 @@ pre-heating, and bad input."""
 
 from __future__ import annotations
 
+import json
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from edgeslm.errors import ConfigError, DataError
@@ -132,3 +134,35 @@ def test_an_impossible_schedule_is_refused():
 def test_the_oracle_needs_one_label_per_reading():
     with pytest.raises(DataError, match="one occupancy per reading"):
         OraclePolicy(CFG, RoomModel(), [THU], [True, False])
+
+
+def test_what_was_learned_survives_a_restart_as_json():
+    learner = OccupancyLearner(CFG)
+    feed(learner, THU, (9.0, 17.0))
+    restored = OccupancyLearner.from_dict(json.loads(json.dumps(learner.to_dict())), CFG)
+    probe = [THU.replace(day=6, hour=h, minute=m) for h in range(24) for m in (0, 30)]
+    assert [restored.probability(t) for t in probe] == [learner.probability(t) for t in probe]
+    with pytest.raises(DataError, match="not after"):
+        restored.observe(THU.replace(hour=12), False)  # it remembers how far it has read
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda s: s.pop("days_seen"), "days_seen"),
+    (lambda s: s.update(slot_minutes=60), "30-minute slots"),
+    (lambda s: s["days_occupied"][0].__setitem__(3, 9), "between 0 and"),
+    (lambda s: s.update(days_seen=[[1.5] * 48] * 2), "integers"),
+    (lambda s: s.update(last_seen="yesterday"), "isoformat"),
+])
+def test_a_damaged_state_is_refused_with_the_reason(damage, message):
+    state = OccupancyLearner(CFG).to_dict()
+    damage(state)
+    with pytest.raises(DataError, match=message):
+        OccupancyLearner.from_dict(state, CFG)
+
+
+def test_numpy_booleans_are_accepted_and_naive_and_aware_times_do_not_mix():
+    learner = OccupancyLearner(CFG)
+    learner.observe(THU.replace(hour=9), np.bool_(True))
+    assert learner.last_occupied is True
+    with pytest.raises(DataError, match="naive and a timezone-aware"):
+        learner.observe(THU.replace(hour=10, tzinfo=UTC), False)

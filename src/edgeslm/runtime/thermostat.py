@@ -24,8 +24,10 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Protocol
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
+
+import numpy as np
 
 from edgeslm.errors import ConfigError, DataError
 from edgeslm.runtime.room import RoomModel
@@ -33,7 +35,8 @@ from edgeslm.runtime.room import RoomModel
 DAY_TYPES = ("weekday", "weekend")
 
 
-def day_type(when: datetime) -> int:
+def day_type(when: date) -> int:
+    """0 on weekdays, 1 at weekends (an index into DAY_TYPES)."""
     return 1 if when.weekday() >= 5 else 0
 
 
@@ -92,7 +95,7 @@ class OccupancyLearner:
         self.days_occupied = [[0] * self.slots_per_day for _ in DAY_TYPES]
         self.last_seen: datetime | None = None
         self.last_occupied = False
-        self._open: tuple[object, int] | None = None  # (date, slot) being filled
+        self._open: tuple[date, int] | None = None  # (date, slot) being filled
         self._open_occupied = False
 
     def slot(self, when: datetime) -> int:
@@ -102,25 +105,57 @@ class OccupancyLearner:
         """Record that the space was (or was not) occupied at `when`; times must keep rising."""
         if not isinstance(when, datetime):
             raise DataError(f"an occupancy observation needs a datetime, got {when!r}")
-        if not isinstance(occupied, bool):
+        if not isinstance(occupied, bool | np.bool_):
             raise DataError(f"occupied must be True or False, got {occupied!r} at {when}")
-        if self.last_seen is not None and when <= self.last_seen:
-            raise DataError(f"occupancy observed at {when} is not after the previous one at {self.last_seen}: "
-                            "the learner takes readings in time order, once each")
+        if self.last_seen is not None:
+            if (when.tzinfo is None) != (self.last_seen.tzinfo is None):
+                raise DataError(f"occupancy observed at {when} mixes a naive and a timezone-aware time with {self.last_seen}")
+            if when <= self.last_seen:
+                raise DataError(f"occupancy observed at {when} is not after the previous one at {self.last_seen}: "
+                                "the learner takes readings in time order, once each")
         key = (when.date(), self.slot(when))
         if key != self._open:
             self._close()
             self._open, self._open_occupied = key, False
-        self._open_occupied |= occupied
-        self.last_seen, self.last_occupied = when, occupied
+        self._open_occupied |= bool(occupied)
+        self.last_seen, self.last_occupied = when, bool(occupied)
 
     def _close(self) -> None:
         if self._open is None:
             return
-        date, slot = self._open
-        kind = 1 if date.weekday() >= 5 else 0
+        day, slot = self._open
+        kind = day_type(day)
         self.days_seen[kind][slot] += 1
         self.days_occupied[kind][slot] += int(self._open_occupied)
+
+    STATE_VERSION = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """What was learned, as JSON-ready data: two rows of counters, bounded by the slot count, so a
+        device can keep it across restarts. The open slot-day is left out: it is counted when it ends."""
+        return {"version": self.STATE_VERSION, "slot_minutes": self.config.slot_minutes,
+                "days_seen": [list(r) for r in self.days_seen], "days_occupied": [list(r) for r in self.days_occupied],
+                "last_seen": self.last_seen.isoformat() if self.last_seen else None}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any], config: ThermostatConfig | None = None) -> OccupancyLearner:
+        learner = cls(config)
+        shape = (len(DAY_TYPES), learner.slots_per_day)
+        try:
+            if state["version"] != cls.STATE_VERSION or state["slot_minutes"] != learner.config.slot_minutes:
+                raise ValueError(f"version {state['version']} with {state['slot_minutes']}-minute slots")
+            seen, occupied = np.asarray(state["days_seen"]), np.asarray(state["days_occupied"])
+            if seen.shape != shape or occupied.shape != shape or seen.dtype.kind != "i" or occupied.dtype.kind != "i":
+                raise ValueError(f"counters of shape {seen.shape} and {occupied.shape}, expected {shape} of integers")
+            if (occupied < 0).any() or (occupied > seen).any():
+                raise ValueError("occupied slot-days must lie between 0 and the slot-days seen")
+            last = datetime.fromisoformat(state["last_seen"]) if state["last_seen"] is not None else None
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(f"cannot restore the occupancy learner (version {cls.STATE_VERSION}, "
+                            f"{learner.config.slot_minutes}-minute slots): {e}") from e
+        learner.days_seen, learner.days_occupied = seen.tolist(), occupied.tolist()
+        learner.last_seen = last
+        return learner
 
     def probability(self, when: datetime) -> float:
         """Beta posterior mean for `when`'s slot, from the slot-days that have ended (and the prior)."""
