@@ -7,9 +7,9 @@ relative humidity (%), light (lux), CO2 (ppm). We read the file where river inst
 importing river (which pulls scipy).
 
 How occupancy is derived (`derive_occupancy`), from what the readings show:
-- Light is bimodal: 0 lux at night, 400-590 lux when the office lamps are on. Otsu's threshold on all
+- Light is bimodal: 0 lux at night, 370-590 lux when the office lamps are on. Otsu's threshold on all
   readings splits them at about 230 lux. Light alone is not enough: on Saturday and Sunday daylight
-  alone reaches 200-350 lux while CO2 stays flat at 420-465 ppm, nobody there.
+  alone reaches up to 350 lux while CO2 stays flat at 420-465 ppm, nobody there.
 - People breathe: a lit reading counts as occupied when CO2 confirms it, either already well above
   the building's empty level (>= 100 ppm above the 5th percentile of all CO2 readings, 427 ppm here)
   or climbing (>= 50 ppm over the next two readings, 32 minutes). The 16 lit weekend readings reach at
@@ -19,7 +19,7 @@ How occupancy is derived (`derive_occupancy`), from what the readings show:
   from the labels on-line is told each one then, not earlier.
 - Lunch breaks with the lamps off (one reading on Thursday, Friday and Monday, CO2 still high) count
   as empty: light is the presence signal, CO2 only confirms it.
-This gives 114 occupied readings of 509 (22.4%): Wednesday's last minutes, Thursday and Friday
+This gives 114 occupied readings of 509 (22.4%): the first, Wednesday 17:51; Thursday and Friday
 07:43-17:51, Monday 08:47-17:51, Tuesday from 08:47, and nobody at the weekend.
 """
 
