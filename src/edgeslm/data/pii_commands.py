@@ -252,8 +252,10 @@ HELD_OUT_CLEAN = (
     "set the {area} fan to [3](number)", "is it going to snow in march",
     "turn on the {entity} in [5](number) minutes", "change the {area} color to warm white",
 )
-# A second batch, written once the redactor was frozen and run on it once (its first-run score is the
-# one reported): the first batch above was looked at to fix the redactor's rules, this one never was.
+# A second batch, written once the redactor was frozen and run on it once: the first batch above was
+# looked at to fix the redactor's rules, this one never was. First run, both example homes: 108 of 114
+# spans out (94.7%). Later changes, made for what the household week and Home Assistant's own grammar
+# showed wrongly removed (never for this batch), moved it to 106 (93.0%): see benchmarks/pii_redaction.py.
 FROZEN_OUT = (
     "can you phone [Wendeline Achterberg](PERSON) and tell her the {entity} is broken",
     "[Ottoline](PERSON) needs the {area} at [21](number) degrees tonight",
@@ -422,6 +424,27 @@ def _value(slot: str, names: dict[str, list[str]], rng: random.Random) -> str:
     if slot == "minutes":
         return str(rng.choice([1, 2, 3, 5, 10, 12, 15, 20, 25, 30, 45, 90]))
     raise KeyError(f"no values for slot {{{slot}}}")
+
+
+def grammar_commands(n: int = 2000, seed: int = 0) -> tuple[Any, list[str]]:
+    """`n` commands sampled from Home Assistant's English grammar (data/ha_intents.py's random walks,
+    slots from data/ha_slots.py), none with PII, and the home they speak of (an object with the
+    `areas`, `entities` and `floors` that filled them, each with a `name`): to count what a redactor
+    wrongly removes from commands written by others than us."""
+    from types import SimpleNamespace
+
+    from edgeslm.data import ha_slots
+    from edgeslm.data.ha_intents import Sampler, load_grammar, templates
+
+    grammar = load_grammar("en")
+    rng = random.Random(seed)
+    sampler = Sampler(grammar, rng, heldout=False, heldout_share=0.0)
+    pool = templates(grammar)
+    texts = [sampler.sentence(rng.choice(pool)) for _ in range(n)]
+    named = [SimpleNamespace(name=v) for values in ha_slots.NAMES.values() for v in values]
+    home = SimpleNamespace(language="en", areas=[SimpleNamespace(name=v) for v in ha_slots.AREAS],
+                           floors=[SimpleNamespace(name=v) for v in ha_slots.FLOORS], entities=named)
+    return home, texts
 
 
 def overlap(first_names: set[str], last_names: set[str]) -> dict[str, Any]:

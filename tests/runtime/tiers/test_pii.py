@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edgeslm.data.household import week
-from edgeslm.data.pii_commands import PERSON_NAMES, PII_TYPES, held_out, overlap, pii_commands
+from edgeslm.data.pii_commands import PERSON_NAMES, PII_TYPES, grammar_commands, held_out, overlap, pii_commands
 from edgeslm.runtime.tiers.home import load_home, parse_home
 from edgeslm.runtime.tiers.pii import PiiError, PiiRedactor, census_names
 
@@ -146,3 +146,12 @@ def test_a_week_of_household_commands_loses_nothing_to_redaction(homes):
         rows = week(home, days=3)
         changed = [r.text for r in rows if redactor.redact(r.text).spans]
         assert len(changed) <= 0.01 * len(rows), changed[:5]
+
+
+def test_commands_sampled_from_home_assistants_grammar_lose_almost_nothing():
+    """Phrasings we did not write: timer names, media titles, number words and plural device words
+    stay (before the grammar's own words were known here, 5.8% of these lost a word)."""
+    home, texts = grammar_commands(800, seed=3)
+    redactor = PiiRedactor(home)
+    changed = [redactor.redact(t).text for t in texts if redactor.redact(t).spans]
+    assert len(changed) <= 0.01 * len(texts), changed[:10]
