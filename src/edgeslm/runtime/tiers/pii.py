@@ -93,9 +93,11 @@ _STREET_WORD_FIRST = re.compile(  # 14 Rue de Rivoli / Calle Mayor 12 / Av. Refo
 _STREET_ASIAN = re.compile(  # 2-1-1 Nihonbashi, 88 Gangnam-daero
     r"(?<![\w-])\d{1,4}(?:-\d{1,4}){0,3}\s+[^\W\d_]+(?:-(?:daero|ro|gil|dong|ku|machi|cho|chome))?\b", re.I)
 _UNIT = re.compile(r"\s*,?\s*(?:apt\.?|apartment|unit|suite|ste\.?|flat|#)\s*#?\w{1,5}\b", re.I)
-_POSTCODE = re.compile(r"\b(?:\d{5}(?:-\d{4})?|\d{4,6}|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d)\b", re.I)
-_STATE = re.compile(r"\b(?:[A-Z]{2,3})\b", re.I)
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_POSTCODE = re.compile(r"\s+(?:\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})\b", re.I)  # US ZIP, UK postcode
+_ADDRESS_PART = re.compile(r",\s*([^,]{1,40}?)(?=\s*(?:,|$|\s(?:in|at|for|and|then|please|tomorrow|today|to)\b|[.?!]))")
+_NOT_ADDRESS = set("the a an and or to in on at for of with is it my your our me you set turn then please minutes "
+                   "degrees percent from by when if".split())
+_MORE_STREET = re.compile(rf"\s+(?:(?:{STREET})\b\.?|(?:north|south|east|west|NW|NE|SW|SE)\b)", re.I)
 _TIME = re.compile(r"\b\d{1,2}:\d{2}\b")
 _WORD = re.compile(r"(?<![\w'’-])[^\W\d_]+(?:['’.-][^\W\d_]+)*(?![\w])", re.UNICODE)
 
@@ -179,6 +181,16 @@ TITLES = set("mr mrs ms mx dr prof sir madam miss auntie aunt uncle".split())  #
 _BE = set("is was will has can should needs may".split())
 _ENGLISH_ENDING = re.compile(r"(?:ing|ed|ly|tion|ness|ment|able|ible|ful|ous|ive|est|er)$")  # words, rarely names
 PARTICLES = set("de da di du del dela della der den van von le la el al bin ibn ben ter ten dos das do mac st".split())
+
+_CUES = STRONG_BEFORE | WEAK_BEFORE | AFTER | AFTER_BE
+# Nouns whose next words are a title or a label, not a person: "a timer called turkey", "the movie abbey road"
+_TITLED = set("timer timers alarm alarms list reminder scene playlist song track album movie film show series podcast "
+              "episode station channel artist band book game app".split())
+_NUMBER_WORDS = set("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+                    "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred "
+                    "thousand half quarter hour hours minute minutes second seconds".split())
+_NEVER = set("january february march april june july august september october november december monday tuesday "
+             "wednesday thursday friday saturday sunday i".split())
 
 
 @lru_cache(maxsize=1)
@@ -452,17 +464,6 @@ def _cue_after(tokens: list[_Token], i: int, words: frozenset[str]) -> bool:
     return False
 
 
-_CUES = STRONG_BEFORE | WEAK_BEFORE | AFTER | AFTER_BE
-# Nouns whose next words are a title or a label, not a person: "a timer called turkey", "the movie abbey road"
-_TITLED = set("timer timers alarm alarms list reminder scene playlist song track album movie film show series podcast "
-              "episode station channel artist band book game app".split())
-_NUMBER_WORDS = set("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-                    "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred "
-                    "thousand half quarter hour hours minute minutes second seconds".split())
-_NEVER = set("january february march april june july august september october november december monday tuesday "
-             "wednesday thursday friday saturday sunday i".split())
-
-
 @dataclass
 class _Token:
     text: str
@@ -521,12 +522,6 @@ def _addresses(text: str) -> list[tuple[int, int]]:
     return found
 
 
-
-_NOT_ADDRESS = set("the a an and or to in on at for of with is it my your our me you set turn then please minutes "
-                   "degrees percent from by when if".split())
-_MORE_STREET = re.compile(rf"\s+(?:(?:{STREET})\b\.?|(?:north|south|east|west|NW|NE|SW|SE)\b)", re.I)
-
-
 def _extend_address(text: str, end: int) -> int:
     """Past the street: more street words ("Beacon Hill Terrace", "Queen Street West"), a unit, then up to
     three ", City", ", ST 12345", ", SW1A 2AA" parts."""
@@ -535,18 +530,15 @@ def _extend_address(text: str, end: int) -> int:
     if m := _UNIT.match(text, end):
         end = m.end()
     for _ in range(3):
-        m = re.match(r",\s*([^,]{1,40}?)(?=\s*(?:,|$|\s(?:in|at|for|and|then|please|tomorrow|today|to)\b|[.?!]))", text[end:])
+        m = _ADDRESS_PART.match(text, end)
         if not m:
             break
         words = m.group(1).split()
         if not words or len(words) > 4:
             break
         if any(w.lower().strip(".") in _NOT_ADDRESS and not (w.isupper() and len(w) <= 3) for w in words):
-            break
-        if not all(w[:1].isupper() or _POSTCODE.fullmatch(w) or _STATE.fullmatch(w) or w[:1].isdigit()
-                   or w.islower() for w in words):
-            break
-        end += m.end()
-    if m := re.match(r"\s+(\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})\b", text[end:], re.I):
-        end += m.end()
+            break  # "ON" is Ontario, "on" a command's word
+        end = m.end()
+    if m := _POSTCODE.match(text, end):
+        end = m.end()
     return end
