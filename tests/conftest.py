@@ -32,6 +32,17 @@ def session_bundle(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) 
     return out
 
 
+@pytest.fixture(scope="session")
+def early_exit_bundle(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The early-exit bundle of `trained_run` (compress/early_exit.py): int8 segments, exits after layers 2
+    and 4 with heads fitted on 1,000 training sentences, thresholds chosen on the run's validation split."""
+    from edgeslm.compress.early_exit import EarlyExitConfig, build_early_exit
+
+    out = tmp_path_factory.mktemp("early-exit") / "intent-early-exit"
+    build_early_exit(trained_run, out, EarlyExitConfig(head_samples=1000))
+    return out
+
+
 @pytest.fixture
 def bundle_copy(session_bundle: Path, tmp_path: Path) -> Path:
     """A private copy a test may damage."""

@@ -59,9 +59,15 @@ def outcome(confidence: np.ndarray, predictions: np.ndarray, truth: np.ndarray, 
 
 
 def candidates(confidence: np.ndarray, size: int) -> list[float | None]:
-    """[N] confidences of one exit -> up to `size` thresholds at its quantiles, plus NEVER."""
-    levels = np.unique(np.quantile(confidence, np.linspace(0.0, 1.0, max(2, size - 1))))
-    return [float(t) for t in levels] + [NEVER]
+    """[N] confidences of one exit -> up to `size` thresholds at its quantiles, plus NEVER. Each lies
+    midway between two neighbouring confidences (the lowest at half the smallest), never on one, so
+    the float noise between batch shapes cannot move a sample across it."""
+    c = np.unique(confidence)  # sorted
+    out: list[float | None] = []
+    for k in np.unique(np.linspace(0, len(c), max(2, size - 1)).round().astype(int)):
+        if k < len(c):
+            out.append(float(c[0] / 2 if k == 0 else (c[k - 1] + c[k]) / 2))
+    return out + [NEVER]
 
 
 def choose_thresholds(logits: Sequence[np.ndarray], final: np.ndarray, truth: np.ndarray, costs: Sequence[float],

@@ -8,9 +8,9 @@ types and newer versions are refused.
                   {"file": "segment-2.onnx", "layers": 4, "threshold": null},
                   {"file": "segment-3.onnx", "layers": 6}]}
 
-Every segment but the last ends in an exit head: outputs `hidden` [batch, seq, hidden_size] (what the
-next segment takes, with `attention_mask`), `pooled` [batch, hidden_size] (the masked mean of `hidden`)
-and `logits` [batch, labels] (the head on `pooled`). A sample whose softmax maximum reaches the
+Every segment but the last ends in an exit head: outputs `hidden_out` [batch, seq, hidden_size] (the
+next segment's `hidden_in`, taken with `attention_mask`), `pooled` [batch, hidden_size] (the masked mean
+of `hidden_out`) and `logits` [batch, labels] (the head on `pooled`). A sample whose softmax maximum reaches the
 threshold leaves there; a null threshold means the exit was not worth taking on validation data. The
 first segment takes the tokenizer's inputs; the last outputs `logits` only.
 
@@ -32,7 +32,8 @@ PLAN_VERSION = 1
 MAX_PLAN_BYTES = 1 << 16
 SEGMENT_FIELDS = {"file", "layers", "threshold"}
 PLAN_FIELDS = {"version", "hidden_size", "segments"}
-HIDDEN, POOLED, LOGITS, MASK = "hidden", "pooled", "logits", "attention_mask"  # the segments' tensor names
+# the segments' tensor names (a graph cannot give a tensor the name of one it takes, hence _in and _out)
+HIDDEN_IN, HIDDEN_OUT, POOLED, LOGITS, MASK = "hidden_in", "hidden_out", "pooled", "logits", "attention_mask"
 
 
 @dataclass(frozen=True)

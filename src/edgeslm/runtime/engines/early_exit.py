@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgeslm.errors import BundleError
-from edgeslm.formats.early_exit import HIDDEN, LOGITS, MASK, POOLED, ExitPlan, read_exit_plan
+from edgeslm.formats.early_exit import HIDDEN_IN, HIDDEN_OUT, LOGITS, MASK, POOLED, ExitPlan, read_exit_plan
 from edgeslm.runtime.engines.onnx import check_texts, encode_texts, load_session, load_tokenizer
 
 SESSION_OVERHEAD = 8 * 2**20  # each further ORT session's own allocations (arena, thread pool)
@@ -65,8 +65,8 @@ class EarlyExitClassifier:
         last = i == len(self.plan.segments) - 1
         inputs = {x.name for x in session.get_inputs()}
         outputs = {x.name: x.shape for x in session.get_outputs()}
-        want_in = None if i == 0 else {HIDDEN, MASK}
-        want_out = {LOGITS} if last else {HIDDEN, POOLED, LOGITS}
+        want_in = None if i == 0 else {HIDDEN_IN, MASK}
+        want_out = {LOGITS} if last else {HIDDEN_OUT, POOLED, LOGITS}
         where = f"{path}: segment {i + 1} of {len(self.plan.segments)}"
         if want_in is None and not inputs <= set(self.input_names):
             raise BundleError(f"{where} wants inputs {sorted(inputs - set(self.input_names))} that the manifest does not name")
@@ -77,7 +77,7 @@ class EarlyExitClassifier:
         width = outputs[LOGITS][-1] if outputs[LOGITS] else None
         if isinstance(width, int) and width != len(self.labels):
             raise BundleError(f"{where} has {width} logits but the manifest lists {len(self.labels)} labels")
-        for name in (HIDDEN, POOLED):
+        for name in (HIDDEN_OUT, POOLED):
             width = outputs[name][-1] if name in outputs and outputs[name] else None
             if isinstance(width, int) and width != self.plan.hidden_size:
                 raise BundleError(f"{where}: {name} is {width} wide, the exit plan says {self.plan.hidden_size}")
@@ -118,7 +118,7 @@ class EarlyExitClassifier:
                 logits[alive] = session.run([LOGITS], feed)[0]
                 exit_layer[alive] = self.layers[i]
                 break
-            hidden, pooled, head = session.run([HIDDEN, POOLED, LOGITS], feed)
+            hidden, pooled, head = session.run([HIDDEN_OUT, POOLED, LOGITS], feed)
             if i == 0 and embed:
                 embedding = _unit(pooled)
             t = self.thresholds[i]
@@ -131,7 +131,7 @@ class EarlyExitClassifier:
             alive = alive[stay]
             rest = mask[alive]
             width = int(np.flatnonzero(rest.any(axis=0)).max()) + 1  # the longest remaining text; the rest is padding
-            feed = {HIDDEN: np.ascontiguousarray(hidden[stay, :width]), MASK: np.ascontiguousarray(rest[:, :width])}
+            feed = {HIDDEN_IN: np.ascontiguousarray(hidden[stay, :width]), MASK: np.ascontiguousarray(rest[:, :width])}
         best = logits.argmax(axis=-1)
         scores = _confidence(logits)
         results = [{"label": self.labels[b], "score": float(s), "exit_layer": int(e)}
@@ -149,9 +149,9 @@ class EarlyExitClassifier:
             if i == len(self.sessions) - 1:
                 out.append(session.run([LOGITS], feed)[0])
             else:
-                hidden, head = session.run([HIDDEN, LOGITS], feed)
+                hidden, head = session.run([HIDDEN_OUT, LOGITS], feed)
                 out.append(head)
-                feed = {HIDDEN: hidden, MASK: feeds[MASK]}
+                feed = {HIDDEN_IN: hidden, MASK: feeds[MASK]}
         return out
 
 
