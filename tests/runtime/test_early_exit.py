@@ -3,6 +3,9 @@ segments, exits after layers 2 and 4): per-sample exits inside a batch, the embe
 
 import json
 import shutil
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -120,6 +123,27 @@ def test_loaded_by_the_manifest_engine(early_exit_bundle):
     assert loaded.memory_bytes() > sum((early_exit_bundle / f"segment-{i}.onnx").stat().st_size for i in (1, 2, 3))
     with pytest.raises(BundleError, match="a bundle for onnxruntime-early-exit; load it with"):
         OnnxClassifier.from_bundle(bundle)
+
+
+def test_it_runs_where_torch_is_not_installed(early_exit_bundle):
+    code = textwrap.dedent(f"""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split('.')[0] in ('torch', 'transformers'):
+                    raise ImportError('blocked for this test: ' + name)
+        sys.meta_path.insert(0, Block())
+        from edgeslm.formats.reader import open_bundle
+        from edgeslm.runtime.engines.registry import load_engine
+        engine = load_engine(open_bundle({str(early_exit_bundle)!r}))
+        results = engine.predict(["turn on the kitchen light", "what is the weather like"])
+        assert engine.embed(["turn off the fan"]).shape == (1, 384)
+        assert 'torch' not in sys.modules and 'transformers' not in sys.modules
+        print(sorted(results[0]))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "['exit_layer', 'label', 'score']"
 
 
 def test_bad_requests_raise_value_errors(engine):
