@@ -70,6 +70,14 @@ def test_a_batch_split_over_every_exit_equals_one_at_a_time(mixed, texts):
     assert_same(batch[5:9], mixed.predict(texts[5:9]))  # and any sub-batch agrees too
 
 
+def test_logits_are_those_of_the_exit_taken(mixed, texts):
+    logits, results = mixed.logits(texts), mixed.predict(texts)
+    assert logits.shape == (len(texts), len(mixed.labels))
+    assert [mixed.labels[i] for i in logits.argmax(-1)] == [r["label"] for r in results]
+    assert mixed.predict([]) == [] and mixed.logits([]).shape == (0, len(mixed.labels))
+    assert mixed.embed([]).shape == (0, mixed.plan.hidden_size)
+
+
 def test_an_exit_answers_with_its_own_head(mixed, texts):
     logits = mixed.all_exits(texts)
     for text, r, i in zip(texts, mixed.predict(texts), range(len(texts)), strict=True):

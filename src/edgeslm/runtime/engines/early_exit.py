@@ -10,6 +10,7 @@ states, L2-normalized, for a semantic cache.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,15 @@ from edgeslm.formats.early_exit import HIDDEN_IN, HIDDEN_OUT, LOGITS, MASK, POOL
 from edgeslm.runtime.engines.onnx import check_texts, encode_texts, load_session, load_tokenizer
 
 SESSION_OVERHEAD = 8 * 2**20  # each further ORT session's own allocations (arena, thread pool)
+
+
+@dataclass(frozen=True)
+class ExitPass:
+    """What one pass over a batch gave."""
+
+    logits: np.ndarray  # [batch, labels], each row from the exit its sample left at
+    exit_layer: np.ndarray  # [batch] encoder layers each sample ran
+    embedding: np.ndarray | None  # [batch, hidden_size] unit rows, when asked for
 
 
 class EarlyExitClassifier:
@@ -93,34 +103,49 @@ class EarlyExitClassifier:
         return encode_texts(self.tokenizer, texts, self.input_names)
 
     def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:
-        return self.predict_and_embed(texts, embed=False)[0]
+        return self._results(self.run(texts))
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """[batch, labels]: each row from the exit its sample left at (what the encoder tier conditions)."""
+        return self.run(texts).logits
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """[batch, hidden_size] float32, unit length: the first segment's mean-pooled hidden state."""
         check_texts(texts)
+        if not texts:
+            return np.zeros((0, self.plan.hidden_size), dtype=np.float32)
         feeds = self.encode(texts)
         pooled = self.sessions[0].run([POOLED], {n: feeds[n] for n in self.first_inputs})[0]
         return _unit(pooled)
 
-    def predict_and_embed(self, texts: Sequence[str], embed: bool = True) -> tuple[list[dict[str, Any]], np.ndarray | None]:
+    def predict_and_embed(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], np.ndarray]:
         """predict() and embed() from one pass: the first segment runs once for both."""
+        out = self.run(texts, embed=True)
+        assert out.embedding is not None
+        return self._results(out), out.embedding
+
+    def run(self, texts: Sequence[str], embed: bool = False) -> ExitPass:
+        """One pass over the batch: every sample leaves at the first exit confident enough, and only
+        those still running go on to the next segment."""
         check_texts(texts)
+        n = len(texts)
+        logits = np.zeros((n, len(self.labels)), dtype=np.float32)
+        exit_layer = np.zeros(n, dtype=np.int64)
+        embedding = np.zeros((n, self.plan.hidden_size), dtype=np.float32) if embed else None
+        if not n:
+            return ExitPass(logits, exit_layer, embedding)
         feeds = self.encode(texts)
         mask = feeds[MASK]
-        n = len(texts)
-        logits = np.empty((n, len(self.labels)), dtype=np.float32)
-        exit_layer = np.empty(n, dtype=np.int64)
         alive = np.arange(n)  # rows of the batch still running
         feed = {name: feeds[name] for name in self.first_inputs}
-        embedding = None
         for i, session in enumerate(self.sessions):
             if i == len(self.sessions) - 1:
                 logits[alive] = session.run([LOGITS], feed)[0]
                 exit_layer[alive] = self.layers[i]
                 break
             hidden, pooled, head = session.run([HIDDEN_OUT, POOLED, LOGITS], feed)
-            if i == 0 and embed:
-                embedding = _unit(pooled)
+            if i == 0 and embedding is not None:
+                embedding[:] = _unit(pooled)
             t = self.thresholds[i]
             leave = _confidence(head) >= t if t is not None else np.zeros(len(alive), dtype=bool)
             logits[alive[leave]] = head[leave]
@@ -132,11 +157,13 @@ class EarlyExitClassifier:
             rest = mask[alive]
             width = int(np.flatnonzero(rest.any(axis=0)).max()) + 1  # the longest remaining text; the rest is padding
             feed = {HIDDEN_IN: np.ascontiguousarray(hidden[stay, :width]), MASK: np.ascontiguousarray(rest[:, :width])}
-        best = logits.argmax(axis=-1)
-        scores = _confidence(logits)
-        results = [{"label": self.labels[b], "score": float(s), "exit_layer": int(e)}
-                   for b, s, e in zip(best, scores, exit_layer, strict=True)]
-        return results, embedding
+        return ExitPass(logits, exit_layer, embedding)
+
+    def _results(self, out: ExitPass) -> list[dict[str, Any]]:
+        best = out.logits.argmax(axis=-1)
+        scores = _confidence(out.logits)
+        return [{"label": self.labels[b], "score": float(s), "exit_layer": int(e)}
+                for b, s, e in zip(best, scores, out.exit_layer, strict=True)]
 
     def all_exits(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Every exit head's logits and the full model's, [batch, labels] each in plan order, with no
