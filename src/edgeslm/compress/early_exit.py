@@ -35,6 +35,7 @@ from edgeslm.evaluate.metrics import classification_metrics
 from edgeslm.export.onnx import EXPORTER
 from edgeslm.export.segments import export_segments
 from edgeslm.formats.early_exit import HIDDEN_IN, HIDDEN_OUT, MASK, PLAN_FILE, ExitPlan, Segment
+from edgeslm.formats.hashing import sha256_file
 from edgeslm.formats.manifest import EARLY_EXIT_ENGINE
 from edgeslm.formats.writer import BundleWriter
 from edgeslm.runtime.engines.early_exit import EarlyExitClassifier
@@ -121,6 +122,7 @@ def build_early_exit(source: Path, out: Path, config: EarlyExitConfig | None = N
         engine = EarlyExitClassifier(plan, paths, run.tokenizer_file, ctx.labels, ctx.max_length, ctx.inputs, spin=False)
         evaluation = {name: _evaluate(engine, rows) for name, rows in (("val", ctx.val), ("test", ctx.test))}
         report = {
+            "weights_sha256": sha256_file(run.weights),  # the run's weights: a retrained run is a new model
             "exits": config.exits, "layers": n_layers, "heads": head_report, "export_check": check,
             "floor": recipe.floor, "fp32_val_accuracy": ctx.fp32_val, "attempts": attempts, "quantization": quantization,
             "full_depth_val_accuracy": float((val_logits[-1].argmax(-1) == truth).mean()),
@@ -245,13 +247,15 @@ def early_exit_of(bundle_dir: Path, run_dir: Path, config: EarlyExitConfig | Non
     try:
         m = open_bundle(bundle_dir).manifest
         record = RunFolder(run_dir).read()
+        weights = sha256_file(RunFolder(run_dir).weights)
     except (BundleError, OSError):
         return False
     prov = m.provenance
     recipe = for_target(load_recipe(config.recipe), load_profile(THIS_MACHINE).isa)
     return (m.engine == EARLY_EXIT_ENGINE and prov.get("run") == str(Path(run_dir).resolve())
             and prov.get("train_config") == record["config"] and prov.get("export", {}).get("exporter") == SEGMENT_EXPORTER
-            and prov.get("early_exit", {}).get("config") == config.to_dict() and prov.get("recipe") == recipe.to_dict())
+            and prov.get("early_exit", {}).get("config") == config.to_dict() and prov.get("recipe") == recipe.to_dict()
+            and prov["early_exit"].get("weights_sha256") == weights)
 
 
 def ensure_early_exit(run_dir: Path, out: Path, config: EarlyExitConfig | None = None,
