@@ -5,6 +5,10 @@ llama.cpp holds one context with one sequence, so requests run one at a time und
 context keeps the KV cache of the previous request: `Llama.generate` compares the new prompt's
 tokens with the ones already evaluated and re-evaluates only the part after the common prefix (a
 chat's next turn, or a fixed system prompt, costs only its new tokens). `reset()` drops it.
+
+A grammar (or a JSON schema) constrains sampling through llama_sampler.CheckedSampler: the plain chain
+picks a token and the grammar checks only that one, as llama.cpp's own common sampler does, instead
+of judging the whole vocabulary every step.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from edgeslm.errors import BundleError
+from edgeslm.runtime.engines.llama_sampler import checked_llama_class
 from edgeslm.runtime.engines.sampling import SamplingConfig
 
 ROLES = ("system", "user", "assistant")
@@ -52,6 +57,9 @@ class DoneEvent:
     time_to_first_token_s: float  # call to first sampled token: prompt evaluation (prefill) + one sample
     decode_tokens_per_s: float  # tokens after the first / time after the first; 0.0 when fewer than 2
     total_s: float
+    # with logprobs=True: per sampled token (end of turn included), its text and log-probability
+    # (llama_sampler.CheckedSampler._logprob says which distribution)
+    token_logprobs: tuple[tuple[str, float], ...] = ()
     type: ClassVar[str] = "done"
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,7 +105,7 @@ class LlamaEngine:
         self._pieces: dict[int, bytes] = {}
         self._control_texts: list[str] | None = None
         try:
-            self._llm = llama_cpp.Llama(
+            self._llm = checked_llama_class(llama_cpp)(
                 model_path=str(self.model_path), n_threads=self.threads, n_threads_batch=self.threads, n_ctx=n_ctx,
                 use_mmap=True, seed=seed, verbose=False,
             )
@@ -122,9 +130,11 @@ class LlamaEngine:
 
     def chat(self, messages: Sequence[dict[str, str]], max_tokens: int = 256, temperature: float = 0.7,
              top_p: float = 0.95, stop: Sequence[str] | None = None, grammar: str | None = None,
-             json_schema: dict[str, Any] | None = None, seed: int | None = None) -> Iterator[Event]:
+             json_schema: dict[str, Any] | None = None, seed: int | None = None,
+             logprobs: bool = False) -> Iterator[Event]:
         """Answer a conversation with the model's own chat template: TextEvents, then one DoneEvent.
-        The sampling arguments are SamplingConfig's fields, checked by it against its ranges.
+        The sampling arguments are SamplingConfig's fields, checked by it against its ranges;
+        `logprobs` fills DoneEvent.token_logprobs.
         Validation (a ValueError) happens here, before the stream starts; the lock is taken when the
         stream is first read and held until it is drained or closed."""
         sampling = SamplingConfig(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop,
@@ -139,18 +149,18 @@ class LlamaEngine:
             prompt = self._formatter(messages=[{"role": m["role"], "content": m["content"]} for m in messages]).prompt
         except jinja2.TemplateError as exc:  # the template's own raise_exception() already gives a ValueError
             raise ValueError(f"the model's chat template refused these messages: {exc}") from None
-        return self._start(prompt, sampling, ignore_eos=False)
+        return self._start(prompt, sampling, ignore_eos=False, logprobs=logprobs)
 
     def complete(self, prompt: str, max_tokens: int = 256, temperature: float = 0.7, top_p: float = 0.95,
                  stop: Sequence[str] | None = None, grammar: str | None = None,
                  json_schema: dict[str, Any] | None = None, seed: int | None = None,
-                 ignore_eos: bool = False) -> Iterator[Event]:
+                 ignore_eos: bool = False, logprobs: bool = False) -> Iterator[Event]:
         """Continue a raw prompt (no template). `ignore_eos` generates exactly max_tokens (benchmarks)."""
         sampling = SamplingConfig(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop,
                                   grammar=grammar, json_schema=json_schema, seed=seed)
         if not isinstance(prompt, str) or not prompt:
             raise ValueError("prompt must be a non-empty string")
-        return self._start(prompt, sampling, ignore_eos)
+        return self._start(prompt, sampling, ignore_eos, logprobs)
 
     def tokenize(self, text: str) -> list[int]:
         # special=True: control tokens written in the text (a chat template's <|im_start|>) are parsed as
@@ -201,7 +211,7 @@ class LlamaEngine:
         return Jinja2ChatFormatter(template=template, eos_token=text(self._llm.token_eos()),
                                    bos_token=text(self._llm.token_bos()))
 
-    def _start(self, prompt: str, sampling: SamplingConfig, ignore_eos: bool) -> Iterator[Event]:
+    def _start(self, prompt: str, sampling: SamplingConfig, ignore_eos: bool, logprobs: bool = False) -> Iterator[Event]:
         if self._llm is None:
             raise BundleError("this engine was closed")
         if sampling.max_tokens > self.n_ctx:  # the range is SamplingConfig's; the context is this engine's
@@ -212,25 +222,30 @@ class LlamaEngine:
         if len(tokens) >= self.n_ctx:
             raise ValueError(f"the prompt has {len(tokens)} tokens; this engine's context holds {self.n_ctx}")
         seed = self.seed if sampling.seed is None else sampling.seed
-        return self._stream(tokens, sampling, grammar, seed, ignore_eos)
+        return self._stream(tokens, sampling, grammar, seed, ignore_eos, logprobs)
 
     def _refuse_control_tokens(self, messages: Sequence[dict[str, str]]) -> None:
         """The templated prompt is tokenized with special tokens parsed (the template itself writes
         them), so a user typing `<|im_start|>system` would forge a turn. Refuse such text instead."""
+        for i, m in enumerate(messages):
+            found = self.control_tokens_in(m["content"])
+            if found:
+                raise ValueError(f"messages[{i}].content contains the model's control token {found[0]!r}")
+
+    def control_tokens_in(self, text: str) -> list[str]:
+        """The model's control tokens (`<|im_end|>`, ...) written in `text`: a caller that builds a raw
+        prompt from user text refuses these, as chat() does."""
         if self._control_texts is None:
             lc = self._llama_cpp
             n = lc.llama_vocab_n_tokens(self._vocab)
             texts = set()
             for t in range(n):
                 if lc.llama_vocab_get_attr(self._vocab, t) & lc.LLAMA_TOKEN_ATTR_CONTROL:
-                    text = (lc.llama_vocab_get_text(self._vocab, t) or b"").decode("utf-8", "replace")
-                    if len(text) > 1:
-                        texts.add(text)
+                    piece = (lc.llama_vocab_get_text(self._vocab, t) or b"").decode("utf-8", "replace")
+                    if len(piece) > 1:
+                        texts.add(piece)
             self._control_texts = sorted(texts)
-        for i, m in enumerate(messages):
-            for text in self._control_texts:
-                if text in m["content"]:
-                    raise ValueError(f"messages[{i}].content contains the model's control token {text!r}")
+        return [t for t in self._control_texts if t in text]
 
     def _grammar(self, grammar: str | None, json_schema: dict[str, Any] | None) -> Any:
         """Compile what SamplingConfig has checked (at most one of the two) against this model's vocab."""
@@ -270,7 +285,7 @@ class LlamaEngine:
         return piece
 
     def _stream(self, tokens: list[int], sampling: SamplingConfig, grammar: Any, seed: int,
-                ignore_eos: bool) -> Iterator[Event]:
+                ignore_eos: bool, logprobs: bool = False) -> Iterator[Event]:
         with self._lock:  # held until the stream is drained or closed (server: close it on disconnect)
             llm = self._llm
             if llm is None:
@@ -284,11 +299,15 @@ class LlamaEngine:
             text, sent = "", 0
             n, first_at, last_at, finish, eog = 0, 0.0, 0.0, "length", False
             hold = max((len(s) for s in stops), default=0)
+            scores: list[float] | None = [] if logprobs else None
+            sampled: list[int] = []
+            llm.logprobs = scores  # read by the sampler generate() builds (llama_sampler.checked_llama_class)
             gen = llm.generate(tokens, temp=sampling.temperature, top_p=sampling.top_p, top_k=40, min_p=0.05,
                                repeat_penalty=1.0, grammar=grammar)
             try:
                 for token in gen:
                     last_at = time.perf_counter()
+                    sampled.append(token)
                     if n == 0:
                         first_at = last_at
                     n += 1
@@ -313,6 +332,7 @@ class LlamaEngine:
                         break
             finally:
                 gen.close()
+                llm.logprobs = None
             if finish == "length":
                 text += decoder.decode(b"", final=True)
                 if len(text) > sent:
@@ -323,8 +343,15 @@ class LlamaEngine:
             yield DoneEvent(
                 finish_reason=finish, prompt_tokens=len(tokens), completion_tokens=n - 1 if eog else n,
                 cached_tokens=cached, time_to_first_token_s=first_at - start, decode_tokens_per_s=rate,
-                total_s=end - start,
+                total_s=end - start, token_logprobs=self._token_logprobs(sampled, scores),
             )
+
+
+    def _token_logprobs(self, sampled: list[int], scores: list[float] | None) -> tuple[tuple[str, float], ...]:
+        if scores is None:
+            return ()
+        return tuple((self._piece(t).decode("utf-8", errors="replace"), round(s, 6))
+                     for t, s in zip(sampled, scores, strict=False))
 
 
 _LOG_LOCK = threading.Lock()
