@@ -16,7 +16,7 @@ from edgeslm.formats.hashing import sha256_file
 from edgeslm.formats.reader import open_bundle
 from edgeslm.runtime.engines.early_exit import EarlyExitClassifier
 from edgeslm.runtime.engines.onnx import OnnxClassifier
-from edgeslm.runtime.engines.registry import engine_kind, load_engine
+from edgeslm.runtime.engines.registry import LoadSettings, engine_kind, load_engine
 from edgeslm.train.run import RunFolder
 
 pytestmark = pytest.mark.model
@@ -126,8 +126,12 @@ def test_loaded_by_the_manifest_engine(early_exit_bundle):
     bundle = open_bundle(early_exit_bundle)
     assert bundle.manifest.format_version == 2
     assert engine_kind(bundle.manifest.engine).capabilities == {"classify"}
-    loaded = load_engine(bundle)
+    loaded = load_engine(bundle, LoadSettings(threads=1, spin=True))
     assert isinstance(loaded, EarlyExitClassifier) and loaded.name == bundle.manifest.name
+    for session in loaded.sessions:  # never spinning: one segment's idle workers would starve the next segment
+        options = session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert options.intra_op_num_threads == 1
     assert loaded.memory_bytes() > sum((early_exit_bundle / f"segment-{i}.onnx").stat().st_size for i in (1, 2, 3))
     with pytest.raises(BundleError, match="a bundle for onnxruntime-early-exit; load it with"):
         OnnxClassifier.from_bundle(bundle)

@@ -37,10 +37,10 @@ class ExitPass:
 
 class EarlyExitClassifier:
     """predict(texts) -> [{"label", "score", "exit_layer"}]: like OnnxClassifier, plus the encoder layers
-    each answer took."""
+    each answer took. ONNX Runtime's workers do not spin by default here (registry.py says why)."""
 
     def __init__(self, plan: ExitPlan, segments: Sequence[Path], tokenizer: Path, labels: Sequence[str],
-                 max_length: int, input_names: Sequence[str], threads: int | None = None, spin: bool = True):
+                 max_length: int, input_names: Sequence[str], threads: int | None = None, spin: bool = False):
         if len(segments) != len(plan.segments):
             raise BundleError(f"the exit plan has {len(plan.segments)} segments, {len(segments)} files were given")
         self.name = Path(segments[0]).parent.name  # from_bundle names it after the manifest
@@ -62,7 +62,7 @@ class EarlyExitClassifier:
         self.first_inputs = [i.name for i in self.sessions[0].get_inputs()]
 
     @classmethod
-    def from_bundle(cls, bundle: Any, threads: int | None = None, spin: bool = True) -> EarlyExitClassifier:
+    def from_bundle(cls, bundle: Any, threads: int | None = None, spin: bool = False) -> EarlyExitClassifier:
         m = bundle.manifest
         if m.task != "text-classification":
             raise BundleError(f"{bundle.path}: a {m.task} bundle is not a classifier")
