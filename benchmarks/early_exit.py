@@ -3,13 +3,14 @@
     .venv/bin/python benchmarks/early_exit.py [--demo runs/demo] [--rounds 400] [--threads 2]
 
 On the held-out test split of the demo's intent run (DEMO/train-run/data/test.jsonl; the exit
-thresholds were chosen on its validation split): accuracy and macro-F1 of both engines, the share of
-sentences answered at each exit, and the median and p90 latency of one predict() call at batch 1 and
-batch 8, the two engines taking turns in blocks (compress/measure.py) with ONNX Runtime's spinning
-off for both, so neither's idle workers slow the other. Also the first segment's embedding: its
-latency, and how often a test sentence's nearest validation sentence (cosine) has the same intent,
-as a semantic cache would use it. Builds DEMO/intent-early-exit from the demo's run first when it is
-missing or stale (about a minute). Prints JSON; asserts nothing.
+thresholds were chosen on its validation split): accuracy and macro-F1 of both engines and the share
+of sentences answered at each exit (also on the demo's noisy copy of that split, when there is one);
+the median and p90 latency of one predict() call at batch 1 and batch 8, the two engines taking turns
+in blocks (compress/measure.py) with ONNX Runtime's spinning off for both, so neither's idle workers
+slow the other. Also the first segment's embedding: its latency, and how often a test sentence's
+nearest validation sentence (cosine) has the same intent, as a semantic cache would use it. Builds
+DEMO/intent-early-exit from the demo's run first when it is missing or stale (about a minute and a
+half). Prints JSON; asserts nothing.
 """
 
 from __future__ import annotations
@@ -89,6 +90,15 @@ def main() -> None:
     exits = [r["exit_layer"] for r in early_results]
     shares = {str(n): round(exits.count(n) / len(exits), 4) for n in early.layers}
 
+    noisy_path = args.demo / "eval" / "test-noisy.jsonl"  # the demo's typo-and-filler copy of the same test split
+    noisy = {}
+    if noisy_path.is_file():
+        noisy_rows = read_examples(noisy_path, labels=full.labels)
+        noisy_early, noisy_results = accuracy(early, noisy_rows)
+        noisy_exits = [r["exit_layer"] for r in noisy_results]
+        noisy = {"data": str(noisy_path), "int8-full": accuracy(full, noisy_rows)[0], "early-exit": noisy_early,
+                 "exit_share": {str(n): round(noisy_exits.count(n) / len(noisy_exits), 4) for n in early.layers}}
+
     texts = [ex.text for ex in rows]
     variants = {"int8-full": full, "early-exit": early}
     latency = {f"batch{b}": interleaved_latency(variants, texts, batch=b, rounds=args.rounds if b == 1 else args.rounds // 2)
@@ -108,6 +118,7 @@ def main() -> None:
         "accuracy": {"int8-full": full_acc, "early-exit": early_acc,
                      "drop": round(full_acc["accuracy"] - early_acc["accuracy"], 4)},
         "exit_share": shares,
+        "noisy_test": noisy,
         "latency": latency, "latency_ratio_p50": ratio,
         "embed_batch1": {k: v for k, v in latency_summary(embed_s).items() if k in ("p50_ms", "p90_ms")},
         "embedding_nearest_val": embedding_neighbours(early, val, rows),
