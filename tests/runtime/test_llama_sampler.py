@@ -34,23 +34,35 @@ def engine(gguf):
     e.close()
 
 
-@pytest.mark.parametrize("prompt", PROMPTS)
-def test_greedy_constrained_text_is_what_llama_cpp_own_grammar_sampler_gives(engine, gguf, prompt):
+def schema_grammar() -> str:
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    schema = {"type": "object", "required": ["intent", "slots"], "properties": {
+        "intent": {"type": "string", "enum": ["HassTurnOn", "HassTurnOff"]},
+        "slots": {"type": "object", "properties": {"name": {"type": "string"}}}}}
+    return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)._grammar
+
+
+# The JSON-schema grammar rejects most of what this model writes unprompted, at every depth of the
+# ranking: the checked sampler resamples among the 256, the 4,096 likeliest and the whole vocabulary.
+@pytest.mark.parametrize("prompt, grammar", [(p, GRAMMAR) for p in PROMPTS] + [(PROMPTS[0], "schema")])
+def test_greedy_constrained_text_is_what_llama_cpp_own_grammar_sampler_gives(engine, gguf, prompt, grammar):
     import llama_cpp
     from llama_cpp.llama_grammar import LlamaGrammar
 
     from edgeslm.runtime.engines.llama import collect
 
+    grammar = schema_grammar() if grammar == "schema" else grammar
     engine.reset()  # both evaluate the whole prompt in one batch: the same logits
-    text, done = collect(engine.complete(prompt, max_tokens=40, temperature=0, grammar=GRAMMAR))
+    text, done = collect(engine.complete(prompt, max_tokens=60, temperature=0, grammar=grammar))
     raw = llama_cpp.Llama(str(gguf), n_threads=2, n_ctx=512, verbose=False)
     try:
-        want = raw(prompt, max_tokens=40, temperature=0, repeat_penalty=1.0,
-                   grammar=LlamaGrammar.from_string(GRAMMAR, verbose=False))["choices"][0]["text"]
+        want = raw(prompt, max_tokens=60, temperature=0, repeat_penalty=1.0,
+                   grammar=LlamaGrammar.from_string(grammar, verbose=False))["choices"][0]["text"]
     finally:
         raw.close()
     assert text == want and done.finish_reason == "stop"
-    assert json.loads(text)["room"] in ("kitchen", "bedroom", "hall")
+    assert json.loads(text)
 
 
 def test_sampling_at_a_temperature_still_only_yields_grammar_text(engine):
