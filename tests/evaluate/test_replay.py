@@ -80,3 +80,20 @@ def test_any_bytes_are_a_stream_or_a_data_error(tmp_path, data):
     except DataError:
         return
     assert rows and all(isinstance(r.text, str) for r in rows)
+
+
+def test_replay_with_a_remote_that_refuses_counts_the_fallbacks_and_answers_the_rest(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = replay(ReplayConfig(stream=STREAM, home=HOME, tiers=["cache", "templates", "remote"],
+                            remote=f"http://127.0.0.1:{port}/v1"))
+    assert r["n"] == 10 and r["tier_share"]["templates"] >= 0.6
+    assert r["remote_fallbacks"] == {"connection": 1}  # only the typo gets past the templates and the cache
+
+
+def test_the_remote_tier_without_an_endpoint_is_a_clear_error():
+    with pytest.raises(ConfigError, match="--remote URL"):
+        replay(ReplayConfig(stream=STREAM, home=HOME, tiers=["templates", "remote"]))

@@ -23,17 +23,22 @@ from edgeslm.cli.common import emit, handle_errors, json_option
 @click.option("--cache-db", type=click.Path(path_type=Path), help="Keep the cache and habits in this file (default: fresh).")
 @click.option("--policy", type=click.Path(path_type=Path),
               help="The router's policy (default: the calibrated one beside the bundle, if any).")
+@click.option("--remote", help="An OpenAI-compatible endpoint as the last tier; it sees only PII-redacted text "
+              "(key from EDGESLM_REMOTE_API_KEY).")
 @json_option
 @handle_errors
 def replay(stream: Path, home: Path, tiers: str, bundle: Path, profile: str, limit: int | None, out: Path | None,
-           cache_db: Path | None, policy: Path | None, as_json: bool) -> None:
+           cache_db: Path | None, policy: Path | None, remote: str | None, as_json: bool) -> None:
     """Accuracy, tier shares, CPU, energy, cache hits and latency of the tiered assistant on STREAM."""
     from edgeslm.evaluate.replay import ReplayConfig
     from edgeslm.evaluate.replay import replay as run
 
-    config = ReplayConfig(stream=stream, home=home, tiers=[t.strip() for t in tiers.split(",") if t.strip()],
+    names = [t.strip() for t in tiers.split(",") if t.strip()]
+    if remote and "remote" not in names:
+        names.append("remote")
+    config = ReplayConfig(stream=stream, home=home, tiers=names,
                           bundle=bundle, profile=profile, limit=limit, out=out, cache_db=cache_db,
-                          policy=policy)
+                          policy=policy, remote=remote)
     emit(run(config, progress=not as_json), as_json, _text)
 
 

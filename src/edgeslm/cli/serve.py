@@ -26,20 +26,25 @@ from edgeslm.cli.common import handle_errors, json_option
 @click.option("--cache-db", type=click.Path(path_type=Path), help="Keep the assistant's cache and habits in this file.")
 @click.option("--policy", type=click.Path(path_type=Path),
               help="The router's policy (default: the calibrated one beside the first bundle, if any).")
+@click.option("--remote", help="An OpenAI-compatible endpoint as the assistant's last tier; it sees only "
+              "PII-redacted text (key from EDGESLM_REMOTE_API_KEY).")
 @json_option
 @handle_errors
 def serve(bundles: tuple[Path, ...], profile: str, host: str, port: int, cheaper: tuple[str, ...],
           threads: int | None, max_body_bytes: int, no_warm: bool, home: Path | None, tiers: str,
-          cache_db: Path | None, policy: Path | None, as_json: bool) -> None:
+          cache_db: Path | None, policy: Path | None, remote: str | None, as_json: bool) -> None:
     """Serve BUNDLES: /v1/classify, /v1/chat/completions, /v1/assist, /v1/models, /healthz, /metrics."""
     from edgeslm.runtime.server.serve import ServeConfig
     from edgeslm.runtime.server.serve import serve as run
 
+    names = [t.strip() for t in tiers.split(",") if t.strip()]
+    if remote and "remote" not in names:
+        names.append("remote")
     config = ServeConfig(bundles=[str(b) for b in bundles], profile=profile, host=host, port=port,
                          cheaper=list(cheaper), threads=threads, max_body_bytes=max_body_bytes, warm=not no_warm,
-                         home=str(home) if home else None, tiers=[t.strip() for t in tiers.split(",") if t.strip()],
+                         home=str(home) if home else None, tiers=names,
                          cache_db=str(cache_db) if cache_db else None,
-                         policy=str(policy) if policy else None)
+                         policy=str(policy) if policy else None, remote=remote)
 
     def ready(h: str, p: int) -> None:
         url = f"http://{h}:{p}"

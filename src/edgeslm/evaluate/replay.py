@@ -33,6 +33,7 @@ class ReplayConfig(Config):
     out: Path | None = None
     cache_db: Path | None = None  # default: a fresh cache for this replay only
     policy: Path | None = None  # default: the calibrated policy beside the bundle, if there is one
+    remote: str | None = None  # the remote tier's OpenAI-compatible endpoint (off by default)
 
     def validate(self) -> None:
         check_tiers(list(self.tiers), "ReplayConfig.tiers")
@@ -115,7 +116,8 @@ def build_assistant(config: ReplayConfig, store: Path, policy: Any = None) -> An
         engine = OnnxClassifier.from_bundle(open_bundle(Path(config.bundle)), threads=profile.threads, spin=False)
     if policy is None:
         policy, _ = resolve_policy(config)
-    return assemble(load_home(config.home), list(config.tiers), profile, engine, str(store), policy=policy)
+    return assemble(load_home(config.home), list(config.tiers), profile, engine, str(store), policy=policy,
+                    remote=config.remote)
 
 
 def resolve_policy(config: ReplayConfig) -> tuple[Any, str]:
@@ -136,6 +138,7 @@ def replay(config: ReplayConfig, progress: bool = False) -> dict[str, Any]:
         with meter:
             for c in tqdm(commands, desc="replay", disable=not progress, unit="cmd"):
                 answers.append(assistant.ask(c.text, c.context, c.ts))
+        fallbacks = {k: v for t in assistant.tiers for k, v in getattr(t, "fallbacks", {}).items()}
         for store in (assistant.cache, assistant.habits):
             if store is not None:
                 store.close()
@@ -145,7 +148,7 @@ def replay(config: ReplayConfig, progress: bool = False) -> dict[str, Any]:
                 f.write(json.dumps({"text": c.text, "intent": a.intent, "slots": a.slots, "tier": a.tier,
                                     "confidence": round(a.confidence, 4), "latency_ms": a.latency_ms,
                                     "joules": round(a.joules, 6)}, ensure_ascii=False) + "\n")
-    return score(commands, answers, meter, config)
+    return {**score(commands, answers, meter, config), "remote_fallbacks": fallbacks}
 
 
 def score(commands: list[Command], answers: list[Answer], meter: CpuMeter, config: ReplayConfig) -> dict[str, Any]:

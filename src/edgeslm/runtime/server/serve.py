@@ -41,6 +41,7 @@ class ServeConfig(Config):
     tiers: list = field(default_factory=lambda: ["habits", "cache", "templates", "encoder"])
     cache_db: str | None = None  # the exact cache's file, kept across restarts (default: in memory)
     policy: str | None = None  # the router's policy file (default: the calibrated one beside the first bundle)
+    remote: str | None = None  # the remote tier's OpenAI-compatible endpoint (off by default)
 
     def validate(self) -> None:
         if not self.bundles:
@@ -115,7 +116,7 @@ def build_assistant(app: App, config: ServeConfig, profile: DeviceProfile) -> An
 
     policy = load_policy(Path(config.policy)) if config.policy else default_policy(Path(config.bundles[0]))[0]
     return assemble(load_home(Path(config.home)), list(config.tiers), profile, engine, config.cache_db or ":memory:",
-                    policy=policy)
+                    policy=policy, remote=config.remote)
 
 
 def warm(app: App, entries: list[ModelEntry]) -> None:
