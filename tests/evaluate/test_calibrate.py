@@ -64,3 +64,24 @@ def test_cache_from_is_where_answers_were_precise_enough():
 def test_bad_calibration_configs_are_refused(kw, words):
     with pytest.raises(ConfigError, match=words):
         CalibrateConfig(**kw)
+
+
+@pytest.mark.model
+def test_calibrate_then_replay_with_the_written_policy(tmp_path, session_bundle):
+    from edgeslm.evaluate.calibrate import calibrate
+    from edgeslm.evaluate.replay import ReplayConfig, replay
+    from edgeslm.runtime.tiers.policy import load_policy, write_policy
+
+    home = Path(__file__).resolve().parents[2] / "homes" / "maple-cottage.yaml"
+    policy = calibrate(CalibrateConfig(homes=[str(home)], bundle=session_bundle, seeds=[101]))
+    c = policy.calibration
+    assert c["commands"] > 200 and c["household_weeks"] == [101]
+    assert sorted(policy.order) == ["encoder", "templates"]
+    # the chosen cascade is at least as accurate as either tier alone, or reaches the target
+    assert c["reached_target"] or c["accuracy"] >= max(t["accuracy"] for t in c["tiers_alone"].values())
+    path = tmp_path / "assist-policy.json"
+    write_policy(policy, path)
+    assert load_policy(path) == policy
+    stream = Path(__file__).with_name("maple_stream.jsonl")
+    r = replay(ReplayConfig(stream=stream, home=home, bundle=session_bundle, policy=path))
+    assert r["policy"] == str(path) and r["intent_accuracy"] >= 0.9
