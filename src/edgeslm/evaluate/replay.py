@@ -17,7 +17,7 @@ from edgeslm.errors import ConfigError, DataError
 from edgeslm.evaluate.metrics import latency_summary
 from edgeslm.runtime.energy import CpuMeter
 from edgeslm.runtime.tiers.answer import Answer
-from edgeslm.runtime.tiers.assemble import TIERS, check_tiers
+from edgeslm.runtime.tiers.assemble import DEFAULT_TIERS, check_tiers
 
 MAX_LINE_BYTES = 64 * 1024
 
@@ -26,7 +26,7 @@ MAX_LINE_BYTES = 64 * 1024
 class ReplayConfig(Config):
     stream: Path
     home: Path
-    tiers: list = field(default_factory=lambda: list(TIERS))
+    tiers: list = field(default_factory=lambda: list(DEFAULT_TIERS))
     bundle: Path = Path("runs/demo/intent-int8-static")  # the encoder tier's intent bundle
     profile: str = "this-machine"
     limit: int | None = None

@@ -12,7 +12,8 @@ from edgeslm.runtime.tiers.home import Home
 from edgeslm.runtime.tiers.policy import POLICY_FILE, Policy, load_policy
 from edgeslm.runtime.tiers.router import Assistant
 
-TIERS = ("habits", "cache", "templates", "encoder", "remote")  # the order answers are tried in
+TIERS = ("habits", "cache", "templates", "encoder", "remote")
+DEFAULT_TIERS = ("habits", "cache", "templates", "encoder")  # remote only when an endpoint is given  # the order answers are tried in
 
 
 def check_tiers(tiers: list[str], where: str) -> None:

@@ -18,7 +18,7 @@ from edgeslm.runtime.text import text_problem
 from edgeslm.runtime.tiers.answer import Answer
 from edgeslm.runtime.tiers.cache import ExactCache
 from edgeslm.runtime.tiers.habits import Habits
-from edgeslm.runtime.tiers.policy import Policy
+from edgeslm.runtime.tiers.policy import ANSWERING, Policy
 
 MAX_COMMAND_CHARS = MAX_REQUEST_CHARS  # the same limit as /v1/classify's texts
 
@@ -38,7 +38,8 @@ class Assistant:
                  cache: ExactCache | None = None, habits: Habits | None = None):
         if not tiers:
             raise EdgeslmError("the assistant needs at least one tier besides the cache and habits")
-        self.policy = (policy or Policy()).restrict([t.name for t in tiers])
+        answering = [t.name for t in tiers if t.name in ANSWERING]
+        self.policy = (policy or Policy()).restrict(answering) if answering else (policy or Policy())
         rank = {name: i for i, name in enumerate(self.policy.order)}
         self.tiers = sorted(tiers, key=lambda t: rank.get(t.name, len(rank)))  # stable: others keep their place
         self.profile, self.cache, self.habits = profile, cache, habits
