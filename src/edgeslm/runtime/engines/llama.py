@@ -7,8 +7,9 @@ tokens with the ones already evaluated and re-evaluates only the part after the 
 chat's next turn, or a fixed system prompt, costs only its new tokens). `reset()` drops it.
 
 A grammar (or a JSON schema) constrains sampling through llama_sampler.CheckedSampler: the plain chain
-picks a token and the grammar checks only that one, as llama.cpp's own common sampler does, instead
-of judging the whole vocabulary every step.
+picks a token and the grammar checks only that one, as llama.cpp's own common sampler does, and when
+it rejects it, judges the likeliest tokens before the whole vocabulary; llama-cpp-python's own
+sampler judged all 49k candidates every step (constrained decoding at 0.55-0.75x free, now 0.9-1x).
 """
 
 from __future__ import annotations

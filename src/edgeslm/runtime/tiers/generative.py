@@ -2,8 +2,9 @@
 itself, few-shot, under a grammar made from HA's intent schema and the home's names, so it can only
 answer a known intent with that intent's slots and the home's exact spellings.
 
-The prompt is one fixed prefix (instructions, the home, worked examples) followed by the request;
-the engine keeps the prefix's KV cache between calls, so a request pays for its own few tokens.
+The prompt is one fixed prefix (a line of instructions, then worked examples filled in with this
+home's names) followed by the request; the grammar carries the whole home. The engine keeps the
+prefix's KV cache between calls, so a request pays for its own few tokens.
 
 Confidence: the probability the model gives the intent it wrote, under the grammar: the product,
 over the tokens that spell the intent's name, of each token's probability renormalized over the
@@ -40,7 +41,10 @@ ANSWER_OPEN = '{"intent":'
 EXAMPLES = (
     ("turn on the {light}", False), ("switch the {fan} off", False), ("{switch} on", False),
     ("shut the {cover}", False), ("{light} off", False), ("switch on the {area:light} lights", False),
-    ("turn off the lights in the {area:light}", False), ("turn the lights on", True), ("lights off", True),
+    ("turn off the lights in the {area:light}", False), ("turn the {area:light} lights off", False),
+    ("{area:light} lights on", False), ("switch off all the lights in the {area:light}", False),
+    ("turn on the light in the {area:light}", False), ("turn the lights on", True), ("lights off", True),
+    ("switch off the lights", True),
     ("set the {light} to {n}%", False), ("set the {area:light} brightness to {n} percent", False),
     ("what's the temperature in the {area:temperature}", False), ("is the {lock} locked", False),
     ("lock the {lock}", False), ("unlock the {lock}", False), ("open the {cover}", False),
@@ -90,7 +94,11 @@ class GenerativeTier:
 
     def prompt(self, text: str, context: dict[str, Any] | None = None) -> str:
         """The whole prompt for a command: the fixed prefix, the request, the answer's opening."""
-        return self.prefix + _request(" ".join(text.split()), self._say(context)) + ANSWER_OPEN
+        return self.prefix + self._request(text, context) + ANSWER_OPEN
+
+    def _request(self, text: str, context: dict[str, Any] | None) -> str:
+        # one line (whitespace collapsed): a newline in the text cannot start a turn of its own
+        return _request(" ".join(text.split()), self._say(context))
 
     def _say(self, value: dict[str, Any] | None) -> dict[str, Any] | None:
         """A context or an answer with its names as the prompt says them (`said_names`)."""
@@ -106,18 +114,22 @@ class GenerativeTier:
         if self.engine.control_tokens_in(text):
             self.declined["refused"] += 1  # parsed as control tokens, they would forge the prompt's structure
             return None
-        # one line (whitespace collapsed): a newline in the text cannot start a turn of its own
-        if len(self.engine.tokenize(_request(" ".join(text.split()), context))) > MAX_COMMAND_TOKENS:
+        request = self._request(text, context)
+        if len(self.engine.tokenize(request)) > MAX_COMMAND_TOKENS:
             self.declined["too long"] += 1
             return None
-        out, done = collect(self.engine.complete(self.prompt(text, context), max_tokens=self.max_tokens,
+        out, done = collect(self.engine.complete(self.prefix + request + ANSWER_OPEN, max_tokens=self.max_tokens,
                                                  temperature=0.0, grammar=self.grammar, logprobs=True))
         self.last = done
         if done.finish_reason != "stop":  # the answer did not close within max_tokens
             self.declined["unfinished"] += 1
             return None
-        value = json.loads(ANSWER_OPEN + out)  # the grammar admits only JSON of this shape
-        intent, slots = value["intent"], _plain_numbers(value["slots"])
+        try:
+            value = json.loads(ANSWER_OPEN + out)  # the grammar admits only JSON of this shape...
+            intent, slots = value["intent"], _plain_numbers(value["slots"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            self.declined["unparsable"] += 1  # ...so this would be a bug, counted rather than raised mid-request
+            return None
         for kind, names in self.spelled.items():  # back to the home's own spelling
             if isinstance(slots.get(kind), str):
                 slots[kind] = names.get(slots[kind], slots[kind])

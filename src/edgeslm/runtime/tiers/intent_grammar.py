@@ -157,7 +157,7 @@ def intent_grammar(schema: Schema, home: Home, lead: str = '{"intent": ') -> str
             name_rules[key] = f"names{len(name_rules)}"
             lines.append(f"{name_rules[key]} ::= " + " | ".join(_literal(json.dumps(v, ensure_ascii=False)) for v in chosen))
         return name_rules[key]
-    lines.append(f'number ::= "-"? [0-9]{{1,{MAX_DIGITS}}} ("." [0-9])?')
+    lines.append(f'number ::= "-"? ("0" | [1-9] [0-9]{{0,{MAX_DIGITS - 1}}}) ("." [0-9])?')  # JSON: no leading 0
     lines.append('text ::= "\\"" [^"\\\\\\x00-\\x1f]{1,80} "\\""')
     pair_rules: dict[str, str] = {}  # the rule's body -> its name
     tail_rules: dict[tuple[str, ...], str] = {}
