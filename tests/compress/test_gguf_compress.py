@@ -4,6 +4,7 @@ converted and checked against PyTorch, the whole flow to a bundle, and the real 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -216,7 +217,6 @@ def test_smollm2_f16_conversion_matches_the_original_and_q8_keeps_quality(tmp_pa
     from edgeslm.compress.pipeline import compress
     from edgeslm.compress.recipe import Recipe, load_recipe
     from edgeslm.evaluate.perplexity import default_eval_text, perplexity
-    from edgeslm.formats.reader import open_bundle
     from edgeslm.models.registry import resolve
     from edgeslm.runtime.engines.llama import LlamaEngine, collect
 
@@ -233,7 +233,12 @@ def test_smollm2_f16_conversion_matches_the_original_and_q8_keeps_quality(tmp_pa
 
     meta = read_header(tmp_path / "smol-q8" / m["model_file"]).metadata
     assert meta["llama.rope.freq_base"] == 100000.0 and meta["tokenizer.ggml.pre"] == "smollm"
-    with LlamaEngine.from_bundle(open_bundle(tmp_path / "smol-q8"), threads=2, n_ctx=256) as engine:
-        text, _ = collect(engine.chat([{"role": "user", "content": "What is the capital of France?"}],
-                                      max_tokens=16, temperature=0))
-    assert "Paris" in text
+    # The Q8_0 bundle answers as the original file does on this CPU: the greedy answer's first word is the
+    # same. Not a fixed answer: llama.cpp's AVX2 and AVX-512 kernels round differently, and a 135M model's
+    # greedy answer moves with them ("Paris" with AVX-512 VNNI, "L'Étoile, ..." on an AVX2-only EPYC).
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    answers = []
+    for path in (resolve("smollm2-135m").path, tmp_path / "smol-q8" / m["model_file"]):
+        with LlamaEngine(Path(path), threads=2, n_ctx=256) as engine:
+            answers.append(collect(engine.chat(question, max_tokens=16, temperature=0))[0])
+    assert answers[1].strip() and answers[1].split()[0] == answers[0].split()[0], answers
