@@ -110,10 +110,11 @@ def build_assistant(config: ReplayConfig, store: Path, policy: Any = None) -> An
     engine = None
     if "encoder" in config.tiers:
         from edgeslm.formats.reader import open_bundle
-        from edgeslm.runtime.engines.onnx import OnnxClassifier
+        from edgeslm.runtime.engines.registry import LoadSettings, load_engine
 
-        # no spinning: ORT workers that spin between calls burn a core while the other tiers work
-        engine = OnnxClassifier.from_bundle(open_bundle(Path(config.bundle)), threads=profile.threads, spin=False)
+        # the engine the manifest names: the full-depth int8 graph or the early-exit segments, which both
+        # give logits(); no spinning: ORT workers that spin between calls burn a core while the other tiers work
+        engine = load_engine(open_bundle(Path(config.bundle)), LoadSettings(threads=profile.threads, spin=False))
     if policy is None:
         policy, _ = resolve_policy(config)
     return assemble(load_home(config.home), list(config.tiers), profile, engine, str(store), policy=policy,
