@@ -15,7 +15,7 @@ from edgeslm.cli.common import emit, handle_errors, json_option
 @click.option("--stream", type=click.Path(path_type=Path),
               help="A labelled JSONL stream of your own (one --home). Default: validation household weeks.")
 @click.option("--tiers", default="templates,encoder", show_default=True, help="The answering tiers to order.")
-@click.option("--bundle", type=click.Path(path_type=Path), default=Path("runs/demo/intent-int8-static"),
+@click.option("--bundle", type=click.Path(path_type=Path), default=Path("runs/demo/intent-early-exit"),
               show_default=True, help="The encoder tier's intent bundle.")
 @click.option("--target", type=float, default=0.97, show_default=True, help="The accuracy to reach at the least CPU.")
 @click.option("--profile", default="this-machine", show_default=True)

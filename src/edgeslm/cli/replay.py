@@ -15,7 +15,7 @@ from edgeslm.cli.common import emit, handle_errors, json_option
 @click.option("--home", type=click.Path(path_type=Path), required=True, help="The home description (YAML).")
 @click.option("--tiers", default="habits,cache,templates,encoder", show_default=True,
               help="Comma-separated, cheapest first.")
-@click.option("--bundle", type=click.Path(path_type=Path), default=Path("runs/demo/intent-int8-static"),
+@click.option("--bundle", type=click.Path(path_type=Path), default=Path("runs/demo/intent-early-exit"),
               show_default=True, help="The encoder tier's intent bundle.")
 @click.option("--profile", default="this-machine", show_default=True, help="Power model and threads.")
 @click.option("--limit", type=int, help="Replay only the first N commands.")

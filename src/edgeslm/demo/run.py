@@ -12,6 +12,8 @@ from typing import Any
 from edgeslm.config import Config
 from edgeslm.errors import BundleError
 
+ASSIST_BUNDLE = "intent-early-exit"  # what replay, calibrate and serve --home use by default
+
 
 @dataclass(frozen=True)
 class DemoConfig(Config):
@@ -23,7 +25,10 @@ class DemoConfig(Config):
     # distill-l3) retrain for several minutes each and are opt-in (`make demo-full`)
     recipes: list[str] = field(default_factory=lambda: ["int8-dynamic", "int8-static", "int4-weight"])
     homes: Path = Path("homes")  # the example homes the assistant's policy is calibrated on
-    assist_bundle: str = "int8-static"  # the recipe whose bundle the assistant's encoder tier uses
+    # the assistant's encoder tier: the int8 encoder cut after layers 2 and 4 with exit heads (about a
+    # minute to build from the run); its segments are quantized with this recipe
+    assist_recipe: str = "int8-static"
+    early_exit: bool = True  # False: the tier uses the recipe's full-depth bundle instead
 
 
 def run_demo(config: DemoConfig, progress: bool = True, echo: Callable[[str], Any] | None = None) -> dict[str, Any]:
@@ -103,10 +108,16 @@ def _calibrate_policy(config: DemoConfig, out: Path, say: Callable[[str], Any]) 
     from edgeslm.runtime.tiers.policy import POLICY_FILE, write_policy
 
     homes = sorted(Path(config.homes).glob("*.yaml"))
-    bundle = out / f"intent-{config.assist_bundle}"
-    if not homes or config.assist_bundle not in config.recipes:
-        say(f"[4/5] no assistant policy: needs homes under {config.homes} and the {config.assist_bundle} recipe")
+    if not homes or config.assist_recipe not in config.recipes:
+        say(f"[4/5] no assistant policy: needs homes under {config.homes} and the {config.assist_recipe} recipe")
         return None
+    bundle = out / f"intent-{config.assist_recipe}"
+    if config.early_exit:
+        from edgeslm.compress.early_exit import EarlyExitConfig, ensure_early_exit
+
+        bundle = out / ASSIST_BUNDLE
+        built = ensure_early_exit(out / "train-run", bundle, EarlyExitConfig(recipe=config.assist_recipe), echo=say)
+        say(f"[4/5] {'built' if built else 'reusing'} the early-exit encoder {bundle}")
     path = out / POLICY_FILE
     say(f"[4/5] calibrating the assistant's policy on {len(homes)} homes -> {path}")
     policy = calibrate(CalibrateConfig(homes=[str(h) for h in homes], bundle=bundle))

@@ -31,7 +31,7 @@ GRID = 24  # threshold candidates per tier: quantiles of the confidences seen
 @dataclass(frozen=True)
 class CalibrateConfig(Config):
     homes: list  # home YAML paths; with `stream`, exactly one
-    bundle: Path = Path("runs/demo/intent-int8-static")
+    bundle: Path = Path("runs/demo/intent-early-exit")
     tiers: list = field(default_factory=lambda: ["templates", "encoder"])
     target_accuracy: float = 0.97
     cache_precision: float = 0.995

@@ -27,7 +27,7 @@ class ReplayConfig(Config):
     stream: Path
     home: Path
     tiers: list = field(default_factory=lambda: list(DEFAULT_TIERS))
-    bundle: Path = Path("runs/demo/intent-int8-static")  # the encoder tier's intent bundle
+    bundle: Path = Path("runs/demo/intent-early-exit")  # the encoder tier's intent bundle (make demo builds it)
     profile: str = "this-machine"
     limit: int | None = None
     out: Path | None = None
