@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgeslm.errors import ConfigError
-from edgeslm.evaluate.calibrate import CalibrateConfig, Table, _precise_from, cascade, choose
+from edgeslm.evaluate.calibrate import CalibrateConfig, Table, _precise_from, cascade, choose, pick
 
 
 def table(rng, n=400):
@@ -38,6 +38,13 @@ def test_an_unreachable_target_gives_the_most_accurate_cascade():
     assert not measured["reached_target"]
     best_single = max(t.correct[:, 0].mean(), t.correct[:, 1].mean())
     assert measured["accuracy"] >= best_single - 1e-9
+
+
+def test_short_of_the_target_a_cheaper_cascade_within_the_tolerance_wins():
+    scored = [(0.969, 9.7e-3, "costly"), (0.968, 2.0e-3, "cheap"), (0.950, 1.0e-3, "cheapest")]
+    assert pick(scored, target=0.97, tolerance=0.002)[2] == "cheap"
+    assert pick(scored, target=0.97, tolerance=0.0)[2] == "costly"
+    assert pick(scored, target=0.95, tolerance=0.002)[2] == "cheapest"  # the target is reached: least CPU
 
 
 def test_a_tier_without_an_answer_passes_the_command_on():

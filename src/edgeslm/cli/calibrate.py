@@ -18,12 +18,14 @@ from edgeslm.cli.common import emit, handle_errors, json_option
 @click.option("--bundle", type=click.Path(path_type=Path), default=Path("runs/demo/intent-early-exit"),
               show_default=True, help="The encoder tier's intent bundle.")
 @click.option("--target", type=float, default=0.97, show_default=True, help="The accuracy to reach at the least CPU.")
+@click.option("--tolerance", type=float, default=0.002, show_default=True,
+              help="When no cascade reaches --target: accuracy given up for the cheapest one.")
 @click.option("--profile", default="this-machine", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="Default: assist-policy.json beside the bundle.")
 @json_option
 @handle_errors
-def calibrate(homes: tuple[Path, ...], stream: Path | None, tiers: str, bundle: Path, target: float, profile: str,
-              out: Path | None, as_json: bool) -> None:
+def calibrate(homes: tuple[Path, ...], stream: Path | None, tiers: str, bundle: Path, target: float, tolerance: float,
+              profile: str, out: Path | None, as_json: bool) -> None:
     """Choose the tiers' order and thresholds on validation data, never on an evaluation set."""
     from edgeslm.evaluate.calibrate import CalibrateConfig
     from edgeslm.evaluate.calibrate import calibrate as run
@@ -31,7 +33,8 @@ def calibrate(homes: tuple[Path, ...], stream: Path | None, tiers: str, bundle: 
 
     config = CalibrateConfig(homes=[str(h) for h in homes] or sorted(str(p) for p in Path("homes").glob("*.yaml")),
                              bundle=bundle, tiers=[t.strip() for t in tiers.split(",") if t.strip()],
-                             target_accuracy=target, stream=stream, profile=profile)
+                             target_accuracy=target, tolerance=tolerance, stream=stream,
+                             profile=profile)
     policy = run(config, progress=not as_json)
     path = out or Path(bundle).parent / POLICY_FILE
     digest = write_policy(policy, path)

@@ -1,7 +1,8 @@
 """Calibrate the router's policy on labelled validation streams (never an evaluation set): every
 answering tier answers every command once, with its CPU time measured; then every order of the
 tiers and every threshold on a grid is scored as a cascade from those answers, and the cheapest
-cascade that reaches the target accuracy wins (the most accurate one when none does). The cache
+cascade that reaches the target accuracy wins. When none does, the cheapest one within `tolerance`
+of the most accurate wins: a tenth of a point is not worth twice the energy. The cache
 remembers answers only above the confidence where the chosen cascade was right at least
 `cache_precision` of the time, so a cache hit is as good as a fresh answer.
 
@@ -34,6 +35,7 @@ class CalibrateConfig(Config):
     bundle: Path = Path("runs/demo/intent-early-exit")
     tiers: list = field(default_factory=lambda: ["templates", "encoder"])
     target_accuracy: float = 0.97
+    tolerance: float = 0.002  # when no cascade reaches the target: accuracy given up for the cheapest
     cache_precision: float = 0.995
     stream: Path | None = None  # a labelled stream of the user's; default: validation household weeks
     seeds: list = field(default_factory=lambda: list(VALIDATION_SEEDS))
@@ -47,6 +49,8 @@ class CalibrateConfig(Config):
         unknown = [t for t in self.tiers if t not in ANSWERING]
         if unknown or not self.tiers:
             raise ConfigError(f"CalibrateConfig.tiers: {', '.join(unknown) or 'none'}; choose from {', '.join(ANSWERING)}")
+        if not 0 <= self.tolerance < 0.1:
+            raise ConfigError("CalibrateConfig.tolerance: a share of accuracy in [0, 0.1)")
         for name in ("target_accuracy", "cache_precision"):
             if not 0 < getattr(self, name) <= 1:
                 raise ConfigError(f"CalibrateConfig.{name}: a share in (0, 1]")
@@ -135,33 +139,40 @@ def cascade(table: Table, order: tuple[int, ...], thresholds: tuple[float, ...])
     return ok, conf, cost
 
 
-def choose(table: Table, target: float, cache_precision: float) -> tuple[Policy, dict[str, Any]]:
+def choose(table: Table, target: float, cache_precision: float,
+           tolerance: float = 0.0) -> tuple[Policy, dict[str, Any]]:
     grids = []
     for i in range(len(table.tiers)):
         seen = table.confidence[:, i][table.confidence[:, i] >= 0]
         qs = np.unique(np.quantile(seen, np.linspace(0, 1, GRID))) if len(seen) else np.array([1.0])
         grids.append(sorted({0.0, 1.0, *np.round(qs, 4).tolist()}))
-    best: tuple | None = None
+    scored = []  # (accuracy, cpu, order, thresholds)
     for order in itertools.permutations(range(len(table.tiers))):
         for thresholds in itertools.product(*(grids[t] for t in order[:-1])):
             ok, _, cost = cascade(table, order, thresholds)
-            accuracy, cpu = float(ok.mean()), float(cost.mean())
-            key = (accuracy < target, -accuracy if accuracy < target else 0.0, cpu)
-            if best is None or key < best[0]:
-                best = (key, order, thresholds, accuracy, cpu)
-    assert best is not None
-    _, order, thresholds, accuracy, cpu = best
+            scored.append((float(ok.mean()), float(cost.mean()), order, thresholds))
+    accuracy, cpu, order, thresholds = pick(scored, target, tolerance)
     ok, conf, _ = cascade(table, order, thresholds)
     cache_from = _precise_from(conf, ok, cache_precision)
     names = [table.tiers[i] for i in order]
     solo = {name: {"accuracy": round(float(table.correct[:, i].mean()), 4),
                    "answered": round(float((table.confidence[:, i] >= 0).mean()), 4),
                    "cpu_ms": round(float(table.cpu[:, i].mean()) * 1e3, 3)} for i, name in enumerate(table.tiers)}
+    most = max(scored, key=lambda s: (s[0], -s[1]))
     measured = {"commands": len(ok), "accuracy": round(accuracy, 4), "cpu_ms_per_answer": round(cpu * 1e3, 3),
-                "reached_target": accuracy >= target, "tiers_alone": solo}
+                "reached_target": accuracy >= target, "tolerance": tolerance, "tiers_alone": solo,
+                "most_accurate": {"order": [table.tiers[i] for i in most[2]], "accuracy": round(most[0], 4),
+                                  "cpu_ms_per_answer": round(most[1] * 1e3, 3)}}
     policy = Policy(order=names, thresholds={n: float(t) for n, t in zip(names, thresholds, strict=False)},
                     cache_from=cache_from, target_accuracy=target)
     return policy, measured
+
+
+def pick(scored: list[tuple], target: float, tolerance: float) -> tuple:
+    """(accuracy, cpu, ...) candidates -> the cheapest reaching `target`; when none does, the cheapest
+    within `tolerance` of the most accurate (ties on CPU go to the more accurate)."""
+    floor = target if any(s[0] >= target for s in scored) else max(s[0] for s in scored) - tolerance
+    return min((s for s in scored if s[0] >= floor - 1e-12), key=lambda s: (s[1], -s[0]))
 
 
 def _precise_from(conf: np.ndarray, ok: np.ndarray, precision: float) -> float:
@@ -177,7 +188,7 @@ def _precise_from(conf: np.ndarray, ok: np.ndarray, precision: float) -> float:
 
 def calibrate(config: CalibrateConfig, progress: bool = False) -> Policy:
     table = answer_table(config, progress)
-    policy, measured = choose(table, config.target_accuracy, config.cache_precision)
+    policy, measured = choose(table, config.target_accuracy, config.cache_precision, config.tolerance)
     source = {"stream": str(config.stream)} if config.stream else {"household_weeks": list(config.seeds)}
     return Policy.from_dict({**policy.to_dict(), "calibration": {
         **measured, **source, "homes": [Path(h).name for h in config.homes], "bundle": Path(config.bundle).name,
