@@ -23,3 +23,7 @@ class BundleError(EdgeslmError):
 
 class GgufError(EdgeslmError):
     """A decoder cannot be converted or quantized (architecture, tokenizer, or llama.cpp refused it)."""
+
+
+class SignatureError(BundleError):
+    """A bundle or policy is unsigned, signed by an untrusted key, wrongly signed, or a key file is unusable."""
