@@ -14,6 +14,7 @@ from edgeslm import __version__
 from edgeslm.errors import BundleError
 from edgeslm.formats.hashing import sha256_file
 from edgeslm.formats.manifest import FORMAT, MANIFEST, FileEntry, Manifest, required_version
+from edgeslm.formats.signing import check_not_private_key
 
 
 class BundleWriter:
@@ -45,11 +46,10 @@ class BundleWriter:
             raise BundleError(f"cannot write {name} into the bundle: {exc.strerror}") from None
 
     def finish(self, **fields: Any) -> Manifest:
-        files = {
-            str(p.relative_to(self.stage)): FileEntry(sha256_file(p), p.stat().st_size)
-            for p in sorted(self.stage.rglob("*"))
-            if p.is_file()
-        }
+        staged = [p for p in sorted(self.stage.rglob("*")) if p.is_file()]
+        for p in staged:  # a bundle is copied to every device: a signing key must never ride along
+            check_not_private_key(p, str(p.relative_to(self.stage)), str(self.out))
+        files = {str(p.relative_to(self.stage)): FileEntry(sha256_file(p), p.stat().st_size) for p in staged}
         manifest = Manifest(
             format=FORMAT,
             format_version=required_version(fields.get("engine", "")),  # older devices read what needs nothing newer
