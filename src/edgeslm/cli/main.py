@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from edgeslm import __version__
-from edgeslm.cli import bench, bundle, calibrate, compress, data, demo, evaluate, gguf, models, profiles, replay, serve, train
+from edgeslm.cli import bench, bundle, calibrate, compress, data, demo, evaluate, gguf, keys, models, profiles, replay, serve, train
 from edgeslm.cli.common import setup_logging
 
 
@@ -32,6 +32,9 @@ cli.add_command(serve.serve)
 cli.add_command(bench.bench)
 cli.add_command(replay.replay)
 cli.add_command(calibrate.calibrate)
+cli.add_command(keys.keys)
+cli.add_command(keys.sign)
+cli.add_command(keys.verify)
 
 
 if __name__ == "__main__":
