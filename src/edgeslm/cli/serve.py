@@ -28,11 +28,13 @@ from edgeslm.cli.common import handle_errors, json_option
               help="The router's policy (default: the calibrated one beside the first bundle, if any).")
 @click.option("--remote", help="An OpenAI-compatible endpoint as the assistant's last tier; it sees only "
               "PII-redacted text (key from EDGESLM_REMOTE_API_KEY).")
+@click.option("--trust", type=click.Path(exists=True, path_type=Path),
+              help="Serve only bundles (and a policy) signed by these public keys: a .pub file or a folder of them.")
 @json_option
 @handle_errors
 def serve(bundles: tuple[Path, ...], profile: str, host: str, port: int, cheaper: tuple[str, ...],
           threads: int | None, max_body_bytes: int, no_warm: bool, home: Path | None, tiers: str,
-          cache_db: Path | None, policy: Path | None, remote: str | None, as_json: bool) -> None:
+          cache_db: Path | None, policy: Path | None, remote: str | None, trust: Path | None, as_json: bool) -> None:
     """Serve BUNDLES: /v1/classify, /v1/chat/completions, /v1/assist, /v1/models, /healthz, /metrics."""
     from edgeslm.runtime.server.serve import ServeConfig
     from edgeslm.runtime.server.serve import serve as run
@@ -40,7 +42,7 @@ def serve(bundles: tuple[Path, ...], profile: str, host: str, port: int, cheaper
     names = [t.strip() for t in tiers.split(",") if t.strip()]
     if remote and "remote" not in names:
         names.append("remote")
-    config = ServeConfig(bundles=[str(b) for b in bundles], profile=profile, host=host, port=port,
+    config = ServeConfig(bundles=[str(b) for b in bundles], profile=profile, host=host, port=port, trust=str(trust) if trust else None,
                          cheaper=list(cheaper), threads=threads, max_body_bytes=max_body_bytes, warm=not no_warm,
                          home=str(home) if home else None, tiers=names,
                          cache_db=str(cache_db) if cache_db else None,

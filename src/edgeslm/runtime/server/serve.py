@@ -17,6 +17,7 @@ import uvicorn
 from edgeslm.config import Config
 from edgeslm.errors import ConfigError
 from edgeslm.formats.reader import open_bundle
+from edgeslm.formats.signing import load_trust, verify_policy
 from edgeslm.runtime.engines.registry import LoadSettings, engine_kind, load_engine
 from edgeslm.runtime.governor import Governor
 from edgeslm.runtime.profiles import DeviceProfile, load_profile
@@ -42,6 +43,7 @@ class ServeConfig(Config):
     cache_db: str | None = None  # the exact cache's file, kept across restarts (default: in memory)
     policy: str | None = None  # the router's policy file (default: the calibrated one beside the first bundle)
     remote: str | None = None  # the remote tier's OpenAI-compatible endpoint (off by default)
+    trust: str | None = None  # trusted public key(s), a .pub or a folder: serve only bundles and policies they signed
 
     def validate(self) -> None:
         if not self.bundles:
@@ -60,10 +62,10 @@ class ServeConfig(Config):
                 raise ConfigError(f"ServeConfig.cheaper: {pair!r} is not MODEL:CHEAPER")
 
 
-def load_bundle(path: Path, threads: int, spin: bool) -> Any:
+def load_bundle(path: Path, threads: int, spin: bool, trust: Any = None) -> Any:
     """The governor's loader: the engine the bundle's manifest names (verified before use), named after
     its manifest, so that answers say which variant served them."""
-    return load_engine(open_bundle(Path(path)), LoadSettings(threads=threads, spin=spin))
+    return load_engine(open_bundle(Path(path), trust=trust), LoadSettings(threads=threads, spin=spin))
 
 
 def build_app(config: ServeConfig) -> App:
@@ -73,9 +75,10 @@ def build_app(config: ServeConfig) -> App:
             raise ConfigError(f"ServeConfig.threads: {config.threads} is more than the {profile.cores} cores of "
                               f"profile {profile.name}; give at most {profile.cores}")
         profile = dataclasses.replace(profile, threads=config.threads)
+    trust = load_trust(Path(config.trust)) if config.trust else None  # checked again at every load: files can change
     entries, paths = [], {}
     for folder in config.bundles:
-        manifest = open_bundle(Path(folder)).manifest
+        manifest = open_bundle(Path(folder), trust=trust).manifest
         if manifest.name in paths:
             raise ConfigError(f"two bundles are named {manifest.name!r}: {paths[manifest.name]} and {folder}")
         paths[manifest.name] = Path(folder)
@@ -85,7 +88,7 @@ def build_app(config: ServeConfig) -> App:
     # resident beside it (measured on a 2-core machine), so spin only when one model is served.
     # With a home, the assistant's other tiers (hassil) work between encoder calls: no spinning then.
     spin = len(entries) == 1 and config.home is None
-    governor = Governor(profile, lambda path, n: load_bundle(path, n, spin))
+    governor = Governor(profile, lambda path, n: load_bundle(path, n, spin, trust))
     cheaper = dict(pair.split(":") for pair in config.cheaper)
     for name in cheaper.keys() | cheaper.values():
         if name not in paths:
@@ -114,6 +117,12 @@ def build_assistant(app: App, config: ServeConfig, profile: DeviceProfile) -> An
     from edgeslm.runtime.tiers.assemble import default_policy
     from edgeslm.runtime.tiers.policy import load_policy
 
+    if config.trust:  # a policy steers answers as a model does: it too needs a trusted signature
+        from edgeslm.runtime.tiers.policy import POLICY_FILE
+
+        used = Path(config.policy) if config.policy else Path(config.bundles[0]).parent / POLICY_FILE
+        if config.policy or used.is_file():  # (the built-in default ships inside edgeslm itself)
+            verify_policy(used, load_trust(Path(config.trust)))
     policy = load_policy(Path(config.policy)) if config.policy else default_policy(Path(config.bundles[0]))[0]
     return assemble(load_home(Path(config.home)), list(config.tiers), profile, engine, config.cache_db or ":memory:",
                     policy=policy, remote=config.remote)
