@@ -71,3 +71,11 @@ clean:
 # The demo plus the retraining recipes (sparse90-int8, structured50-int8, distill-l3): about 15 more minutes.
 demo-full: $(BIN)/.installed
 	$(BIN)/edgeslm demo --all-recipes
+
+# The fleet agent's tests start a real Mosquitto broker (Debian's package; mosquitto_passwd comes with it):
+# installed here when missing (apt-get needs root, as on CI).
+.PHONY: mosquitto
+test test-fast: mosquitto
+mosquitto:
+	@command -v mosquitto >/dev/null 2>&1 && command -v mosquitto_passwd >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; }
