@@ -7,6 +7,7 @@ import click
 from edgeslm import __version__
 from edgeslm.cli import bench, bundle, calibrate, compress, data, demo, evaluate, gguf, keys, models, profiles, replay, serve, train
 from edgeslm.cli.common import setup_logging
+from edgeslm.cli.fleet import fleet
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,6 +36,7 @@ cli.add_command(calibrate.calibrate)
 cli.add_command(keys.keys)
 cli.add_command(keys.sign)
 cli.add_command(keys.verify)
+cli.add_command(fleet)
 
 
 if __name__ == "__main__":

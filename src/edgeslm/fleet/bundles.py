@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgeslm.errors import BundleError
+from edgeslm.errors import BundleError, ConfigError
 from edgeslm.fleet.errors import Conflict, NotFound, StoreError
 from edgeslm.fleet.schemas import PolicyUpload, PublishConfig
 from edgeslm.fleet.store import FULL, Staged, check_sha256, full_message
@@ -29,6 +29,7 @@ class Bundles:
     db: Any
     store: Any
     trust: Any
+    allow_unsigned: bool
     max_bundle_bytes: int
     clock: Any
     log_event: Any
@@ -36,10 +37,17 @@ class Bundles:
     # -- bundles -------------------------------------------------------------------------------------
     def stage_upload(self) -> Staged:
         """A staged file an upload streams into (write(chunk), then finish()); then publish_staged."""
+        self.check_can_publish()
         return Staged(self.store.staging_dir(), self.max_bundle_bytes)
+
+    def check_can_publish(self) -> None:
+        if self.trust is None and not self.allow_unsigned:
+            raise ConfigError("publishing needs the public key(s) bundles and policies must be signed by (--trust KEYS, "
+                              "from `edgeslm keys new`), or --allow-unsigned for a test fleet")
 
     def publish_folder(self, folder: Path, options: PublishConfig, actor: str) -> tuple[dict[str, Any], bool]:
         """Verify a bundle folder, archive it, publish the archive. (record, True when newly published)"""
+        self.check_can_publish()
         open_bundle(Path(folder), trust=self.trust)  # refuse before archiving anything
         with self.stage_upload() as staged:
             try:
@@ -152,6 +160,7 @@ class Bundles:
         from edgeslm.formats.signing import POLICY_SIGNATURE_SUFFIX, verify_policy
         from edgeslm.runtime.tiers.policy import load_policy
 
+        self.check_can_publish()
         raw = upload.policy.encode("utf-8", "surrogatepass")
         sha = hashlib.sha256(raw).hexdigest()
         with tempfile.TemporaryDirectory(prefix=".up-policy-", dir=self.store.staging_dir()) as tmp:

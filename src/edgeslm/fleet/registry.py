@@ -34,7 +34,7 @@ class RegistryConfig(Config):
     db: str  # a SQLite file path, or a postgresql:// URL
     store: str  # the bundle store's folder
     trust: str | None = None  # public key(s) every bundle and policy must be signed by: a .pub file or a folder
-    allow_unsigned: bool = False  # accept unsigned bundles (a test fleet); otherwise `trust` is required
+    allow_unsigned: bool = False  # accept unsigned bundles (a test fleet); otherwise publishing needs `trust`
     max_bundle_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
 
     def validate(self) -> None:
@@ -45,9 +45,6 @@ class RegistryConfig(Config):
                               "path or a postgresql:// URL")
         if not self.store:
             raise ConfigError("RegistryConfig.store: the folder bundles are stored in")
-        if self.trust is None and not self.allow_unsigned:
-            raise ConfigError("give the public key(s) bundles must be signed by (--trust KEYS, from `edgeslm keys new`), "
-                              "or --allow-unsigned for a test fleet")
         if self.trust is not None and self.allow_unsigned:
             raise ConfigError("--trust and --allow-unsigned contradict each other; give one")
         if not 1 << 10 <= self.max_bundle_bytes <= 1 << 40:
@@ -55,9 +52,9 @@ class RegistryConfig(Config):
 
 
 class Registry(Bundles, Devices):
-    def __init__(self, db: Database, store: BundleStore, trust: Any = None,
+    def __init__(self, db: Database, store: BundleStore, trust: Any = None, allow_unsigned: bool = False,
                  max_bundle_bytes: int = DEFAULT_MAX_BUNDLE_BYTES, clock: Callable[[], float] = time.time):
-        self.db, self.store, self.trust = db, store, trust
+        self.db, self.store, self.trust, self.allow_unsigned = db, store, trust, allow_unsigned
         self.max_bundle_bytes, self.clock = max_bundle_bytes, clock
         # called after devices' credentials change (enrol, revoke): fleet/broker.py rewrites Mosquitto's files
         self.on_credentials_changed: list[Callable[[Registry], None]] = []
@@ -77,7 +74,7 @@ class Registry(Bundles, Devices):
         except BaseException:
             db.close()
             raise
-        return cls(db, store, trust, config.max_bundle_bytes, clock)
+        return cls(db, store, trust, config.allow_unsigned, config.max_bundle_bytes, clock)
 
     def close(self) -> None:
         self.db.close()

@@ -54,7 +54,10 @@ class FleetServerConfig(Config):
             raise ConfigError("FleetServerConfig.max_json_bytes must be between 1 KiB and 16 MiB")
         if self.mosquitto_pid_file is not None and self.mosquitto_dir is None:
             raise ConfigError("--mosquitto-pid-file needs --mosquitto-dir (where the broker's files are written)")
-        self.registry_config()  # its own checks (db URL scheme, trust or allow_unsigned, bundle size cap)
+        if self.trust is None and not self.allow_unsigned:
+            raise ConfigError("give the public key(s) bundles must be signed by (--trust KEYS, from `edgeslm keys new`), "
+                              "or --allow-unsigned for a test fleet")
+        self.registry_config()  # its own checks (db URL scheme, bundle size cap)
 
     def registry_config(self) -> RegistryConfig:
         state = Path(self.state)
