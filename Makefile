@@ -79,3 +79,11 @@ test test-fast: mosquitto
 mosquitto:
 	@command -v mosquitto >/dev/null 2>&1 && command -v mosquitto_passwd >/dev/null 2>&1 || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; }
+
+# The control plane's storage tests run on SQLite and on a real PostgreSQL that the tests start themselves
+# (initdb and pg_ctl from Debian's package, a throwaway cluster on a free port): installed here when missing.
+.PHONY: postgresql
+test test-fast test-slow: postgresql
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
