@@ -92,3 +92,21 @@ def test_calibrate_then_replay_with_the_written_policy(tmp_path, session_bundle)
     stream = Path(__file__).with_name("maple_stream.jsonl")
     r = replay(ReplayConfig(stream=stream, home=home, bundle=session_bundle, policy=path))
     assert r["policy"] == str(path) and r["intent_accuracy"] >= 0.9
+
+
+def test_the_semantic_threshold_is_where_nearest_pairs_meant_the_same():
+    from edgeslm.evaluate.calibrate import semantic_pairs, semantic_threshold
+
+    rng = np.random.default_rng(3)
+    cos = np.concatenate([rng.uniform(0.95, 1.0, 200), rng.uniform(0.6, 0.9, 200)])
+    same = np.concatenate([np.ones(200, bool), rng.random(200) < 0.5])
+    t = semantic_threshold(cos, same, precision=0.995)
+    assert t <= 0.95 and same[cos >= t].mean() >= 0.995  # all the paraphrases, at most 1 in 200 wrong
+    assert same[cos >= t - 0.02].mean() < 0.995  # and no lower
+    assert semantic_threshold(cos[:10], same[:10], precision=0.995) == 1.01  # too few pairs to trust: off
+    # from a table: only an earlier command with the same key, said another way, is a pair
+    e = np.array([[1.0, 0.0], [0.96, 0.28], [1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    table = Table(["encoder"], np.zeros((4, 1)), np.zeros((4, 1), bool), np.zeros((4, 1)), e,
+                  [("h", "{}", "g")] * 3 + [("h", "{}", "other")], ["on", "on", "off", "on"], ["a", "b", "a", "c"])
+    cos, same = semantic_pairs(table)
+    assert cos.round(2).tolist() == [0.96, 0.96] and same.tolist() == [True, False]

@@ -12,6 +12,7 @@ do not use (data/household.py), or a labelled stream of the user's own with `--s
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,12 +65,22 @@ class Table:
     confidence: np.ndarray  # [commands, tiers]
     correct: np.ndarray  # [commands, tiers] bool
     cpu: np.ndarray  # [commands, tiers] seconds
+    # for the semantic cache, when the encoder gives embeddings: per command its embedding, and the key
+    # (home, context, guard) an entry must share to be compared, and what it means (intent and slots)
+    embedding: np.ndarray | None = None  # [commands, hidden]
+    guard: list[tuple[str, str, str]] = field(default_factory=list)
+    meaning: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
 
 
 def answer_table(config: CalibrateConfig, progress: bool = False) -> Table:
     from edgeslm.evaluate.replay import ReplayConfig, build_assistant
 
+    from edgeslm.runtime.tiers.cache import context_key, normalize
+    from edgeslm.runtime.tiers.semantic import guard_key
+
     confidence, correct, cpu = [], [], []
+    embeddings, guards, meanings, texts = [], [], [], []
     for home, commands in _streams(config):
         replay_config = ReplayConfig(stream=Path("-"), home=Path(home), tiers=list(config.tiers), bundle=config.bundle,
                                      profile=config.profile)
@@ -78,8 +89,15 @@ def answer_table(config: CalibrateConfig, progress: bool = False) -> Table:
         for c in tqdm(commands, desc=f"calibrate {Path(home).stem}", disable=not progress, unit="cmd"):
             row_conf, row_ok, row_cpu = [], [], []
             for name in config.tiers:
+                tier = by_name[name]
                 started = time.process_time()
-                answer = by_name[name].answer(c.text, c.context)
+                if getattr(tier, "embeds", False):  # the probe the router makes; the answer goes on from it
+                    _, embedding, found = tier.probe(c.text, c.context)
+                    embeddings.append(embedding)
+                    guards.append((str(home), context_key(c.context), guard_key(c.text, found)))
+                    meanings.append(json.dumps([c.label, c.slots or {}], sort_keys=True))
+                    texts.append(normalize(c.text))
+                answer = tier.answer(c.text, c.context)
                 row_cpu.append(time.process_time() - started)
                 row_conf.append(-1.0 if answer is None else answer.confidence)
                 row_ok.append(answer is not None and answer.intent == c.label
@@ -87,7 +105,8 @@ def answer_table(config: CalibrateConfig, progress: bool = False) -> Table:
             confidence.append(row_conf)
             correct.append(row_ok)
             cpu.append(row_cpu)
-    return Table(list(config.tiers), np.array(confidence), np.array(correct, dtype=bool), np.array(cpu))
+    return Table(list(config.tiers), np.array(confidence), np.array(correct, dtype=bool), np.array(cpu),
+                 np.stack(embeddings) if embeddings else None, guards, meanings, texts)
 
 
 def _streams(config: CalibrateConfig) -> list[tuple[str, list[Command]]]:
@@ -168,6 +187,33 @@ def choose(table: Table, target: float, cache_precision: float,
     return policy, measured
 
 
+def semantic_pairs(table: Table) -> tuple[np.ndarray, np.ndarray]:
+    """What a semantic cache would have served on the validation commands in their order: for each
+    command, the nearest earlier one with the same key said another way; (cosine, same meaning) [pairs]."""
+    cos, same = [], []
+    if table.embedding is None:
+        return np.zeros(0), np.zeros(0, dtype=bool)
+    earlier: dict[tuple[str, str, str], list[int]] = {}
+    for i, key in enumerate(table.guard):
+        js = [j for j in earlier.get(key, []) if table.text[j] != table.text[i]]  # the same words: the exact cache's
+        if js:
+            sims = table.embedding[js] @ table.embedding[i]
+            best = int(sims.argmax())
+            cos.append(float(sims[best]))
+            same.append(table.meaning[js[best]] == table.meaning[i])
+        earlier.setdefault(key, []).append(i)
+    return np.array(cos), np.array(same, dtype=bool)
+
+
+def semantic_threshold(cos: np.ndarray, same: np.ndarray, precision: float, min_hits: int = 20) -> float:
+    """The lowest cosine above which at least `min_hits` nearest pairs meant the same at least `precision`
+    of the time; 1.01 (off) when there is no such cosine."""
+    order = np.argsort(-cos)
+    right = np.cumsum(same[order]) / np.arange(1, len(cos) + 1)
+    good = [k for k in np.nonzero(right >= precision)[0] if k + 1 >= min_hits]
+    return float(round(cos[order][good[-1]], 4)) if good else 1.01
+
+
 def pick(scored: list[tuple], target: float, tolerance: float) -> tuple:
     """(accuracy, cpu, ...) candidates -> the cheapest reaching `target`; when none does, the cheapest
     within `tolerance` of the most accurate (ties on CPU go to the more accurate)."""
@@ -189,6 +235,12 @@ def _precise_from(conf: np.ndarray, ok: np.ndarray, precision: float) -> float:
 def calibrate(config: CalibrateConfig, progress: bool = False) -> Policy:
     table = answer_table(config, progress)
     policy, measured = choose(table, config.target_accuracy, config.cache_precision, config.tolerance)
+    cos, same = semantic_pairs(table)
+    semantic_from = semantic_threshold(cos, same, config.cache_precision)
+    hits = cos >= semantic_from
+    measured["semantic"] = {"pairs": len(cos), "from": semantic_from, "hits": int(hits.sum()),
+                            "wrong_hits": int((hits & ~same).sum())}
+    policy = Policy.from_dict({**policy.to_dict(), "semantic_from": semantic_from})
     source = {"stream": str(config.stream)} if config.stream else {"household_weeks": list(config.seeds)}
     return Policy.from_dict({**policy.to_dict(), "calibration": {
         **measured, **source, "homes": [Path(h).name for h in config.homes], "bundle": Path(config.bundle).name,

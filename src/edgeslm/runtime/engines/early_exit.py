@@ -39,6 +39,8 @@ class EarlyExitClassifier:
     """predict(texts) -> [{"label", "score", "exit_layer"}]: like OnnxClassifier, plus the encoder layers
     each answer took. ONNX Runtime's workers do not spin by default here (registry.py says why)."""
 
+    embeds = True  # run(texts, embed=True) also gives the first segment's embedding (the semantic cache's key)
+
     def __init__(self, plan: ExitPlan, segments: Sequence[Path], tokenizer: Path, labels: Sequence[str],
                  max_length: int, input_names: Sequence[str], threads: int | None = None, spin: bool = False):
         if len(segments) != len(plan.segments):

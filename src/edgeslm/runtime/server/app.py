@@ -377,6 +377,16 @@ class ServedClassifier:
         with self.governor.acquire(self.name) as engine:
             return engine.logits(texts)
 
+    @property
+    def embeds(self) -> bool:
+        """Whether the engine also gives embeddings for the semantic cache (an early-exit one does)."""
+        with self.governor.acquire(self.name) as engine:
+            return bool(getattr(engine, "embeds", False))
+
+    def run(self, texts: list[str], embed: bool = False) -> Any:
+        with self.governor.acquire(self.name) as engine:
+            return engine.run(texts, embed=embed)
+
 
 class EventStream:
     """Server-sent events as an ASGI response. When the client leaves, generation stops: uvicorn drops

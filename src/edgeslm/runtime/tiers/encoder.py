@@ -1,7 +1,10 @@
 """Tier 2: the compressed intent encoder, told what the home holds. The slots come first (the home's
 names found in the text); then the encoder's distribution over intents is conditioned on the intents
 that fit them (tiers/fit.py): the most probable fitting intent wins, and its confidence is its
-probability among the fitting ones."""
+probability among the fitting ones.
+
+With an early-exit engine the first segment's pass also gives the embedding the semantic cache looks
+up (`probe`); the answer then goes on from that same pass, so nothing is computed twice."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgeslm.runtime.tiers.answer import Answer
+from edgeslm.runtime.tiers.cache import context_key
 from edgeslm.runtime.tiers.fit import IntentFit
 from edgeslm.runtime.tiers.slots import HomeMatcher
 
@@ -18,15 +22,30 @@ class EncoderTier:
     name = "encoder"
 
     def __init__(self, engine: Any, matcher: HomeMatcher):
-        """`engine`: an intent classifier with `labels` and `logits(texts)` (OnnxClassifier)."""
+        """`engine`: an intent classifier with `labels` and `logits(texts)` (OnnxClassifier); one with
+        `run(texts, embed=True)` (EarlyExitClassifier) also gives embeddings for the semantic cache."""
         self.engine, self.matcher = engine, matcher
         self.labels = list(engine.labels)
         self.fit = IntentFit(matcher.home)
+        self.embeds = bool(getattr(engine, "embeds", False))
+        self._memo: tuple[tuple[str, str], np.ndarray, np.ndarray | None, dict[str, Any]] | None = None
+
+    def probe(self, text: str, context: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+        """(logits, embedding or None, the home's names found) for one command, kept for its answer."""
+        key = (text, context_key(context))
+        if self._memo is None or self._memo[0] != key:
+            if self.embeds:
+                out = self.engine.run([text], embed=True)
+                logits, embedding = out.logits[0], out.embedding[0]
+            else:
+                logits, embedding = self.engine.logits([text])[0], None
+            self._memo = (key, np.asarray(logits, dtype=np.float64), embedding, self.matcher.slots(text, None, context))
+        return self._memo[1], self._memo[2], self._memo[3]
 
     def answer(self, text: str, context: dict[str, Any] | None = None) -> Answer:
-        logits = np.asarray(self.engine.logits([text])[0], dtype=np.float64)
+        logits, _, found = self.probe(text, context)
+        self._memo = None  # a command is answered once; the next one with the same text is a new request
         probs = np.exp(logits - logits.max())
-        found = self.matcher.slots(text, None, context)
         probs = np.where(self.fit.mask(self.labels, found), probs, 0.0)
         i = int(probs.argmax())
         intent = self.labels[i]

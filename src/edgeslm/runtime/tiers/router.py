@@ -1,7 +1,9 @@
-"""The assistant: each command goes to the habits and the cache first, then down the answering tiers
+"""The assistant: each command goes to the habits and the caches first, then down the answering tiers
 in the policy's order until one answers with at least its tier's confidence threshold; if none
 does, the most confident answer is given. Answers confident enough (the policy's `cache_from`) are
-remembered by the exact cache, which then answers the same command first next time. Every answer says which tier gave it,
+remembered by the exact cache, which then answers the same command first next time, and by the
+semantic cache, which answers it said another way (when the encoder gives embeddings and the policy's
+`semantic_from` is at most 1). Every answer says which tier gave it,
 how sure it was, and what it cost (latency, and joules from the device profile's power model)."""
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from edgeslm.runtime.tiers.answer import Answer
 from edgeslm.runtime.tiers.cache import ExactCache
 from edgeslm.runtime.tiers.habits import Habits
 from edgeslm.runtime.tiers.policy import ANSWERING, Policy
+from edgeslm.runtime.tiers.semantic import SemanticCache, guard_key
 
 MAX_COMMAND_CHARS = MAX_REQUEST_CHARS  # the same limit as /v1/classify's texts
 
@@ -35,7 +38,7 @@ class Tier(Protocol):
 
 class Assistant:
     def __init__(self, tiers: list[Tier], profile: DeviceProfile, policy: Policy | None = None,
-                 cache: ExactCache | None = None, habits: Habits | None = None):
+                 cache: ExactCache | None = None, habits: Habits | None = None, semantic: SemanticCache | None = None):
         if not tiers:
             raise EdgeslmError("the assistant needs at least one tier besides the cache and habits")
         answering = [t.name for t in tiers if t.name in ANSWERING]
@@ -43,6 +46,9 @@ class Assistant:
         rank = {name: i for i, name in enumerate(self.policy.order)}
         self.tiers = sorted(tiers, key=lambda t: rank.get(t.name, len(rank)))  # stable: others keep their place
         self.profile, self.cache, self.habits = profile, cache, habits
+        encoder = next((t for t in self.tiers if t.name == "encoder" and getattr(t, "embeds", False)), None)
+        on = semantic is not None and encoder is not None and self.policy.semantic_from <= 1.0
+        self.semantic, self.encoder = (semantic, encoder) if on else (None, None)
         self.answered: Counter = Counter()
 
     def ask(self, text: Any, context: dict[str, Any] | None = None, ts: float | None = None) -> Answer:
@@ -64,6 +70,14 @@ class Assistant:
     def _descend(self, text: str, context: dict[str, Any] | None) -> Answer:
         if self.cache is not None and (hit := self.cache.get(text, context)) is not None:
             return hit
+        seen = None  # the semantic cache's key for this command: its embedding and its guard
+        if self.semantic is not None and self.encoder is not None:
+            _, embedding, found = self.encoder.probe(text, context)  # the encoder goes on from this pass
+            seen = (embedding, guard_key(text, found))
+            if (hit := self.semantic.get(*seen, context, self.policy.semantic_from)) is not None:
+                if self.cache is not None:  # said this way again, it is an exact hit
+                    self.cache.put(text, context, hit)
+                return hit
         best: Answer | None = None
         for tier in self.tiers:
             answer = tier.answer(text, context)
@@ -78,6 +92,8 @@ class Assistant:
             return Answer("unknown", {}, tier="none", confidence=0.0)
         if self.cache is not None and best.confidence >= self.policy.cache_from:
             self.cache.put(text, context, best)
+            if self.semantic is not None and seen is not None:
+                self.semantic.put(text, seen[0], seen[1], context, best)
         return best
 
 
