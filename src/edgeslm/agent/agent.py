@@ -364,7 +364,7 @@ class Agent:
         except OSError as exc:
             raise install.InstallError(f"cannot move the unpacked bundle into place: {exc.strerror}") from None
         finally:
-            self.store.collect(keep={spec.sha256})  # the staging folder the bundle came from
+            self.store.collect(keep={spec.sha256})  # empties staging
         part.unlink(missing_ok=True)
 
     def _rollback(self, command: Command) -> None:

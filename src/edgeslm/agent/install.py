@@ -14,8 +14,6 @@ import os
 import re
 import shutil
 import stat
-import tarfile
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -32,11 +30,10 @@ log = logging.getLogger(__name__)
 
 CHUNK = 64 << 10
 DISK_MARGIN = 16 << 20  # bytes left free beyond archive + unpacked bundle, for the logs and the journal
-MAX_MEMBERS = 10_000
 MAX_PROBE_FILE_BYTES = 4 << 20
 PROBE_BATCH = 32
 CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # out of space, over quota, over RLIMIT_FSIZE
 
 
 class InstallError(EdgeslmError):
@@ -154,56 +151,23 @@ def _describe(exc: BaseException) -> str:
 # --- unpack --------------------------------------------------------------------------------------------------
 
 def unpack(archive: Path, staging: Path, prefix: str) -> Path:
-    """Unpack an uncompressed tar into a new folder under `staging`; the folder holding manifest.json.
-    Only plain files and folders with plain relative names are allowed: an absolute name, a '..', a link,
-    a device, a fifo or a sparse file refuses the whole archive before anything is written."""
+    """Unpack the archive into a new folder under `staging` (formats/archive.py checks every member before
+    writing it: no absolute name, '..', link, device or repeated name); the folder holding manifest.json."""
+    from edgeslm.formats.archive import extract_archive
+
+    out = staging / f"{prefix}.{time.time_ns()}"
     try:
-        with tarfile.open(archive, mode="r:") as tar:  # uncompressed only: no decompression bomb
-            members = _check_members(tar, archive.stat().st_size)
-            out = Path(tempfile.mkdtemp(prefix=f"{prefix}.", dir=staging))
-            try:
-                tar.extractall(out, members=members, filter="data")  # (a second guard: the same refusals)
-            except BaseException:
-                shutil.rmtree(out, ignore_errors=True)
-                raise
-    except tarfile.TarError as exc:
-        raise InstallError(f"the archive is not a readable tar: {exc}") from None
+        with archive.open("rb") as fh:
+            extract_archive(fh, out, max_bytes=archive.stat().st_size, where="the downloaded archive")
+        return _bundle_root(out)
     except OSError as exc:
+        shutil.rmtree(out, ignore_errors=True)
         if exc.errno in NO_SPACE:
             raise InstallError(f"disk full while unpacking the bundle ({exc.strerror}); the active model keeps serving") from None
         raise InstallError(f"cannot unpack the archive: {exc.strerror or exc}") from None
-    return _bundle_root(out)
-
-
-def _check_members(tar: tarfile.TarFile, archive_bytes: int) -> list[tarfile.TarInfo]:
-    members, seen, total = [], set(), 0
-    for member in tar:
-        if len(members) >= MAX_MEMBERS:
-            raise InstallError(f"the archive has more than {MAX_MEMBERS} entries; not a bundle")
-        name = member.name.removeprefix("./")
-        if name in ("", "."):
-            if not member.isdir():
-                raise InstallError("the archive has a nameless entry that is not a folder")
-            continue
-        parts = name.rstrip("/").split("/")
-        if (name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts)
-                or not name.isprintable()):
-            raise InstallError(f"the archive entry {name[:80]!r} would escape the bundle folder (or is no plain "
-                               "relative path); refused")
-        if member.issym() or member.islnk():
-            raise InstallError(f"the archive entry {name[:80]!r} is a link; a bundle holds regular files only")
-        if member.issparse() or not (member.isreg() or member.isdir()):
-            raise InstallError(f"the archive entry {name[:80]!r} is not a regular file or folder (device, fifo or "
-                               "sparse file); refused")
-        key = "/".join(parts)
-        if key in seen:
-            raise InstallError(f"the archive has {name[:80]!r} twice; refused")
-        seen.add(key)
-        total += member.size
-        if total > archive_bytes:
-            raise InstallError("the archive's entries claim more bytes than the archive holds; refused")
-        members.append(member)
-    return members
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _bundle_root(out: Path) -> Path:
@@ -212,7 +176,6 @@ def _bundle_root(out: Path) -> Path:
     entries = list(out.iterdir())
     if len(entries) == 1 and entries[0].is_dir() and (entries[0] / "manifest.json").is_file():
         return entries[0]
-    shutil.rmtree(out, ignore_errors=True)
     raise InstallError("the archive holds no bundle (no manifest.json at its top, nor in its one folder)")
 
 

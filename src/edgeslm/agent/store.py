@@ -105,15 +105,14 @@ class DeviceStore:
         return {sha for sha in (self.pointer(name) for name in POINTERS) if sha}
 
     def collect(self, keep: set[str] | None = None) -> None:
-        """Remove every bundle neither pointer names (and `keep`), with their notes and any staging left over."""
+        """Remove every bundle neither pointer nor `keep` names, with its note, and whatever staging holds."""
         keep = self.kept() | (keep or set())
         for entry in (self.root / "bundles").iterdir():
             sha = entry.name.removesuffix(".json")
             if sha not in keep:
                 _remove(entry)
-        for entry in (self.root / "staging").iterdir():
-            if not any(entry.name.startswith(sha) for sha in keep):
-                _remove(entry)
+        for entry in (self.root / "staging").iterdir():  # (only the worker unpacks, and never while collecting)
+            _remove(entry)
 
     def installed(self) -> list[str]:
         return sorted(p.name for p in (self.root / "bundles").iterdir() if p.is_dir() and SHA256.fullmatch(p.name))
