@@ -74,3 +74,10 @@ def test_serve_trust_refuses_an_unsigned_bundle(tmp_path, tiny_bundle):
     ok(edgeslm("keys", "new", "--out", str(tmp_path), "--json"))
     r = edgeslm("serve", str(tiny_bundle), "--port", "0", "--trust", str(tmp_path / "edgeslm.pub"))
     assert_clean_error(r, "is not signed")
+
+
+def test_each_command_has_json_and_help():
+    for cmd in (["keys", "new"], ["sign"], ["verify"]):
+        r = edgeslm(*cmd, "--help")
+        assert r.returncode == 0 and "--json" in r.stdout, cmd
+    assert "--trust" in edgeslm("serve", "--help").stdout

@@ -19,14 +19,14 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Any
 
 from edgeslm.errors import SignatureError
 from edgeslm.formats.manifest import MANIFEST
+
+# cryptography is imported where a key is used: reading an unsigned bundle needs only the base install.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 FORMAT = "edgeslm-signature"
 FORMAT_VERSION = 1
@@ -73,6 +73,8 @@ class KeyPair:
 
 
 def key_id(public: Ed25519PublicKey) -> KeyId:
+    from cryptography.hazmat.primitives import serialization
+
     return hashlib.sha256(public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).hexdigest()
 
 
@@ -152,6 +154,9 @@ def generate_keys(out: Path, name: str = "edgeslm") -> KeyPair:
         out.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         raise SignatureError(f"cannot create {out}: {exc.strerror}") from None
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -186,6 +191,10 @@ def _create(path: Path, data: bytes, mode: int) -> None:
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     path = Path(path)
     raw = _read_capped(path, MAX_KEY_BYTES, "key file", follow=True)
     try:
@@ -203,6 +212,10 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     path = Path(path)
     raw = _read_capped(path, MAX_KEY_BYTES, "key file", follow=True)
     if PRIVATE_PEM.search(raw):
@@ -265,6 +278,8 @@ def sign_bytes(data: bytes, key: Ed25519PrivateKey) -> Signature:
 
 def verify_signature(signed: bytes, sig_path: Path, trust: TrustedKeys, what: str) -> KeyId:
     """Check `signed` (the bytes of `what`) against the signature file at `sig_path`; the signer's key id."""
+    from cryptography.exceptions import InvalidSignature
+
     sig_path = Path(sig_path)
     if not os.path.lexists(sig_path):
         raise SignatureError(f"{what} is not signed (no {sig_path.name}), and signatures are required here: sign it "
