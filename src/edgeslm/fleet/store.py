@@ -57,9 +57,9 @@ def check_sha256(value: str) -> str:
     return value
 
 
-def full_message(where: Path | str, exc: OSError, need: int | None = None) -> str:
-    need_text = f" ({need} bytes needed)" if need is not None else ""
-    return (f"the bundle store at {where} is full ({os.strerror(exc.errno or errno.ENOSPC).lower()}){need_text}: "
+def full_message(where: Path | str, exc: OSError, written: int | None = None) -> str:
+    after = f" after {written} bytes of the upload" if written else ""
+    return (f"the bundle store at {where} is full ({os.strerror(exc.errno or errno.ENOSPC).lower()}){after}: "
             "free space there or point --store at a larger disk, then publish again")
 
 
@@ -208,7 +208,7 @@ class Staged:
 
     def _error(self, exc: OSError) -> StoreError:
         if exc.errno in FULL:
-            return StoreError(full_message(self.folder, exc, need=self.size or None))
+            return StoreError(full_message(self.folder, exc, written=self.size))
         return StoreError(f"cannot write into {self.folder}: {exc.strerror}")
 
 
