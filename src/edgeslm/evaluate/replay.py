@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from edgeslm.errors import ConfigError, DataError
 from edgeslm.evaluate.metrics import latency_summary
 from edgeslm.runtime.energy import CpuMeter
 from edgeslm.runtime.tiers.answer import Answer
-from edgeslm.runtime.tiers.assemble import DEFAULT_TIERS, check_tiers
+from edgeslm.runtime.tiers.assemble import check_tiers, generative_model
 
 MAX_LINE_BYTES = 64 * 1024
 
@@ -26,7 +26,7 @@ MAX_LINE_BYTES = 64 * 1024
 class ReplayConfig(Config):
     stream: Path
     home: Path
-    tiers: list = field(default_factory=lambda: list(DEFAULT_TIERS))
+    tiers: list | None = None  # None: assemble.DEFAULT_TIERS, and generative where the policy orders it
     bundle: Path = Path("runs/demo/intent-early-exit")  # the encoder tier's intent bundle (make demo builds it)
     profile: str = "this-machine"
     limit: int | None = None
@@ -34,9 +34,13 @@ class ReplayConfig(Config):
     cache_db: Path | None = None  # default: a fresh cache for this replay only
     policy: Path | None = None  # default: the calibrated policy beside the bundle, if there is one
     remote: str | None = None  # the remote tier's OpenAI-compatible endpoint (off by default)
+    generative: Path | None = None  # the generative tier's GGUF or llama.cpp bundle (default: the built-in SmolLM2)
 
     def validate(self) -> None:
-        check_tiers(list(self.tiers), "ReplayConfig.tiers")
+        if self.tiers is not None:
+            check_tiers(list(self.tiers), "ReplayConfig.tiers")
+        if self.generative is not None or "generative" in (self.tiers or ()):
+            generative_model(self.generative)  # a missing model fails here, before the stream is read
         if self.limit is not None and self.limit < 1:
             raise ConfigError("ReplayConfig.limit must be at least 1")
 
@@ -103,22 +107,23 @@ def slots_match(expected: dict[str, Any], predicted: dict[str, Any]) -> bool:
 def build_assistant(config: ReplayConfig, store: Path, policy: Any = None) -> Any:
     """`policy`: overrides the config's (calibration scores tiers before any policy exists)."""
     from edgeslm.runtime.profiles import load_profile
-    from edgeslm.runtime.tiers.assemble import assemble
+    from edgeslm.runtime.tiers.assemble import assemble, tiers_for
     from edgeslm.runtime.tiers.home import load_home
 
+    if policy is None:
+        policy, _ = resolve_policy(config)
+    tiers = tiers_for(config.tiers, policy, config.remote)
     profile = load_profile(config.profile)
     engine = None
-    if "encoder" in config.tiers:
+    if "encoder" in tiers:
         from edgeslm.formats.reader import open_bundle
         from edgeslm.runtime.engines.registry import LoadSettings, load_engine
 
         # the engine the manifest names: the full-depth int8 graph or the early-exit segments, which both
         # give logits(); no spinning: ORT workers that spin between calls burn a core while the other tiers work
         engine = load_engine(open_bundle(Path(config.bundle)), LoadSettings(threads=profile.threads, spin=False))
-    if policy is None:
-        policy, _ = resolve_policy(config)
-    return assemble(load_home(config.home), list(config.tiers), profile, engine, str(store), policy=policy,
-                    remote=config.remote)
+    return assemble(load_home(config.home), tiers, profile, engine, str(store), policy=policy,
+                    remote=config.remote, generative=config.generative)
 
 
 def resolve_policy(config: ReplayConfig) -> tuple[Any, str]:
@@ -140,29 +145,40 @@ def replay(config: ReplayConfig, progress: bool = False) -> dict[str, Any]:
             for c in tqdm(commands, desc="replay", disable=not progress, unit="cmd"):
                 answers.append(assistant.ask(c.text, c.context, c.ts))
         fallbacks = {k: v for t in assistant.tiers for k, v in getattr(t, "fallbacks", {}).items()}
-        for store in (assistant.cache, assistant.habits):
-            if store is not None:
-                store.close()
+        # the generative tier's model, and why it gave no answer (the warm-up request included), counted
+        generative = next(({"model": str(t.engine.model_path), "declined": dict(t.declined)}
+                           for t in assistant.tiers if t.name == "generative"), None)
+        tiers = [*(["habits"] if assistant.habits is not None else []), *(["cache"] if assistant.cache is not None else []),
+                 *(["semantic"] if assistant.semantic is not None else []), *(t.name for t in assistant.tiers)]
+        for store in (assistant.cache, assistant.semantic, assistant.habits, *assistant.tiers):
+            if store is not None and hasattr(store, "close"):
+                store.close()  # the generative tier's llama.cpp context too: a replay after this one needs the memory
     if config.out:
         with Path(config.out).open("w", encoding="utf-8") as f:
             for c, a in zip(commands, answers, strict=True):
                 f.write(json.dumps({"text": c.text, "intent": a.intent, "slots": a.slots, "tier": a.tier,
                                     "confidence": round(a.confidence, 4), "latency_ms": a.latency_ms,
                                     "joules": round(a.joules, 6)}, ensure_ascii=False) + "\n")
-    return {**score(commands, answers, meter, config), "remote_fallbacks": fallbacks}
+    return {**score(commands, answers, meter, config, tiers), "remote_fallbacks": fallbacks,
+            **({"generative": generative} if generative else {})}
 
 
-def score(commands: list[Command], answers: list[Answer], meter: CpuMeter, config: ReplayConfig) -> dict[str, Any]:
+def score(commands: list[Command], answers: list[Answer], meter: CpuMeter, config: ReplayConfig,
+          tiers: list[str]) -> dict[str, Any]:
+    """`tiers`: those the assistant was built with, in the order it tries them."""
     labelled = [(c, a) for c, a in zip(commands, answers, strict=True) if c.label is not None]
     with_slots = [(c, a) for c, a in zip(commands, answers, strict=True) if c.slots]
     shares: dict[str, int] = {}
     for a in answers:
         shares[a.tier] = shares.get(a.tier, 0) + 1
-    hits = [(c, a) for c, a in zip(commands, answers, strict=True) if a.tier == "cache"]
-    false_hits = [1 for c, a in hits if (c.label is not None and a.intent != c.label)
-                  or (c.slots and not slots_match(c.slots, a.slots))]
+    def wrong(c: Command, a: Answer) -> bool:
+        return (c.label is not None and a.intent != c.label) or bool(c.slots and not slots_match(c.slots, a.slots))
+
+    hits = [(c, a) for c, a in zip(commands, answers, strict=True) if a.tier in ("cache", "semantic")]
+    false_hits = [1 for c, a in hits if wrong(c, a)]
+    semantic = [(c, a) for c, a in hits if a.tier == "semantic"]
     return {
-        "stream": str(config.stream), "home": str(config.home), "tiers": list(config.tiers), "n": len(answers),
+        "stream": str(config.stream), "home": str(config.home), "tiers": tiers, "n": len(answers),
         "intent_accuracy": round(sum(a.intent == c.label for c, a in labelled) / len(labelled), 4) if labelled else None,
         "slot_accuracy": round(sum(slots_match(c.slots, a.slots) for c, a in with_slots) / len(with_slots), 4)
         if with_slots else None,
@@ -171,7 +187,8 @@ def score(commands: list[Command], answers: list[Answer], meter: CpuMeter, confi
         "cpu_seconds": round(meter.cpu_seconds, 3), "wall_seconds": round(meter.wall_seconds, 3),
         "joules": round(sum(a.joules for a in answers), 4),
         "cache": {"hits": len(hits), "false_hits": len(false_hits),
-                  "false_hit_rate": round(len(false_hits) / len(hits), 4) if hits else 0.0},
+                  "false_hit_rate": round(len(false_hits) / len(hits), 4) if hits else 0.0,
+                  "semantic_hits": len(semantic), "semantic_false_hits": sum(wrong(c, a) for c, a in semantic)},
         "latency": latency_summary([a.latency_ms / 1e3 for a in answers]),
         "profile": config.profile, "policy": resolve_policy(config)[1],
     }

@@ -39,11 +39,12 @@ class ServeConfig(Config):
     threads: int | None = None  # per engine; default: the profile's thread budget
     warm: bool = True  # load and run each bundle once before listening, within the memory budget
     home: str | None = None  # a home description: enables /v1/assist (the tiered assistant)
-    tiers: list = field(default_factory=lambda: ["habits", "cache", "templates", "encoder"])
+    tiers: list | None = None  # None: assemble.DEFAULT_TIERS, and generative where the policy orders it
     cache_db: str | None = None  # the exact cache's file, kept across restarts (default: in memory)
     policy: str | None = None  # the router's policy file (default: the calibrated one beside the first bundle)
     remote: str | None = None  # the remote tier's OpenAI-compatible endpoint (off by default)
     trust: str | None = None  # trusted public key(s), a .pub or a folder: serve only bundles and policies they signed
+    generative: str | None = None  # the generative tier's GGUF or llama.cpp bundle (default: the built-in SmolLM2)
 
     def validate(self) -> None:
         if not self.bundles:
@@ -54,9 +55,12 @@ class ServeConfig(Config):
             raise ConfigError("ServeConfig.max_body_bytes must be between 1 KiB and 64 MiB")
         if self.threads is not None and not 1 <= self.threads <= 256:
             raise ConfigError("ServeConfig.threads must be between 1 and 256")
-        from edgeslm.runtime.tiers.assemble import check_tiers
+        from edgeslm.runtime.tiers.assemble import check_tiers, generative_model
 
-        check_tiers(list(self.tiers), "ServeConfig.tiers")
+        if self.tiers is not None:
+            check_tiers(list(self.tiers), "ServeConfig.tiers")
+        if self.generative is not None or "generative" in (self.tiers or ()):
+            generative_model(self.generative)  # a missing model fails before any bundle loads
         for pair in self.cheaper:
             if not isinstance(pair, str) or pair.count(":") != 1 or "" in pair.split(":"):
                 raise ConfigError(f"ServeConfig.cheaper: {pair!r} is not MODEL:CHEAPER")
@@ -107,14 +111,8 @@ def build_app(config: ServeConfig) -> App:
 def build_assistant(app: App, config: ServeConfig, profile: DeviceProfile) -> Any:
     """The tiers over the home: the encoder tier uses the first served classifier."""
     from edgeslm.runtime.server.app import ServedClassifier
-    from edgeslm.runtime.tiers.assemble import assemble
+    from edgeslm.runtime.tiers.assemble import assemble, default_policy, tiers_for
     from edgeslm.runtime.tiers.home import load_home
-
-    if "encoder" in config.tiers and not app.batchers:
-        raise ConfigError("--tiers encoder needs a served classifier bundle (the intent encoder)")
-    classifiers = [m for m in app.models.values() if "classify" in m.capabilities]
-    engine = ServedClassifier(app.governor, classifiers[0]) if classifiers else None
-    from edgeslm.runtime.tiers.assemble import default_policy
     from edgeslm.runtime.tiers.policy import load_policy
 
     if config.trust:  # a policy steers answers as a model does: it too needs a trusted signature
@@ -124,8 +122,13 @@ def build_assistant(app: App, config: ServeConfig, profile: DeviceProfile) -> An
         if config.policy or used.is_file():  # (the built-in default ships inside edgeslm itself)
             verify_policy(used, load_trust(Path(config.trust)))
     policy = load_policy(Path(config.policy)) if config.policy else default_policy(Path(config.bundles[0]))[0]
-    return assemble(load_home(Path(config.home)), list(config.tiers), profile, engine, config.cache_db or ":memory:",
-                    policy=policy, remote=config.remote)
+    tiers = tiers_for(config.tiers, policy, config.remote)
+    if "encoder" in tiers and not app.batchers:
+        raise ConfigError("--tiers encoder needs a served classifier bundle (the intent encoder)")
+    classifiers = [m for m in app.models.values() if "classify" in m.capabilities]
+    engine = ServedClassifier(app.governor, classifiers[0]) if classifiers else None
+    return assemble(load_home(Path(config.home)), tiers, profile, engine, config.cache_db or ":memory:",
+                    policy=policy, remote=config.remote, generative=config.generative)
 
 
 def warm(app: App, entries: list[ModelEntry]) -> None:

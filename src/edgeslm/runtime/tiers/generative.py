@@ -65,6 +65,14 @@ class GenerativeError(EdgeslmError):
     """The generative tier cannot be built for this home or engine, said plainly."""
 
 
+class ContextTooSmall(GenerativeError):
+    """The engine's context cannot hold this home's prompt, a command and its answer: `need` tokens."""
+
+    def __init__(self, message: str, need: int):
+        super().__init__(message)
+        self.need = need
+
+
 class GenerativeTier:
     name = "generative"
 
@@ -89,8 +97,12 @@ class GenerativeTier:
         self.last: Any = None  # the engine's DoneEvent for the last request (tokens, cache reuse, timings)
         need = len(engine.tokenize(self.prefix)) + MAX_COMMAND_TOKENS + max_tokens
         if need > engine.n_ctx:
-            raise GenerativeError(f"the prompt for this home needs a context of {need} tokens; open the "
-                                  f"engine with n_ctx >= {need} (it has {engine.n_ctx})")
+            raise ContextTooSmall(f"the prompt for this home needs a context of {need} tokens; open the "
+                                  f"engine with n_ctx >= {need} (it has {engine.n_ctx})", need)
+
+    def close(self) -> None:
+        """Free the engine (its model and KV cache): the tier owns it."""
+        self.engine.close()
 
     def prompt(self, text: str, context: dict[str, Any] | None = None) -> str:
         """The whole prompt for a command: the fixed prefix, the request, the answer's opening."""
