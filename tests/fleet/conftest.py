@@ -247,3 +247,16 @@ def server(tmp_path: Path) -> Iterator[Server]:
         running, stop = start_server(reg)
         yield running
         stop()
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One control plane for a whole module (the fuzz tests send it thousands of requests)."""
+    from edgeslm.fleet.registry import Registry, RegistryConfig
+
+    root = tmp_path_factory.mktemp("fleet-module")
+    with Registry.open(RegistryConfig(db=str(root / "registry.sqlite"), store=str(root / "store"),
+                                      allow_unsigned=True)) as reg:
+        running, stop = start_server(reg)
+        yield running
+        stop()
