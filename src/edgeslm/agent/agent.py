@@ -58,7 +58,7 @@ class Agent:
         self.trust = load_trust(config.trust)  # refused now (a missing or private key), not at the first install
         self.store = DeviceStore(config.state_dir)
         self.telemetry = TelemetryWindow()
-        self.connected = threading.Event()
+        self.connected = threading.Event()  # set once the broker holds our command subscription
         self.last_connect_error: str | None = None
         self._commands: queue.Queue[tuple[Path, Command] | None] = queue.Queue()
         self._pending: set[str] = set()  # command ids journaled and not done
@@ -172,6 +172,7 @@ class Agent:
             client.tls_set(ca_certs=str(self.config.tls_ca))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         return client
 
@@ -188,11 +189,17 @@ class Agent:
             self._publish(Presence(v=PROTOCOL_VERSION, device_id=self.device_id, status="online", ts=time.time()),
                           retain=True)
             self._publish(self.state(), retain=True)
-            self.connected.set()
             log.info("connected to %s:%d (session present: %s)", self.config.broker_host, self.config.broker_port,
                      flags.session_present)
         except Exception:  # an exception escaping a paho callback would stop its network thread
             log.exception("handling the connection failed")
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
+        # connected means "commands reach us": the broker has the subscription in this device's session
+        if reason_codes and not reason_codes[0].is_failure:
+            self.connected.set()
+        else:
+            log.error("the broker refused the subscription to this device's commands: %s", reason_codes)
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         self.connected.clear()
@@ -293,8 +300,11 @@ class Agent:
                     self._handle(command)
                 except Exception:
                     log.exception("command %s failed unexpectedly", command.id)
-                self.store.mark_done(command.id)
-                path.unlink(missing_ok=True)
+                try:
+                    self.store.mark_done(command.id)
+                    path.unlink(missing_ok=True)
+                except OSError as exc:  # a full disk must not stop the worker: the journal entry is redone, harmlessly
+                    log.error("cannot record command %s as done: %s", command.id, exc.strerror)
                 self._pending.discard(command.id)
             if time.monotonic() >= next_report and not self._stop.is_set():
                 self._report_telemetry()

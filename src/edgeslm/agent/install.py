@@ -116,12 +116,12 @@ def _fetch(spec: Install, part: Path, headers: dict[str, str], timeout_s: float)
         else:
             raise ConnectionError(f"HTTP {response.status} from the bundle server")
         with part.open(mode) as fh:
-            while chunk := response.read(min(CHUNK, spec.size - have + 1)):
+            while chunk := response.read1(min(CHUNK, spec.size - have + 1)):  # what has arrived: read() waits for all
                 have += len(chunk)
                 if have > spec.size:
                     raise InstallError(f"the bundle server sent more than the {spec.size} bytes the command gives: refused")
                 fh.write(chunk)
-            fh.flush()
+                fh.flush()  # on disk (the page cache) at once: a killed agent resumes from every byte it got
             os.fsync(fh.fileno())
     if have < spec.size:
         raise ConnectionError(f"the connection closed after {have} of {spec.size} bytes")
