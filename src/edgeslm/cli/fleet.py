@@ -139,3 +139,6 @@ def enrol_token(state: str, db: str | None, store: str | None, group: str | None
 
 
 # Subcommands other modules own: the device agent (cli/fleet_agent.py) and rollouts.
+from edgeslm.cli.fleet_rollout import rollout  # noqa: E402  (it reads this module's registry options)
+
+fleet.add_command(rollout)

@@ -103,7 +103,8 @@ class FleetApp:
     def __init__(self, registry: Registry, admin_token: str, max_json_bytes: int = MAX_JSON_BYTES):
         self.registry, self.max_json_bytes = registry, max_json_bytes
         self._admin_digest = digest(admin_token)
-        self.routes: list[RouteSpec] = list(ROUTES)
+        from edgeslm.fleet.rollout_api import ROUTES as MORE  # rollouts and the dashboard (they import this module)
+        self.routes: list[RouteSpec] = [*ROUTES, *MORE]
 
     def add_route(self, path: str, methods: tuple[str, ...], handler: Handler, auth: str = ADMIN,
                   query: frozenset[str] = frozenset()) -> None:
