@@ -260,3 +260,9 @@ def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         running, stop = start_server(reg)
         yield running
         stop()
+
+
+@pytest.fixture(scope="session")
+def start_fleet_server():
+    """start_server(registry, admin_token=None) -> (Server, stop): for a test that builds its own registry."""
+    return start_server

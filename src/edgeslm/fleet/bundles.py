@@ -169,8 +169,11 @@ class Bundles:
             if upload.signature is not None:
                 (Path(tmp) / f"policy.json{POLICY_SIGNATURE_SUFFIX}").write_bytes(
                     upload.signature.encode("utf-8", "surrogatepass"))
-            policy = load_policy(path)  # PolicyError (a ConfigError) names what is wrong
-            signed_by = verify_policy(path, self.trust) if self.trust is not None else None
+            try:  # the signature first: nothing parses untrusted bytes before they are known to be vouched for
+                signed_by = verify_policy(path, self.trust) if self.trust is not None else None
+                policy = load_policy(path)  # PolicyError (a ConfigError) names what is wrong
+            except (ConfigError, BundleError) as exc:  # (SignatureError is a BundleError) named as the caller knows it
+                raise type(exc)(str(exc).replace(str(path), "the uploaded policy")) from None
         with self.db.transaction() as tx:
             if tx.one("SELECT sha256 FROM policies WHERE sha256 = ?", (sha,)) is not None:
                 created = False
