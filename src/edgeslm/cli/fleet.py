@@ -142,3 +142,6 @@ def enrol_token(state: str, db: str | None, store: str | None, group: str | None
 from edgeslm.cli.fleet_rollout import rollout  # noqa: E402  (it reads this module's registry options)
 
 fleet.add_command(rollout)
+from edgeslm.cli.fleet_agent import agent  # noqa: E402
+
+fleet.add_command(agent)
