@@ -366,7 +366,7 @@ class Agent:
         part = self.store.partial(spec.sha256)
         have = part.stat().st_size if part.exists() else 0
         install.check_disk(self.store.root, (spec.size - have) + spec.size)  # the rest of the archive, then its unpacked copy
-        headers = {"Authorization": f"Bearer {self.credentials.secret}", "X-Edgeslm-Device": self.device_id}
+        headers = {"Authorization": f"Bearer {self.credentials.secret}"}  # DEVICE_ID.SECRET, from enrolment
         install.download(spec, part, headers, self.config.download_timeout_s, self.config.download_attempts)
         root = install.unpack(part, self.store.root / "staging", spec.sha256)
         try:
