@@ -119,6 +119,7 @@ class ArchiveServer:
         self.stall_after: int | None = None
         self.release = threading.Event()
         self.before_body: Callable[[], None] | None = None
+        self.honor_range = True  # False: answer every request with the whole archive (200), as some servers do
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -135,7 +136,7 @@ class ArchiveServer:
                     return
                 start = 0
                 rng = self.headers.get("Range", "")
-                if rng.startswith("bytes=") and rng.endswith("-"):
+                if server.honor_range and rng.startswith("bytes=") and rng.endswith("-"):
                     start = int(rng[6:-1])
                     if start >= len(data):
                         self.send_response(416)

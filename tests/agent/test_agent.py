@@ -423,3 +423,29 @@ def test_credentials_file_must_be_private(broker, tmp_path):
         Credentials.load(path)
     path.chmod(0o600)
     assert Credentials.load(path).device_id == DEVICE
+
+
+def test_a_broken_active_bundle_at_start_falls_back_to_the_previous(broker, keys, tmp_path, observer, archive_server,
+                                                                   archives):
+    v1, v2 = archives["v1"], archives["v2"]
+    for x in (v1, v2):
+        archive_server.add(x)
+    a = Agent(_config(broker, keys, tmp_path))
+    a.start()
+    try:
+        _wait_online(observer)
+        for x in (v1, v2):
+            assert wait_event(observer, install(observer, x, archive_server)).kind == "install_activated"
+    finally:
+        a.stop()
+    model = tmp_path / "state" / "bundles" / v2.sha256 / "model.onnx"
+    model.write_bytes(model.read_bytes()[:-10])  # the active bundle's model damaged while the agent was down
+    a = Agent(_config(broker, keys, tmp_path))
+    a.start()
+    try:
+        back = observer.wait_for(lambda ms: next((e for e in events(observer) if e.kind == "rolled_back"), None))
+        assert back.sha256 == v2.sha256 and back.active == v1.sha256 and back.command_id is None
+        assert "fails its check at start" in back.reason and "model.onnx" in back.reason
+        assert a.active == v1.sha256 and a.classify(["lights on"])[0]["label"] == "TurnOn"
+    finally:
+        a.stop()

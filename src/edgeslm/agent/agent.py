@@ -231,16 +231,21 @@ class Agent:
         self._commands.put((path, command))
 
     def _publish(self, message: Message, retain: bool = False) -> Any:
+        import paho.mqtt.client as mqtt
+
         info = self._client.publish(topic(self.device_id, message.TOPIC_KIND), encode(message), qos=QOS, retain=retain)
-        if info.rc != 0:
+        if info.rc == mqtt.MQTT_ERR_NO_CONN:  # kept, and sent once the broker is back (QoS 1)
+            return info
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
             log.warning("%s not queued for the broker (paho rc %s)", message.TOPIC_KIND, info.rc)
             return None
         return info
 
-    def _event(self, kind: str, command: Command, sha: str | None, reason: str | None = None,
+    def _event(self, kind: str, command: Command | None, sha: str | None, reason: str | None = None,
                probe_accuracy: float | None = None) -> None:
-        self._publish(Event(v=PROTOCOL_VERSION, device_id=self.device_id, kind=kind, ts=time.time(), command_id=command.id,
-                            rollout=command.rollout, sha256=sha, active=self.store.pointer("active"),
+        self._publish(Event(v=PROTOCOL_VERSION, device_id=self.device_id, kind=kind, ts=time.time(),
+                            command_id=command.id if command else None, rollout=command.rollout if command else None,
+                            sha256=sha, active=self.store.pointer("active"),
                             reason=reason_text(reason) if reason else None, probe_accuracy=probe_accuracy))
 
     # --- the worker: commands in order, telemetry every window ---
@@ -261,24 +266,35 @@ class Agent:
         self._load_active()
 
     def _load_active(self) -> None:
-        """Serve the active bundle after checking it again; when it fails, fall back to the previous one."""
-        for _ in range(2):
-            sha = self.store.pointer("active")
-            if sha is None:
-                return
-            try:
-                install.verify(self.store.bundle_dir(sha), self.trust, ())
-                checked = install.check(self.store.bundle_dir(sha), None, self.profile.threads)
-            except EdgeslmError as exc:
-                previous = self.store.pointer("previous")
-                log.error("the active bundle %s fails its check (%s)%s", sha[:16], exc,
-                          "; going back to the previous one" if previous else "")
-                if previous is None:
-                    return
-                self.store.swap_back(previous)
-                continue
-            self._serve(checked.engine)
+        """Serve the active bundle after checking it again (its files may have changed since); when it fails,
+        go back to the previous version if that passes, and say so in an event."""
+        active = self.store.pointer("active")
+        if active is None:
             return
+        try:
+            self._serve(self._recheck(active))
+            return
+        except EdgeslmError as exc:
+            failure = f"the active bundle fails its check at start: {exc}"
+        previous = self.store.pointer("previous")
+        if previous is not None:
+            try:
+                engine = self._recheck(previous)
+            except EdgeslmError as exc:
+                failure += f"; the previous version fails too: {exc}"
+            else:
+                self.store.swap_back(previous)
+                self._serve(engine)
+                log.error("%s; serving the previous version %s", failure, previous[:16])
+                self._event("rolled_back", None, active, reason=failure, probe_accuracy=self._accuracy(previous))
+                return
+        log.error("%s; no verified model serves on this device", failure)
+        self._event("rollback_failed", None, active, reason=failure)
+
+    def _recheck(self, sha: str) -> Any:
+        """The engine of an installed bundle whose signature, files and health check pass again."""
+        install.verify(self.store.bundle_dir(sha), self.trust, ())
+        return install.check(self.store.bundle_dir(sha), None, self.profile.threads).engine
 
     def _serve(self, engine: Any) -> None:
         with self._engine_lock:
@@ -387,13 +403,12 @@ class Agent:
             self._event("rolled_back", command, target, reason=command.reason or "already active")
             return
         try:
-            install.verify(self.store.bundle_dir(target), self.trust, ())
-            checked = install.check(self.store.bundle_dir(target), None, self.profile.threads)
+            engine = self._recheck(target)
         except EdgeslmError as exc:
             self._event("rollback_failed", command, target, reason=f"the previous version fails its check: {exc}")
             return
         self.store.swap_back(target)
-        self._serve(checked.engine)
+        self._serve(engine)
         # sha256: the bundle rolled back from; active: the one serving now
         self._event("rolled_back", command, active, reason=command.reason, probe_accuracy=self._accuracy(target))
         log.info("rolled back from %s to %s", (active or "none")[:16], target[:16])
