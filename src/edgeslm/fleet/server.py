@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,15 @@ def build(config: FleetServerConfig) -> FleetApp:
         raise
 
 
+class _Server(uvicorn.Server):
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """SIGTERM/SIGINT stop the server gracefully and serve() returns, so the process exits 0 (uvicorn would
+        re-raise the signal, which a service manager reads as a crash). A second Ctrl-C stops waiting."""
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
+
+
 def uvicorn_server(asgi: Any, host: str, port: int) -> uvicorn.Server:
     """uvicorn with the device server's protocol limits; no access log (a URL is harmless, but a log that never
     sees requests cannot leak one), no server header, X-Forwarded-* not trusted."""
@@ -101,7 +111,7 @@ def uvicorn_server(asgi: Any, host: str, port: int) -> uvicorn.Server:
     config = uvicorn.Config(asgi, host=host, port=port, http=protocol_class(10.0), loop="asyncio", lifespan="off",
                             ws="none", access_log=False, server_header=False, timeout_keep_alive=30, backlog=2048,
                             log_config=None, proxy_headers=False, timeout_graceful_shutdown=5)
-    return uvicorn.Server(config)
+    return _Server(config)
 
 
 def serve(config: FleetServerConfig, ready: Callable[[str, int, Path], None] | None = None) -> None:
