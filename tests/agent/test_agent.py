@@ -295,10 +295,24 @@ def test_broker_restart_mid_rollout_still_delivers_the_command(broker, keys, tmp
         a.stop()
 
 
+# The agent is device side: torch and transformers are refused on import in its process, which runs in the
+# torch-free device venv when one is given (make test gives EDGESLM_DEVICE_PYTHON).
+AGENT_MAIN = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'transformers'):
+            raise ImportError('the agent must not import ' + name)
+sys.meta_path.insert(0, Block())
+from edgeslm.cli.fleet_agent import agent
+agent()
+"""
+
+
 def _agent_process(broker, keys, tmp_path: Path) -> subprocess.Popen:
-    code = "from edgeslm.cli.fleet_agent import agent; agent()"
+    python = os.environ.get("EDGESLM_DEVICE_PYTHON") or sys.executable
     return subprocess.Popen(
-        [sys.executable, "-c", code, "--profile", "this-machine", "--state", str(tmp_path / "state"),
+        [python, "-c", AGENT_MAIN, "--profile", "this-machine", "--state", str(tmp_path / "state"),
          "--broker", f"{broker.host}:{broker.port}", "--credentials", str(_credentials(broker, tmp_path)),
          "--trust", str(keys.trust), "--telemetry-interval", "0.5", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
