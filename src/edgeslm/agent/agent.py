@@ -115,6 +115,7 @@ class Agent:
     def classify(self, texts: list[str], tier: str = "encoder") -> list[dict[str, Any]]:
         from edgeslm.runtime.energy import cpu_seconds, joules
 
+        # requests hold the lock while they run, so a swap waits for the one in flight instead of closing its engine
         with self._engine_lock:
             engine = self._engine
             if engine is None:
