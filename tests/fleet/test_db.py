@@ -261,3 +261,11 @@ def test_registry_config_refuses_what_it_cannot_open():
         RegistryConfig(db="mysql://x/y", store="s")
     with pytest.raises(ConfigError, match="contradict"):
         RegistryConfig(db="x.sqlite", store="s", trust="k.pub", allow_unsigned=True)
+
+
+def test_a_new_sqlite_registry_is_private(tmp_path: Path):
+    import os
+    import stat
+
+    Database(str(tmp_path / "r.sqlite")).close()
+    assert stat.S_IMODE(os.stat(tmp_path / "r.sqlite").st_mode) == 0o600

@@ -11,6 +11,7 @@ and sqlite3 and psycopg connections must not be shared by two threads at once.
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import sqlite3
@@ -92,6 +93,10 @@ class Database:
             parent = Path(self.target).parent
             if not parent.is_dir():
                 raise DatabaseError(f"cannot open the registry {self.target}: folder {parent} does not exist")
+            try:  # created 0600: it holds credential hashes and the event log, for the control plane's eyes only
+                os.close(os.open(self.target, os.O_WRONLY | os.O_CREAT, 0o600))
+            except OSError as exc:
+                raise DatabaseError(f"cannot open the registry {self.target}: {exc.strerror}") from None
         with self.transaction(write=False) as tx:  # fail here, at start, on a wrong path or URL
             tx.one("SELECT 1 AS ok")
 
