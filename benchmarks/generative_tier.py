@@ -62,20 +62,23 @@ def median(values: list[float]) -> float:
     return round(statistics.median(values), 4) if values else 0.0
 
 
-def first_token(tier: GenerativeTier, commands: list, n: int) -> dict:
+def first_token(tier: GenerativeTier, commands: list, n: int, n_cold: int) -> dict:
+    """Each of `n` requests warm; the first `n_cold` of them cold too (each a whole prompt's prefill)."""
     warm, cold = [], []
     tier.answer(commands[0].text, commands[0].context)  # the prefix is in the KV cache from here on
-    for row in commands[1:n + 1]:
+    for i, row in enumerate(commands[1:n + 1]):
         tier.answer(row.text, row.context)
         warm.append(tier.last.time_to_first_token_s)
-        warm_cached = tier.last.cached_tokens
-        tier.engine.reset()
-        tier.answer(row.text, row.context)
-        cold.append(tier.last.time_to_first_token_s)
-        assert tier.last.cached_tokens == 0 and warm_cached > 0
+        assert tier.last.cached_tokens > 0
+        if i < n_cold:
+            tier.engine.reset()
+            tier.answer(row.text, row.context)
+            cold.append(tier.last.time_to_first_token_s)
+            assert tier.last.cached_tokens == 0
     return {"requests": len(warm), "warm_s_median": median(warm), "cold_s_median": median(cold),
             "warm_over_cold": round(statistics.median(warm) / statistics.median(cold), 4),
-            "per_request_ratio_median": median([w / c for w, c in zip(warm, cold, strict=True)]), "goal": "<= 0.3"}
+            "per_request_ratio_median": median([w / c for w, c in zip(warm, cold, strict=False)]), "cold_requests": len(cold),
+            "goal": "<= 0.3"}
 
 
 def decode_rates(engine: LlamaEngine, runs: list, n: int) -> dict:
@@ -150,6 +153,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)  # the prompt was tuned on seed 7
     ap.add_argument("--limit", type=int, default=300)
     ap.add_argument("--requests", type=int, default=20, help="requests for the first-token and tokens/s medians")
+    ap.add_argument("--cold-requests", type=int, default=5,
+                    help="of those, how many also run cold (each prefills the whole prompt: about a minute on 2 shared cores)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -164,7 +169,7 @@ def main() -> int:
         tier = GenerativeTier(engine, home)
         fresh = [r for r in dict((r.text, r) for r in rows if not r.text.startswith(HISTORY)).values()]
         per: dict = {"prompt_prefix_tokens": len(engine.tokenize(tier.prefix)), "examples": len(tier.examples)}
-        per["first_token"] = first_token(tier, fresh, args.requests)
+        per["first_token"] = first_token(tier, fresh, args.requests, args.cold_requests)
         print(home_path, "first token", per["first_token"], file=sys.stderr)
         grammar_runs = [intent_job(tier, r) for r in fresh]
         per["intent_grammar_decode"] = decode_rates(engine, grammar_runs, args.requests)

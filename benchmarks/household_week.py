@@ -5,7 +5,11 @@ generative tier alone on the first GENERATIVE_COMMANDS commands (the issue allow
 generative comparison, at about half a CPU second a command), with the CPU of all tiers on the same
 commands against it.
 
-    .venv/bin/python benchmarks/household_week.py --bundle runs/demo/intent-int8-static
+The assistant's encoder is the early-exit bundle `make demo` builds (--bundle); the baseline "encoder
+alone" is the full-depth int8 graph (--baseline), the tier as it was before early exits; the early-exit
+encoder alone is reported too. Per replay: CPU microseconds and estimated microjoules per answer.
+
+    .venv/bin/python benchmarks/household_week.py --skip-generative
 """
 
 from __future__ import annotations
@@ -22,16 +26,21 @@ from edgeslm.evaluate.replay import ReplayConfig, replay
 from edgeslm.runtime.tiers.home import load_home
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = {"encoder alone": ["encoder"], "templates alone": ["templates"], "templates + encoder": ["templates", "encoder"],
-           "all tiers": ["habits", "cache", "templates", "encoder"]}
+# name: (tiers, which bundle the encoder tier uses)
+CONFIGS = {"encoder alone": (["encoder"], "baseline"), "early-exit encoder alone": (["encoder"], "bundle"),
+           "templates alone": (["templates"], "bundle"), "templates + encoder": (["templates", "encoder"], "bundle"),
+           "all tiers": (["habits", "cache", "templates", "encoder"], "bundle")}
 GENERATIVE_COMMANDS = 300
 KEYS = ("intent_accuracy", "slot_accuracy", "tier_share", "cpu_seconds", "joules", "cache", "latency")
 
 
-def run(args: argparse.Namespace, home_path: str, stream: Path, tiers: list[str], limit: int | None = None) -> dict:
-    r = replay(ReplayConfig(stream=stream, home=Path(home_path), tiers=tiers, bundle=Path(args.bundle), limit=limit,
-                            generative=args.generative))
-    out = {"commands": r["n"], **{k: r[k] for k in KEYS}, **({"generative": r["generative"]} if "generative" in r else {})}
+def run(args: argparse.Namespace, home_path: str, stream: Path, tiers: list[str], limit: int | None = None,
+        bundle: str = "bundle") -> dict:
+    r = replay(ReplayConfig(stream=stream, home=Path(home_path), tiers=tiers, bundle=Path(getattr(args, bundle)), limit=limit,
+                            generative=args.generative, policy=args.policy))
+    out = {"commands": r["n"], "encoder_bundle": getattr(args, bundle) if "encoder" in tiers else None, **{k: r[k] for k in KEYS},
+           "us_per_answer": round(r["cpu_seconds"] / r["n"] * 1e6), "uj_per_answer": round(r["joules"] / r["n"] * 1e6),
+           **({"generative": r["generative"]} if "generative" in r else {})}
     print(home_path, ",".join(tiers), r["n"], out["intent_accuracy"], out["slot_accuracy"], out["cpu_seconds"],
           out["tier_share"], file=sys.stderr)
     return out
@@ -39,15 +48,19 @@ def run(args: argparse.Namespace, home_path: str, stream: Path, tiers: list[str]
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bundle", default="runs/demo/intent-int8-static")
+    ap.add_argument("--bundle", default="runs/demo/intent-early-exit", help="the assistant's encoder bundle")
+    ap.add_argument("--baseline", default="runs/demo/intent-int8-static", help="the encoder-alone baseline's bundle")
+    ap.add_argument("--policy", type=Path, help="default: the calibrated policy beside --bundle")
     ap.add_argument("--homes", nargs="+", default=[str(p) for p in sorted((ROOT / "homes").glob("*.yaml"))])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, help="only the first N commands of each week (a quick check)")
     ap.add_argument("--skip-generative", action="store_true", help="leave out the generative tier alone (minutes)")
+    ap.add_argument("--generative-commands", type=int, default=GENERATIVE_COMMANDS,
+                    help="the generative tier alone replays this many first commands")
     ap.add_argument("--generative", type=Path, help="its GGUF or llama.cpp bundle (default: the built-in SmolLM2-135M)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    result: dict = {"bundle": args.bundle, "seed": args.seed, "homes": {},
+    result: dict = {"bundle": args.bundle, "baseline": args.baseline, "seed": args.seed, "homes": {},
                     "command": " ".join([os.path.basename(sys.executable), *sys.argv])}
     with tempfile.TemporaryDirectory() as tmp:
         for home_path in args.homes:
@@ -55,16 +68,16 @@ def main() -> int:
             stream = Path(tmp) / (Path(home_path).stem + ".jsonl")
             stream.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in rows))
             per = {}
-            for name, tiers in CONFIGS.items():
-                per[name] = run(args, home_path, stream, tiers)
+            for name, (tiers, bundle) in CONFIGS.items():
+                per[name] = run(args, home_path, stream, tiers, bundle=bundle)
             base = per["encoder alone"]["cpu_seconds"]
             for v in per.values():
                 v["cpu_vs_encoder_alone"] = round(v["cpu_seconds"] / base, 3) if base else None
             if not args.skip_generative:
-                first = min(GENERATIVE_COMMANDS, len(rows))
+                first = min(args.generative_commands, len(rows))
                 per["generative alone"] = run(args, home_path, stream, ["generative"], limit=first)
                 if first < len(rows):  # all tiers once more on the commands the generative tier saw
-                    per[f"all tiers, first {first}"] = run(args, home_path, stream, CONFIGS["all tiers"], limit=first)
+                    per[f"all tiers, first {first}"] = run(args, home_path, stream, CONFIGS["all tiers"][0], limit=first)
                 same = per[f"all tiers, first {first}"] if first < len(rows) else per["all tiers"]
                 gen = per["generative alone"]["cpu_seconds"]
                 per["all tiers"]["cpu_vs_generative_alone"] = round(same["cpu_seconds"] / gen, 4) if gen else None
