@@ -69,3 +69,21 @@ def test_config_validation():
         HaIntentsConfig(language="de")
     with pytest.raises(ConfigError):
         HaIntentsConfig(val_templates=0.3, test_templates=0.3)
+
+
+def test_slot_sentences_mark_the_values_they_filled():
+    from edgeslm.data.ha_intents import slot_sentences
+    from edgeslm.data.ha_slots import AREAS, FLOORS, NAMES
+
+    known = {"name": {v.casefold() for vs in NAMES.values() for v in vs}, "area": {v.casefold() for v in AREAS},
+             "floor": {v.casefold() for v in FLOORS}}
+    rows = slot_sentences(400, 5, heldout=False)
+    assert sum(bool(r.spans) for r in rows) > 200
+    for r in rows:
+        for start, end, kind in r.spans:
+            assert r.text[start:end].casefold() in known[kind], (r.text, kind)
+    held = slot_sentences(200, 5, heldout=True)
+    train_values = {r.text[s:e].casefold() for r in rows for s, e, _ in r.spans}
+    held_values = {r.text[s:e].casefold() for r in held for s, e, _ in r.spans}
+    assert held_values and not held_values & train_values  # validation names are never trained on
+    assert not {r.template for r in held} & {r.template for r in rows}

@@ -315,3 +315,68 @@ def _version(dist: str) -> str:
 
 def label_counts(examples: list[Example]) -> Counter:
     return Counter(ex.label for ex in examples)
+
+
+# Slot spans, for a slot tagger: the same random walks, with each name, area and floor value marked as it
+# is filled. Private-use characters mark them: the grammars never hold them and whitespace clean-up keeps them.
+SPAN_KINDS = ("name", "area", "floor")
+_OPEN = {kind: chr(0xE000 + i) for i, kind in enumerate(SPAN_KINDS)}
+_KIND_OF = {mark: kind for kind, mark in _OPEN.items()}
+_CLOSE = "\ue00f"
+
+
+@dataclass(frozen=True)
+class SlotSentence:
+    text: str
+    intent: str
+    spans: tuple[tuple[int, int, str], ...]  # (start, end, kind) character spans of the slot values filled
+    template: str
+
+
+class SpanSampler(Sampler):
+    """A Sampler whose sentences come with the character spans of the name, area and floor values it filled.
+    A share of values is title-cased, as homes spell them ("Floor Lamp") and people sometimes type them."""
+
+    title_share = 0.3
+
+    def slot(self, list_name: str, rules: dict[str, Any]) -> str:
+        value = super().slot(list_name, rules)
+        if list_name not in _OPEN:
+            return value
+        if self.rng.random() < self.title_share:
+            value = value.title()
+        return f"{_OPEN[list_name]}{value}{_CLOSE}"
+
+    def tagged(self, template: Template) -> SlotSentence:
+        marked = self.sentence(template)
+        text: list[str] = []
+        spans, start, kind = [], 0, ""
+        for ch in marked:
+            if ch in _KIND_OF:
+                start, kind = len(text), _KIND_OF[ch]
+            elif ch == _CLOSE:
+                spans.append((start, len(text), kind))
+            else:
+                text.append(ch)
+        return SlotSentence("".join(text), template.intent, tuple(spans), template.key)
+
+
+def slot_sentences(n: int, seed: int, heldout: bool, config: HaIntentsConfig | None = None) -> list[SlotSentence]:
+    """`n` sentences with their slot spans. heldout=False: the dataset's training templates and training
+    values; heldout=True: its validation templates and held-out values (names never trained on), so a
+    tagger validated on them is measured on unseen phrasings and unseen names. Templates that fill a name,
+    area or floor are drawn four times as often as the rest, which teach what is not a slot."""
+    config = config or HaIntentsConfig()
+    grammar = load_grammar(config.language)
+    by_intent: dict[str, list[Template]] = defaultdict(list)
+    for t in templates(grammar):
+        by_intent[t.intent].append(t)
+    want = {"val"} if heldout else {"train"}
+    pool = [t for tpls in by_intent.values() for t in tpls if template_split(t, len(tpls), config) in want]
+    rng = random.Random(seed)
+    sampler = SpanSampler(grammar, rng, heldout=heldout, heldout_share=config.heldout_values)
+    weights = [4.0 if any(f"{{{k}}}" in t.text for k in SPAN_KINDS) or "<" in t.text else 1.0 for t in pool]
+    out = []
+    for t in rng.choices(pool, weights, k=n):
+        out.append(sampler.tagged(t))
+    return out

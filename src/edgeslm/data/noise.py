@@ -46,16 +46,58 @@ def typo(word: str, rng: random.Random) -> str:
 
 def add_noise(text: str, rng: random.Random, strength: float = 1.0) -> str:
     """A noisy variant of `text`: each kind of noise applied with a probability scaled by strength."""
-    words = text.split()
+    return _finish(" ".join(w for w, _ in _noisy_words(text.split(), rng, strength)), rng)
+
+
+def add_noise_spans(text: str, spans: list[tuple[int, int, str]], rng: random.Random,
+                    strength: float = 1.0) -> tuple[str, list[tuple[int, int, str]]]:
+    """add_noise, and where each (start, end, kind) character span of `text` went: a slot value keeps its
+    label through typos, fillers and casing (what a slot tagger is trained on). A span runs from its first
+    word to its last, so a filler said inside a name stays inside it."""
+    words, starts, pos = text.split(), [], 0
+    for w in words:
+        pos = text.index(w, pos)
+        starts.append(pos)
+        pos += len(w)
+    noisy = _noisy_words(words, rng, strength)
+    new_start, at = {}, 0
+    for w, src in noisy:
+        if src is not None:
+            new_start[src] = at
+        at += len(w) + 1
+    out_spans = []
+    for start, end, kind in spans:
+        covered = [i for i, s in enumerate(starts) if s < end and start < s + len(words[i])]
+        if not covered:
+            continue
+        first, last = covered[0], covered[-1]
+        lead = max(0, start - starts[first])  # "(lamp" or a span that starts inside a word keeps its offset
+        trail = max(0, starts[last] + len(words[last]) - end)  # "lamp's": the "'s" stays outside
+        end_word = new_start[last] + len(_word_of(noisy, last))
+        out_spans.append((new_start[first] + lead, max(new_start[first] + lead + 1, end_word - trail), kind))
+    out = _finish(" ".join(w for w, _ in noisy), rng)
+    return out, out_spans
+
+
+def _word_of(noisy: list[tuple[str, int | None]], src: int) -> str:
+    return next(w for w, s in noisy if s == src)
+
+
+def _noisy_words(words: list[str], rng: random.Random, strength: float) -> list[tuple[str, int | None]]:
+    """Typos and fillers, each word with the index of the word it came from (None for a filler)."""
     p_typo = 0.12 * strength
-    words = [typo(w, rng) if rng.random() < p_typo else w for w in words]
-    if len(words) > 3 and rng.random() < 0.15 * strength:
-        words.insert(rng.randrange(1, len(words)), rng.choice(INFIXES))
+    out: list[tuple[str, int | None]] = [(typo(w, rng) if rng.random() < p_typo else w, i) for i, w in enumerate(words)]
+    if len(out) > 3 and rng.random() < 0.15 * strength:
+        out.insert(rng.randrange(1, len(out)), (rng.choice(INFIXES), None))
     if rng.random() < 0.35 * strength:
-        words = rng.choice(PREFIXES).split() + words
+        out = [(w, None) for w in rng.choice(PREFIXES).split()] + out
     if rng.random() < 0.3 * strength:
-        words = words + rng.choice(SUFFIXES).split()
-    out = " ".join(words)
+        out = out + [(w, None) for w in rng.choice(SUFFIXES).split()]
+    return out
+
+
+def _finish(out: str, rng: random.Random) -> str:
+    """Casing and end punctuation: lengths and positions of what is there stay as they were."""
     roll = rng.random()
     if roll < 0.15:
         out = out.capitalize()

@@ -2,13 +2,18 @@
 names found in the text by fuzzy matching (so "the flor lamp" still finds "Floor Lamp"), a device
 domain from the words for it when no entity is named, and the number a setting intent needs.
 
-Values are spelled as the home spells them, as Home Assistant's recognizer would give them. This is
-matching, not learning: a learned slot tagger is still to come (issue 12), and this is its fallback.
+Values are spelled as the home spells them, as Home Assistant's recognizer would give them. The blind
+scan over word n-grams at a strict threshold comes first. Then, where the encoder's learned slot tagger
+(runtime/engines/slot_tagger.py) marks words the scan left as a name, area or floor, they are matched to
+the home's names at a lower threshold (`tagged_threshold`): the tagger says a name is there, so a badly
+typed one is still found. The tagger only adds a kind of slot the scan did not find: trusted before the
+scan, its spans lost clean commands ("the living room lights" marked as one name matched a speaker).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +33,7 @@ NUMBER_SLOTS = {"HassLightSet": "brightness", "HassClimateSetTemperature": "temp
                 "HassSetVolume": "volume_level", "HassSetPosition": "position", "HassFanSetSpeed": "percentage",
                 "HassStartTimer": None}
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)")
+TAGGED_THRESHOLD = 70.0  # rapidfuzz ratio inside a tagged span; measured in benchmarks/slot_tagger.py
 
 
 @dataclass(frozen=True)
@@ -37,21 +43,24 @@ class Match:
     score: float
     start: int  # word offsets in the normalized text
     end: int
+    tagged: bool = False  # inside a span the slot tagger marked
 
 
 class HomeMatcher:
-    def __init__(self, home: Home, threshold: float = 85.0):
+    def __init__(self, home: Home, threshold: float = 85.0, tagged_threshold: float = TAGGED_THRESHOLD):
         from rapidfuzz import fuzz
 
         self._ratio = fuzz.ratio
-        self.home, self.threshold = home, threshold
+        self.home, self.threshold, self.tagged_threshold = home, threshold, tagged_threshold
         self.names = [("name", e.name, normalize(e.name), e.domain) for e in home.entities]
         self.names += [("area", a.name, normalize(a.name), None) for a in home.areas]
         self.names += [("floor", f.name, normalize(f.name), None) for f in home.floors]
         self.domain_of = {e.name: e.domain for e in home.entities}
 
-    def find(self, text: str) -> list[Match]:
-        """Non-overlapping best matches, the longest names first."""
+    def find(self, text: str, tagged: Sequence[Any] = ()) -> list[Match]:
+        """Non-overlapping best matches: the blind scan, the longest names first; then in the tagger's spans
+        (`tagged`: objects with kind, start and end character offsets) over the words left, for the kinds
+        of slot still missing."""
         words = normalize(text).split()
         found: list[Match] = []
         for kind, value, norm, _ in sorted(self.names, key=lambda n: -len(n[2])):
@@ -66,11 +75,40 @@ class HomeMatcher:
                         best = Match(kind, value, score, i, i + width)
             if best is not None:
                 found.append(best)
+        scanned = {m.kind for m in found}
+        for span in tagged:
+            m = self._in_span(words, len(normalize(text[:span.start]).split()), len(normalize(text[:span.end]).split()),
+                              span.kind, found)
+            if m is not None and m.kind not in scanned and all(m.value != f.value for f in found):
+                found.append(m)
         return sorted(found, key=lambda m: m.start)
 
-    def slots(self, text: str, intent: str | None, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _in_span(self, words: list[str], i: int, j: int, kind: str, found: list[Match]) -> Match | None:
+        """The home's best name of `kind` in the tagged words [i, j), or in a window one word wider or narrower
+        (the tagger's edges may be off by a word), at the tagged threshold; a name of another kind only at
+        the blind one (the tagger may take a floor for an area)."""
+        if j <= i:
+            return None
+        best = None
+        for lo in range(max(0, i - 1), i + 2):
+            for hi in range(max(lo + 1, j - 1), min(len(words), j + 1) + 1):
+                if hi <= i or lo >= j or any(lo < m.end and m.start < hi for m in found):
+                    continue
+                piece = " ".join(words[lo:hi])
+                if len(piece) < 3:
+                    continue
+                for k, value, norm, _ in self.names:
+                    bar = self.tagged_threshold if k == kind else self.threshold
+                    score = self._ratio(piece, norm)
+                    if score >= bar and (best is None or (k == kind, score) > (best.kind == kind, best.score)):
+                        best = Match(k, value, score, lo, hi, True)
+        return best
+
+    def slots(self, text: str, intent: str | None, context: dict[str, Any] | None = None,
+              tagged: Sequence[Any] = ()) -> dict[str, Any]:
+        """`tagged`: the slot tagger's spans for this text, when the engine has one."""
         slots: dict[str, Any] = {}
-        for m in self.find(text):
+        for m in self.find(text, tagged):
             slots.setdefault(m.kind, m.value)
         if "name" not in slots:
             words = f" {normalize(text)} "
