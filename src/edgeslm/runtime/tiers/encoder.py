@@ -28,18 +28,21 @@ class EncoderTier:
         self.labels = list(engine.labels)
         self.fit = IntentFit(matcher.home)
         self.embeds = bool(getattr(engine, "embeds", False))
+        self.tags = self.embeds and getattr(engine, "tagger", None) is not None  # a learned slot tagger rides the same pass
         self._memo: tuple[tuple[str, str], np.ndarray, np.ndarray | None, dict[str, Any]] | None = None
 
     def probe(self, text: str, context: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
         """(logits, embedding or None, the home's names found) for one command, kept for its answer."""
         key = (text, context_key(context))
         if self._memo is None or self._memo[0] != key:
+            tagged: Any = ()
             if self.embeds:
-                out = self.engine.run([text], embed=True)
+                out = self.engine.run([text], embed=True, spans=True) if self.tags else self.engine.run([text], embed=True)
                 logits, embedding = out.logits[0], out.embedding[0]
+                tagged = out.spans[0] if out.spans else ()
             else:
                 logits, embedding = self.engine.logits([text])[0], None
-            self._memo = (key, np.asarray(logits, dtype=np.float64), embedding, self.matcher.slots(text, None, context))
+            self._memo = (key, np.asarray(logits, dtype=np.float64), embedding, self.matcher.slots(text, None, context, tagged))
         return self._memo[1], self._memo[2], self._memo[3]
 
     def answer(self, text: str, context: dict[str, Any] | None = None) -> Answer:
