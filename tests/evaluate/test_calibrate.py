@@ -110,3 +110,15 @@ def test_the_semantic_threshold_is_where_nearest_pairs_meant_the_same():
                   [("h", "{}", "g")] * 3 + [("h", "{}", "other")], ["on", "on", "off", "on"], ["a", "b", "a", "c"])
     cos, same = semantic_pairs(table)
     assert cos.round(2).tolist() == [0.96, 0.96] and same.tolist() == [True, False]
+
+
+def test_a_tier_after_the_encoder_is_scored_on_its_narrowed_search():
+    conf = np.array([[0.5, 1.0], [0.5, -1.0]])  # [commands, (encoder, templates)]
+    ok = np.array([[False, True], [False, False]])
+    cpu = np.array([[1e-3, 8e-3], [1e-3, 8e-3]])
+    narrowed = {1: (np.array([1.0, 1.0]), np.array([True, True]), np.array([3e-3, 3e-3]))}
+    t = Table(["encoder", "templates"], conf, ok, cpu, narrowed=narrowed, narrowed_after=0)
+    right, _, cost = cascade(t, (0, 1), (0.9,))
+    assert right.tolist() == [True, True] and np.allclose(cost, 4e-3)  # encoder, then templates narrowed
+    right, _, cost = cascade(t, (1, 0), (0.9,))
+    assert right.tolist() == [True, False] and np.allclose(cost, [8e-3, 9e-3])  # templates first: the full search

@@ -71,24 +71,31 @@ class Table:
     guard: list[tuple[str, str, str]] = field(default_factory=list)
     meaning: list[str] = field(default_factory=list)
     text: list[str] = field(default_factory=list)
+    # a tier that narrows its search to the intents an earlier tier found likeliest (the templates after
+    # the encoder): its (confidence, correct, cpu) columns when it comes after that tier, by tier index
+    narrowed: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    narrowed_after: int | None = None  # the index of the tier whose candidates it narrows to
 
 
 def answer_table(config: CalibrateConfig, progress: bool = False) -> Table:
     from edgeslm.evaluate.replay import ReplayConfig, build_assistant
-
     from edgeslm.runtime.tiers.cache import context_key, normalize
     from edgeslm.runtime.tiers.semantic import guard_key
 
     confidence, correct, cpu = [], [], []
     embeddings, guards, meanings, texts = [], [], [], []
+    narrow: dict[str, list[tuple[float, bool, float]]] = {}
+    # the encoder first: a tier that narrows to its candidates is also scored that way
+    names = sorted(config.tiers, key=lambda n: n != "encoder")
     for home, commands in _streams(config):
         replay_config = ReplayConfig(stream=Path("-"), home=Path(home), tiers=list(config.tiers), bundle=config.bundle,
                                      profile=config.profile)
         assistant = build_assistant(replay_config, Path(":memory:"), Policy())
         by_name = {t.name: t for t in assistant.tiers}
         for c in tqdm(commands, desc=f"calibrate {Path(home).stem}", disable=not progress, unit="cmd"):
-            row_conf, row_ok, row_cpu = [], [], []
-            for name in config.tiers:
+            row: dict[str, tuple[float, bool, float]] = {}
+            candidates: tuple[str, ...] = ()
+            for name in names:
                 tier = by_name[name]
                 started = time.process_time()
                 if getattr(tier, "embeds", False):  # the probe the router makes; the answer goes on from it
@@ -98,15 +105,27 @@ def answer_table(config: CalibrateConfig, progress: bool = False) -> Table:
                     meanings.append(json.dumps([c.label, c.slots or {}], sort_keys=True))
                     texts.append(normalize(c.text))
                 answer = tier.answer(c.text, c.context)
-                row_cpu.append(time.process_time() - started)
-                row_conf.append(-1.0 if answer is None else answer.confidence)
-                row_ok.append(answer is not None and answer.intent == c.label
-                              and (not c.slots or slots_match(c.slots, answer.slots)))
-            confidence.append(row_conf)
-            correct.append(row_ok)
-            cpu.append(row_cpu)
+                row[name] = _scored(c, answer, time.process_time() - started)
+                if answer is not None and name == "encoder":
+                    candidates = answer.candidates
+                if candidates and getattr(tier, "narrows", False):
+                    started = time.process_time()
+                    answer = tier.answer(c.text, c.context, candidates)
+                    narrow.setdefault(name, []).append(_scored(c, answer, time.process_time() - started))
+            confidence.append([row[n][0] for n in config.tiers])
+            correct.append([row[n][1] for n in config.tiers])
+            cpu.append([row[n][2] for n in config.tiers])
+    columns = {config.tiers.index(n): tuple(np.array(col) for col in zip(*rows, strict=True)) for n, rows in narrow.items()
+               if len(rows) == len(confidence)}
     return Table(list(config.tiers), np.array(confidence), np.array(correct, dtype=bool), np.array(cpu),
-                 np.stack(embeddings) if embeddings else None, guards, meanings, texts)
+                 np.stack(embeddings) if embeddings else None, guards, meanings, texts, columns,
+                 config.tiers.index("encoder") if columns else None)
+
+
+def _scored(c: Command, answer: Any, cpu: float) -> tuple[float, bool, float]:
+    """(confidence or -1 for no answer, right or not, CPU seconds)."""
+    ok = answer is not None and answer.intent == c.label and (not c.slots or slots_match(c.slots, answer.slots))
+    return (-1.0 if answer is None else answer.confidence, ok, cpu)
 
 
 def _streams(config: CalibrateConfig) -> list[tuple[str, list[Command]]]:
@@ -146,13 +165,15 @@ def cascade(table: Table, order: tuple[int, ...], thresholds: tuple[float, ...])
     best_ok = np.zeros(n, dtype=bool)
     for step, (tier, threshold) in enumerate(zip(order, (*thresholds, 0.0)[:len(order)], strict=True)):
         live = ~done
-        cost[live] += table.cpu[live, tier]
-        c = table.confidence[:, tier]
+        c, right, spent = table.confidence[:, tier], table.correct[:, tier], table.cpu[:, tier]
+        if tier in table.narrowed and table.narrowed_after in order[:step]:
+            c, right, spent = table.narrowed[tier]
+        cost[live] += spent[live]
         better = live & (c > best_conf)
-        best_conf[better], best_ok[better] = c[better], table.correct[better, tier]
+        best_conf[better], best_ok[better] = c[better], right[better]
         take = (c >= threshold) & (c >= 0)  # c < 0: the tier gave no answer
         stop = live if step == len(order) - 1 else live & take
-        ok[stop] = np.where(take[stop], table.correct[stop, tier], best_ok[stop])
+        ok[stop] = np.where(take[stop], right[stop], best_ok[stop])
         conf[stop] = np.where(take[stop], c[stop], best_conf[stop])
         done |= stop
     return ok, conf, cost

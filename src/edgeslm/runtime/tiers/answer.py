@@ -16,6 +16,11 @@ class Answer:
     confidence: float = 1.0
     latency_ms: float = 0.0
     joules: float = 0.0
+    # the intents this tier found likeliest, best first: a later tier may search only these (the
+    # templates after the encoder); internal to the router, not part of the answer's JSON
+    candidates: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        del out["candidates"]
+        return out

@@ -17,6 +17,11 @@ from edgeslm.runtime.tiers.cache import context_key
 from edgeslm.runtime.tiers.fit import IntentFit
 from edgeslm.runtime.tiers.slots import HomeMatcher
 
+# The intents handed to a later tier that can search only those (the templates). On the validation weeks'
+# commands the encoder was unsure of, hassil over its 3 likeliest intents was right 230 times of 326,
+# over every intent 232, at 0.39x the CPU (2-core EPYC).
+CANDIDATES = 3
+
 
 class EncoderTier:
     name = "encoder"
@@ -52,5 +57,6 @@ class EncoderTier:
         probs = np.where(self.fit.mask(self.labels, found), probs, 0.0)
         i = int(probs.argmax())
         intent = self.labels[i]
+        top = [self.labels[k] for k in np.argsort(-probs)[:CANDIDATES] if probs[k] > 0]
         return Answer(intent, {**found, **self.matcher.number(text, intent)}, tier=self.name,
-                      confidence=float(probs[i] / probs.sum()))
+                      confidence=float(probs[i] / probs.sum()), candidates=tuple(top))

@@ -79,10 +79,15 @@ class Assistant:
                     self.cache.put(text, context, hit)
                 return hit
         best: Answer | None = None
+        candidates: tuple[str, ...] = ()  # the likeliest intents an earlier tier found, for a tier that narrows
         for tier in self.tiers:
-            answer = tier.answer(text, context)
+            if candidates and getattr(tier, "narrows", False):
+                answer = tier.answer(text, context, candidates)
+            else:
+                answer = tier.answer(text, context)
             if answer is None:
                 continue
+            candidates = answer.candidates or candidates
             if answer.confidence >= self.policy.thresholds.get(tier.name, 0.0):
                 best = answer
                 break

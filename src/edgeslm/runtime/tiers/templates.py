@@ -12,9 +12,12 @@ from edgeslm.errors import EdgeslmError
 from edgeslm.runtime.tiers.answer import Answer
 from edgeslm.runtime.tiers.home import Home
 
+NARROWED_KEPT = 256  # grammars cut to a few intents, kept for reuse (a few hundred kB each at most)
+
 
 class TemplateTier:
     name = "templates"
+    narrows = True  # answer() can search only the intents a tier before it found likely
 
     def __init__(self, home: Home):
         try:
@@ -29,6 +32,7 @@ class TemplateTier:
             raise EdgeslmError(f"home-assistant-intents has no grammar for language {home.language!r}")
         self.home = home
         self.intents = Intents.from_dict(data)
+        self._narrowed: dict[tuple[str, ...], Any] = {}
         # hassil parses an intent's templates the first time a command reaches them: on a device's first
         # commands that was 0.6 s of CPU (a household week replayed, 2-core EPYC). All at start: 0.3 s once.
         for intent in self.intents.intents.values():
@@ -48,15 +52,33 @@ class TemplateTier:
                                               name="floor"),
         }
 
-    def answer(self, text: str, context: dict[str, Any] | None = None) -> Answer | None:
+    def answer(self, text: str, context: dict[str, Any] | None = None, candidates: tuple[str, ...] = ()) -> Answer | None:
+        """`candidates`: search only these intents' templates (those a tier before found likeliest);
+        all of them when empty."""
         from hassil import recognize_best
 
         intent_context = {}
         for key, value in (context or {}).items():
             intent_context[key] = {"value": value, "text": value} if isinstance(value, str) else value
-        result = recognize_best(text, self.intents, slot_lists=self.slot_lists, skip_words=self.skip_words,
+        intents = self._narrow(candidates) if candidates else self.intents
+        result = recognize_best(text, intents, slot_lists=self.slot_lists, skip_words=self.skip_words,
                                 intent_context=intent_context or None, language=self.home.language)
         if result is None:
             return None
         slots = {name: entity.value for name, entity in result.entities.items()}
         return Answer(result.intent.name, slots, tier=self.name, confidence=1.0)
+
+    def _narrow(self, candidates: tuple[str, ...]) -> Any:
+        """The grammar with only these intents (hassil's Intents, sharing the parsed templates)."""
+        from hassil import Intents
+
+        key = tuple(sorted(set(candidates)))
+        narrowed = self._narrowed.get(key)
+        if narrowed is None:
+            full = self.intents
+            narrowed = Intents(full.language, {k: full.intents[k] for k in key if k in full.intents}, full.slot_lists,
+                               full.expansion_rules, full.skip_words, full.settings)
+            if len(self._narrowed) >= NARROWED_KEPT:
+                self._narrowed.pop(next(iter(self._narrowed)))
+            self._narrowed[key] = narrowed
+        return narrowed
