@@ -46,6 +46,16 @@ def run(args: argparse.Namespace, home_path: str, stream: Path, tiers: list[str]
     return out
 
 
+def median_of(runs: list[dict]) -> dict:
+    """One replay's figures with CPU and energy the median over the repeats (answers do not change)."""
+    out = dict(runs[len(runs) // 2])
+    for key in ("cpu_seconds", "joules", "us_per_answer", "uj_per_answer"):
+        values = sorted(r[key] for r in runs)
+        out[key] = values[len(values) // 2]
+    out["cpu_seconds_runs"] = [r["cpu_seconds"] for r in runs]
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", default="runs/demo/intent-early-exit", help="the assistant's encoder bundle")
@@ -54,22 +64,25 @@ def main() -> int:
     ap.add_argument("--homes", nargs="+", default=[str(p) for p in sorted((ROOT / "homes").glob("*.yaml"))])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, help="only the first N commands of each week (a quick check)")
+    ap.add_argument("--repeats", type=int, default=3, help="replays of each config; CPU figures are their median")
     ap.add_argument("--skip-generative", action="store_true", help="leave out the generative tier alone (minutes)")
     ap.add_argument("--generative-commands", type=int, default=GENERATIVE_COMMANDS,
                     help="the generative tier alone replays this many first commands")
     ap.add_argument("--generative", type=Path, help="its GGUF or llama.cpp bundle (default: the built-in SmolLM2-135M)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    result: dict = {"bundle": args.bundle, "baseline": args.baseline, "seed": args.seed, "homes": {},
+    result: dict = {"bundle": args.bundle, "baseline": args.baseline, "seed": args.seed, "repeats": args.repeats, "homes": {},
                     "command": " ".join([os.path.basename(sys.executable), *sys.argv])}
     with tempfile.TemporaryDirectory() as tmp:
         for home_path in args.homes:
             rows = week(load_home(home_path), seed=args.seed)[:args.limit]
             stream = Path(tmp) / (Path(home_path).stem + ".jsonl")
             stream.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in rows))
-            per = {}
-            for name, (tiers, bundle) in CONFIGS.items():
-                per[name] = run(args, home_path, stream, tiers, bundle=bundle)
+            runs: dict[str, list[dict]] = {}
+            for _ in range(args.repeats):  # round robin, so a slower minute of the machine hits every config
+                for name, (tiers, bundle) in CONFIGS.items():
+                    runs.setdefault(name, []).append(run(args, home_path, stream, tiers, bundle=bundle))
+            per = {name: median_of(rs) for name, rs in runs.items()}
             base = per["encoder alone"]["cpu_seconds"]
             for v in per.values():
                 v["cpu_vs_encoder_alone"] = round(v["cpu_seconds"] / base, 3) if base else None
