@@ -145,3 +145,6 @@ fleet.add_command(rollout)
 from edgeslm.cli.fleet_agent import agent  # noqa: E402
 
 fleet.add_command(agent)
+from edgeslm.cli.fleet_simulate import simulate  # noqa: E402
+
+fleet.add_command(simulate)
