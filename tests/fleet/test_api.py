@@ -264,3 +264,18 @@ def test_no_secret_reaches_the_logs_or_the_event_log(server, published, caplog: 
     text = caplog.text + json.dumps(events)
     for secret in secrets:
         assert secret not in text
+
+
+def test_an_oversized_upload_is_refused_before_its_body_is_read(server):
+    """Content-Length over the bundle cap: 413 at once, without waiting for (or storing) a byte of it."""
+    import socket
+
+    head = (f"POST /v1/bundles HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.admin_token}\r\n"
+            f"Content-Length: {server.registry.max_bundle_bytes + 1}\r\n\r\n").encode()
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        s.sendall(head + b"x" * 1000)
+        answer = b""
+        while chunk := s.recv(65536):  # the server closes the connection after refusing: no 8 GiB to send
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413") and b"exceeds the limit" in answer
+    assert list(server.registry.store.staging_dir().iterdir()) == []

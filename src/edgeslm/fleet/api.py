@@ -66,6 +66,9 @@ MAX_JSON_BYTES = 64 << 10  # a policy body is the exception (schemas.MAX_POLICY_
 BODY_IDLE_TIMEOUT_S = 30.0  # a client that stops sending mid-body; a large upload may take minutes, but never idle
 BYTES_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 NONE, ADMIN, ANY = "none", "admin", "any"
+# A refused body is not read: closing the connection spares the client sending the rest (uvicorn would read and
+# drop it to keep the connection alive).
+CLOSE = {"Connection": "close"}
 
 
 @dataclass(frozen=True)
@@ -204,11 +207,11 @@ def _check_query(request: Request, allowed: frozenset[str]) -> None:
 
 def _length(request: Request, limit: int) -> int:
     if "transfer-encoding" in request.headers:
-        raise HttpError(411, "chunked request bodies are not accepted; send Content-Length")
+        raise HttpError(411, "chunked request bodies are not accepted; send Content-Length", headers=CLOSE)
     raw = request.headers.get("content-length", "0")
     length = int(raw) if raw.isdigit() else 0  # llhttp has refused any other spelling already
     if length > limit:
-        raise HttpError(413, f"the body of {length} bytes exceeds the limit of {limit} bytes")
+        raise HttpError(413, f"the body of {length} bytes exceeds the limit of {limit} bytes", headers=CLOSE)
     return length
 
 
@@ -223,10 +226,11 @@ async def _capped_stream(request: Request, limit: int):
         except StopAsyncIteration:
             break
         except TimeoutError:
-            raise HttpError(408, f"the body stalled for {BODY_IDLE_TIMEOUT_S:g} s after {got} of {length} bytes") from None
+            raise HttpError(408, f"the body stalled for {BODY_IDLE_TIMEOUT_S:g} s after {got} of {length} bytes",
+                            headers=CLOSE) from None
         got += len(chunk)
         if got > limit:
-            raise HttpError(413, f"the body exceeds the limit of {limit} bytes")
+            raise HttpError(413, f"the body exceeds the limit of {limit} bytes", headers=CLOSE)
         if chunk:
             yield chunk
 
@@ -279,6 +283,7 @@ async def list_bundles(app: FleetApp, request: Request, who: Principal) -> Respo
 async def publish_bundle(app: FleetApp, request: Request, who: Principal) -> Response:
     options = _publish_options(request)
     registry = app.registry
+    _length(request, registry.max_bundle_bytes)  # a 413 before anything is staged
     staged = await run_in_threadpool(registry.stage_upload)
     with staged:
         async for chunk in _capped_stream(request, registry.max_bundle_bytes):
