@@ -9,7 +9,8 @@ import logging
 import os
 import signal
 import tempfile
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeslm.agent.protocol import DEVICE_ID, write_acl
@@ -49,11 +50,18 @@ class BrokerFiles:
     folder: Path
     state: Path
     pid_file: Path | None = None
+    # enrolments arrive on several API threads at once: reading the accounts and replacing the file must be one step,
+    # or a write that read the accounts first can land last and drop a device just enrolled (seen at 1,000 enrolments)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def __call__(self, registry: Registry) -> None:
         self.write(registry)
 
     def write(self, registry: Registry) -> None:
+        with self._lock:
+            self._write(registry)
+
+    def _write(self, registry: Registry) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         accounts = [(CONTROL_PLANE_USER, mosquitto_hash(control_plane_password(self.state)))]
         accounts += registry.mqtt_accounts()
