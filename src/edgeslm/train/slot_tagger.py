@@ -33,10 +33,10 @@ IGNORE = -100  # special tokens: no tag to learn
 
 @dataclass(frozen=True)
 class SlotTaggerConfig(Config):
-    sentences: int = 5000  # training sentences (the first segment runs over them once)
+    sentences: int = 6000  # training sentences (the first segment runs over them once)
     val_sentences: int = 800  # held-out templates and values, half of them made noisy
-    noisy_share: float = 0.35  # training sentences given typos and fillers, spans carried through
-    window: int = 1  # neighbouring word pieces on each side whose states a tag also sees
+    noisy_share: float = 0.5  # training sentences given typos and fillers, spans carried through
+    window: int = 2  # neighbouring word pieces on each side whose states a tag also sees
     steps: int = 300  # full-batch AdamW steps
     learning_rate: float = 0.01
     weight_decay: float = 0.01

@@ -50,7 +50,7 @@ class HomeMatcher:
     def __init__(self, home: Home, threshold: float = 85.0, tagged_threshold: float = TAGGED_THRESHOLD):
         from rapidfuzz import fuzz
 
-        self._ratio = fuzz.ratio
+        self._ratio, self._partial = fuzz.ratio, fuzz.partial_ratio
         self.home, self.threshold, self.tagged_threshold = home, threshold, tagged_threshold
         self.names = [("name", e.name, normalize(e.name), e.domain) for e in home.entities]
         self.names += [("area", a.name, normalize(a.name), None) for a in home.areas]
@@ -84,10 +84,14 @@ class HomeMatcher:
         return sorted(found, key=lambda m: m.start)
 
     def _in_span(self, words: list[str], i: int, j: int, kind: str, found: list[Match]) -> Match | None:
-        """The home's best name of `kind` in the tagged words [i, j), or in a window one word wider or narrower
-        (the tagger's edges may be off by a word), at the tagged threshold; a name of another kind only at
-        the blind one (the tagger may take a floor for an area)."""
-        if j <= i:
+        """The home's best name in the tagged words [i, j), or in a window one word wider or narrower (the
+        tagger's edges may be off by a word), at the tagged threshold. Any kind: on held-out names the tagger
+        places a span far better than it names its kind (a floor taken for an area); the home's names
+        decide, and `kind` only breaks ties. The tagged words themselves must also be like part of the name
+        (partial ratio at the same threshold), so that a neighbour added by the wider window cannot carry a
+        match alone ("quick question lights" matched "String Lights" through "lights")."""
+        tagged = " ".join(words[i:j])
+        if j <= i or len(tagged) < 3:
             return None
         best = None
         for lo in range(max(0, i - 1), i + 2):
@@ -98,9 +102,10 @@ class HomeMatcher:
                 if len(piece) < 3:
                     continue
                 for k, value, norm, _ in self.names:
-                    bar = self.tagged_threshold if k == kind else self.threshold
                     score = self._ratio(piece, norm)
-                    if score >= bar and (best is None or (k == kind, score) > (best.kind == kind, best.score)):
+                    if score < self.tagged_threshold or self._partial(tagged, norm) < self.tagged_threshold:
+                        continue
+                    if best is None or (score, k == kind) > (best.score, best.kind == kind):
                         best = Match(k, value, score, lo, hi, True)
         return best
 
