@@ -32,7 +32,8 @@ def _faults(ctx: Any, param: Any, value: str) -> list[str]:
 def simulate(devices: int, processes: int, faults: list[str], fault_fraction: float, offline_s: float, db: str | None,
              bundle_kib: int, telemetry_interval: float, timeout_s: float, workdir: str | None, as_json: bool) -> None:
     """Simulate a fleet on this machine and report rollout time, control-plane CPU and memory, broker messages."""
-    from edgeslm.fleet.simulate import SimulateConfig, simulate as run
+    from edgeslm.fleet.simulate import SimulateConfig
+    from edgeslm.fleet.simulate import simulate as run
 
     config = SimulateConfig(devices=devices, processes=processes, faults=faults, fault_fraction=fault_fraction,
                             offline_s=offline_s, db=db, bundle_kib=bundle_kib, telemetry_interval_s=telemetry_interval,

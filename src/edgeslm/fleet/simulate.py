@@ -537,9 +537,9 @@ class _Simulation:
 
     # -- set up ------------------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        from edgeslm.fleet.sim_bundle import make_bundle
         from edgeslm.formats.archive import write_archive
         from edgeslm.formats.signing import generate_keys, sign_bundle
-        from edgeslm.fleet.sim_bundle import make_bundle
 
         c, root, stack = self.config, self.root, self.stack
         t_setup = time.monotonic()
