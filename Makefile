@@ -87,3 +87,11 @@ test test-fast test-slow: postgresql
 postgresql:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+# The fleet dashboard's tests drive a real headless Chromium (Debian's package) over the DevTools protocol: installed
+# here when missing.
+.PHONY: chromium
+test test-fast: chromium
+chromium:
+	@command -v chromium >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
