@@ -78,6 +78,7 @@ class DeviceLink:
         self._online_since: dict[str, float] = {}  # device -> ts of its latest online presence (a stale will is ignored)
         self.received = 0  # messages filed (a figure for the simulation's report)
         self.refused = 0
+        self._stopping = False
         self._client = self._make_client(password)
 
     def _make_client(self, password: str) -> Any:
@@ -98,10 +99,12 @@ class DeviceLink:
 
     # --- life cycle ---
     def start(self) -> None:
+        self._stopping = False
         self._client.connect_async(self.config.broker_host, self.config.broker_port, self.config.keepalive_s)
         self._client.loop_start()  # paho's thread: reconnects with backoff
 
     def stop(self) -> None:
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
         self.connected.clear()
@@ -136,7 +139,8 @@ class DeviceLink:
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         self.connected.clear()
-        log.warning("control plane disconnected from MQTT (%s); reconnecting", reason_code)
+        if not self._stopping:
+            log.warning("control plane disconnected from MQTT (%s); reconnecting", reason_code)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         """paho acknowledges the message when this returns: it is filed in the registry first."""

@@ -47,6 +47,7 @@ CHANGED = (SENT, INSTALLING, ACTIVE)  # what a rollback must undo (sent: the ins
 WAVE_PENDING, WAVE_INSTALLING, WAVE_PASSED, WAVE_FAILED, WAVE_CANCELLED = "pending", "installing", "passed", "failed", "cancelled"
 CANARY, WAVE = "canary", "wave"
 
+BASELINE_WINDOW_S = 7 * 86400.0  # how far back a device's telemetry on its current version counts as its baseline
 NAME_PREFIX = "rollout-"  # what commands and device events carry (protocol NAME pattern)
 MAX_WAVES = 20
 
@@ -95,16 +96,18 @@ class RolloutConfig(Config):
             raise ConfigError(f"RolloutConfig.canary_fraction: in (0, 1], got {self.canary_fraction}")
         if not isinstance(self.waves, list) or not 1 <= len(self.waves) <= MAX_WAVES:
             raise ConfigError(f"RolloutConfig.waves: 1 to {MAX_WAVES} cumulative fractions, the last 1.0 (e.g. [0.5, 1.0])")
-        previous = self.canary_fraction
-        for f in self.waves:
-            if isinstance(f, bool) or not isinstance(f, (int, float)) or not previous < f <= 1:
-                raise ConfigError(f"RolloutConfig.waves: each fraction above the one before (the canaries' "
-                                  f"{self.canary_fraction}) and at most 1, got {self.waves}")
-            previous = f
-        if self.waves[-1] != 1 and self.canary_fraction != 1:
-            raise ConfigError(f"RolloutConfig.waves: the last wave must reach every device (1.0), got {self.waves[-1]}")
-        if self.canary_fraction == 1 and self.waves != [1.0]:
-            raise ConfigError("RolloutConfig.waves: with canary_fraction 1 the canaries are every device; leave waves [1.0]")
+        if self.canary_fraction == 1:
+            if self.waves != [1.0]:
+                raise ConfigError("RolloutConfig.waves: with canary_fraction 1 the canaries are every device; leave waves [1.0]")
+        else:
+            previous = self.canary_fraction
+            for f in self.waves:
+                if isinstance(f, bool) or not isinstance(f, (int, float)) or not previous < f <= 1:
+                    raise ConfigError(f"RolloutConfig.waves: each fraction above the one before (the canaries' "
+                                      f"{self.canary_fraction}) and at most 1, got {self.waves}")
+                previous = f
+            if self.waves[-1] != 1:
+                raise ConfigError(f"RolloutConfig.waves: the last wave must reach every device (1.0), got {self.waves[-1]}")
         if self.probe_file is not None:
             parts = self.probe_file.split("/")
             if not self.probe_file or len(self.probe_file) > 256 or any(p in ("", ".", "..") for p in parts) or \
@@ -178,11 +181,16 @@ def wave_sizes(n: int, canary_fraction: float, waves: Sequence[float]) -> list[i
     return [s for i, s in enumerate(sizes) if s > 0 or i == 0]
 
 
-def device_order(devices: Sequence[dict[str, Any]], salt: str) -> list[dict[str, Any]]:
-    """Online devices first (canaries must answer now), then a stable shuffle: the same rollout always picks the same
-    canaries, and two rollouts do not always pick the same ones."""
-    def key(d: dict[str, Any]) -> tuple[bool, str]:
-        return (not d.get("online"), hashlib.sha256(f"{salt}/{d['id']}".encode()).hexdigest())
+def device_order(devices: Sequence[dict[str, Any]], salt: str, served: dict[str, int] | None = None,
+                 min_requests: int = 1) -> list[dict[str, Any]]:
+    """Online devices first (canaries must answer now), then those that served `min_requests` on the version they run
+    (`served`: device -> requests; a canary is judged against them), then a stable shuffle: the same rollout always
+    picks the same canaries, and two rollouts do not always pick the same ones."""
+    served = served or {}
+
+    def key(d: dict[str, Any]) -> tuple[bool, bool, str]:
+        thin = bool(d.get("active_bundle")) and served.get(d["id"], 0) < min_requests
+        return (not d.get("online"), thin, hashlib.sha256(f"{salt}/{d['id']}".encode()).hexdigest())
     return sorted(devices, key=key)
 
 
@@ -233,7 +241,8 @@ class Rollouts:
                  json.dumps(config.thresholds().__dict__, sort_keys=True), json.dumps(config.to_dict(), sort_keys=True),
                  None, now, actor, now))
             rid = int(dict(cur.fetchone())["id"])
-            ordered = device_order(eligible, f"{rid}/{config.bundle}/{config.release}")
+            ordered = device_order(eligible, f"{rid}/{config.bundle}/{config.release}", _served(tx, now - BASELINE_WINDOW_S),
+                                   config.min_requests)
             sizes = wave_sizes(len(ordered), config.canary_fraction, config.waves)
             fractions = [config.canary_fraction, *config.waves][:len(sizes)]
             start = 0
@@ -351,6 +360,13 @@ class Rollouts:
         params: list[Any] = [to, self.clock()] + ([] if keep_reason else [reason])
         if tx.run(f"UPDATE rollouts SET {sets} WHERE id = ? AND state = ?", (*params, rollout_id, row["state"])) != 1:
             raise Conflict(f"rollout {rollout_id} changed meanwhile; look again (edgeslm fleet rollout status {rollout_id})")
+
+
+def _served(tx: Any, since: float) -> dict[str, int]:
+    """Requests each device served on the version it runs now, since `since`."""
+    rows = tx.all("SELECT t.device_id, SUM(t.requests) AS n FROM telemetry t JOIN devices d ON d.id = t.device_id "
+                  "WHERE t.window_end > ? AND t.bundle_sha256 = d.active_bundle GROUP BY t.device_id", (since,))
+    return {r["device_id"]: int(r["n"] or 0) for r in rows}
 
 
 def mark_rollback(tx: Any, rollout_id: int, reason: str, now: float) -> None:

@@ -33,6 +33,7 @@ from edgeslm.fleet.registry import Registry
 from edgeslm.fleet.rollout import (
     ACTIVE,
     ACTIVE_STATES,
+    BASELINE_WINDOW_S,
     CANARY,
     COMPLETED,
     FAILED,
@@ -71,7 +72,7 @@ class EngineConfig(Config):
     tick_s: float = 1.0  # between steps; a device event wakes the loop at once
     resend_s: float = 30.0  # a command without an answer after this long goes again (same id: acted on once)
     install_timeout_s: float = 1800.0  # an install started and never finished counts as failed after this long
-    baseline_window_s: float = 7 * 86400.0  # how far back the previous version's telemetry is read
+    baseline_window_s: float = BASELINE_WINDOW_S  # how far back the previous version's telemetry is read
 
     def validate(self) -> None:
         if not self.public_url.startswith(("http://", "https://")) or len(self.public_url) > 1000 or " " in self.public_url:
@@ -298,6 +299,15 @@ class RolloutEngine:
                 self._halt(rid, idx, [accuracy, result], f"not enough canary traffic to judge: {result.reason}")
                 return False
         results = gates.evaluate(pairs, thresholds)
+        had_previous = [a for a in active if a["previous_bundle_sha256"]]
+        judged = max(g.devices for g in results if g.gate != "probe_accuracy")
+        if config.require_traffic and had_previous and not judged:
+            result = gates.GateResult("baseline", False, None, None, float(thresholds.min_requests),
+                                      f"no canary served {thresholds.min_requests} requests on its previous version "
+                                      f"within {self.config.baseline_window_s:g} s before the install: nothing to judge the "
+                                      "new one against (require_traffic)")
+            self._halt(rid, idx, [*results, result], f"cannot judge the canaries: {result.reason}")
+            return False
         failed = [g for g in results if not g.passed]
         if failed:
             self._halt(rid, idx, results, "; ".join(f"gate {g.gate} failed on the canaries: {g.reason}" for g in failed))
@@ -306,42 +316,51 @@ class RolloutEngine:
         return True
 
     def _pairs(self, active: list[dict[str, Any]]) -> gates.Pairs:
-        """Per canary: the previous version's measure (None when it ran none) and the new version's."""
+        """Per canary: the previous version's measure (None when it ran none) and the new version's. The windows are
+        split at the moment the device activated the new version, by its own clock (its telemetry's): the previous
+        version's end before it, the new version's start after it, and the window across the swap counts for neither."""
         out: dict[str, tuple[gates.Measure | None, gates.Measure]] = {}
         for a in active:
-            device, activated = a["device_id"], a["updated_at"]
-            cand = gates.aggregate(self._windows(device, a["bundle_sha256"], activated, None))
-            accuracy = self._activation_accuracy(device, a["bundle_sha256"])
+            device = a["device_id"]
+            activated, accuracy = self._activation(device, a["bundle_sha256"])
+            activated = activated if activated is not None else a["updated_at"]
+            cand = gates.aggregate(self._windows(device, a["bundle_sha256"], start_after=activated))
             if accuracy is not None:
                 cand = gates.Measure(cand.requests, cand.errors, cand.escalations, cand.p90_ms, cand.joules_per_answer, accuracy)
             base = None
             if a["previous_bundle_sha256"]:
-                rows = self._windows(device, a["previous_bundle_sha256"], activated - self.config.baseline_window_s, activated)
+                rows = self._windows(device, a["previous_bundle_sha256"], end_after=activated - self.config.baseline_window_s,
+                                     end_before=activated)
                 base = gates.aggregate(rows) if rows else None
             out[device] = (base, cand)
         return out
 
-    def _windows(self, device: str, sha: str, after: float, until: float | None) -> list[gates.Window]:
-        where, params = "device_id = ? AND bundle_sha256 = ? AND window_end > ?", [device, sha, after]
-        if until is not None:
-            where += " AND window_end <= ?"
-            params.append(until)
+    def _windows(self, device: str, sha: str, start_after: float | None = None, end_after: float | None = None,
+                 end_before: float | None = None) -> list[gates.Window]:
+        where, params = ["device_id = ?", "bundle_sha256 = ?"], [device, sha]
+        for column, op, value in (("window_start", ">=", start_after), ("window_end", ">", end_after),
+                                  ("window_end", "<=", end_before)):
+            if value is not None:
+                where.append(f"{column} {op} ?")
+                params.append(value)
         with self.db.transaction(write=False) as tx:
             rows = tx.all("SELECT requests, errors, escalations, latency_p90_ms, joules, probe_accuracy, window_end FROM "
-                          f"telemetry WHERE {where} ORDER BY window_end DESC LIMIT 10000", params)
+                          f"telemetry WHERE {' AND '.join(where)} ORDER BY window_end DESC LIMIT 10000", params)
         return [gates.Window(int(r["requests"]), int(r["errors"]), int(r["escalations"]), r["latency_p90_ms"], r["joules"],
                              r["probe_accuracy"], r["window_end"]) for r in rows]
 
-    def _activation_accuracy(self, device: str, sha: str) -> float | None:
-        """The probe accuracy the device measured when it activated `sha` (its install_activated event)."""
+    def _activation(self, device: str, sha: str) -> tuple[float | None, float | None]:
+        """When the device activated `sha` (its clock) and the probe accuracy it measured then: its install_activated event."""
         with self.db.transaction(write=False) as tx:
             rows = tx.all("SELECT details FROM events WHERE subject = ? AND kind = ? ORDER BY id DESC LIMIT 20",
                           (f"device:{device}", DEVICE_EVENT + "install_activated"))
         for row in rows:
             details = json.loads(row["details"])
-            if details.get("sha256") == sha and isinstance(details.get("probe_accuracy"), (int, float)):
-                return float(details["probe_accuracy"])
-        return None
+            if details.get("sha256") == sha:
+                ts, accuracy = details.get("ts"), details.get("probe_accuracy")
+                return (float(ts) if isinstance(ts, (int, float)) else None,
+                        float(accuracy) if isinstance(accuracy, (int, float)) else None)
+        return None, None
 
     def _record(self, rid: int, idx: int, results: list[gates.GateResult]) -> None:
         now = self.clock()

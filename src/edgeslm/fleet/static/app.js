@@ -240,5 +240,11 @@ document.addEventListener("DOMContentLoaded", () => {
     sessionStorage.removeItem(TOKEN_KEY);
     showLogin("");
   });
+  window.addEventListener("hashchange", () => {  // a link with #token=... opened in a tab already on this page
+    if (/(?:^#|&)token=/.test(location.hash)) {
+      takeTokenFromFragment();
+      start();
+    }
+  });
   if (token()) start(); else showLogin("");
 });

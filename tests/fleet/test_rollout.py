@@ -1,0 +1,261 @@
+"""Rollouts end to end: the real control plane (API, MQTT link, rollout engine), a real Mosquitto, real agents serving
+real signed tiny bundles under real traffic (tests/fleet/rollout_env.py). Each test says what an operator would see:
+every device on the variant that fits it, or a bad version rolled back with the rollout halted and the reason in the
+API and the CLI, and no device left without a working, verified model."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edgeslm.cli.main import cli
+from edgeslm.formats.reader import open_bundle
+from edgeslm.formats.signing import load_trust
+
+
+def _load_env():
+    spec = importlib.util.spec_from_file_location("rollout_env", Path(__file__).parent / "rollout_env.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["rollout_env"] = module  # (its dataclasses look their module up)
+    spec.loader.exec_module(module)
+    return module
+
+
+env = _load_env()
+
+# The gates judge real telemetry: enough requests per canary to make a p90 out of, and time to serve them. Latency and
+# energy are measured for real on a 2-core machine shared with other jobs, where an identical version has measured up
+# to 4.6x the p90 of its predecessor (a broker restart, other work on the box): a test not about them gives them room
+# (they are still measured and recorded); the p90 test keeps the default 1.5 against a version ~10x slower.
+FAST = {"min_requests": 40, "observe_s": 30.0, "max_p90_ratio": 100.0, "max_joules_ratio": 100.0}
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    return env.make_keys(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory, keys):
+    """v1 (two variants: arm needs neon, x86 needs avx2), v2, and the bad ones: swapped (probe accuracy 1/3), slow
+    (about 4x the p90 latency, for real), stranger (signed by a key the devices do not trust), resigned (a model
+    swapped in after signing, the manifest rewritten to match: the signature no longer covers it)."""
+    root = tmp_path_factory.mktemp("bundles")
+    out = {
+        "v1-arm": env.make_bundle(root / "v1-arm", keys.key, "v1 arm"),
+        "v1-x86": env.make_bundle(root / "v1-x86", keys.key, "v1 x86"),
+        "v1": env.make_bundle(root / "v1", keys.key, "v1"),
+        "v2": env.make_bundle(root / "v2", keys.key, "v2"),
+        "swapped": env.make_bundle(root / "swapped", keys.key, "swapped", labels=env.SWAPPED),
+        "slow": env.make_bundle(root / "slow", keys.key, "slow", slow=True),
+        "stranger": env.make_bundle(root / "stranger", keys.other_key, "stranger"),
+    }
+    resigned = root / "resigned"
+    shutil.copytree(out["v2"], resigned)
+    shutil.copy(out["swapped"] / "model.onnx", resigned / "model.onnx")
+    manifest = json.loads((resigned / "manifest.json").read_text())
+    data = (resigned / "model.onnx").read_bytes()
+    manifest["files"]["model.onnx"] = {"sha256": __import__("hashlib").sha256(data).hexdigest(), "bytes": len(data)}
+    (resigned / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    open_bundle(resigned)  # a consistent bundle...
+    with pytest.raises(Exception, match="signature"):
+        open_bundle(resigned, trust=load_trust(keys.trust))  # ...whose signature no longer holds
+    out["resigned"] = resigned
+    return out
+
+
+@pytest.fixture
+def fleet(tmp_path, keys):
+    f = env.Fleet(tmp_path, keys)
+    yield f
+    f.close()
+
+
+def cli_json(fleet, *args):
+    result = CliRunner().invoke(cli, ["fleet", "rollout", *args, "--state", str(fleet.state), "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def base_rollout(fleet, sha_release="1"):
+    """Everyone on v1 first (every device is a canary: a first install has no previous version to compare with)."""
+    record = fleet.rollouts.create(env_config(sha_release, canary_fraction=1.0, min_requests=10), actor="test")
+    done = fleet.wait_rollout(record["id"], ("completed",))
+    fleet.wait_served(FAST["min_requests"])  # a baseline on v1 for the next rollout to be judged against
+    return done
+
+
+def env_config(release, **kw):
+    from edgeslm.fleet.rollout import RolloutConfig
+
+    return RolloutConfig(bundle=env.NAME, release=release, group="all", **{**FAST, **kw})
+
+
+def test_a_rollout_reaches_every_device_with_the_variant_that_fits_it(fleet, bundles):
+    arm = [fleet.add_device(env.ARM) for _ in range(2)]
+    x86 = [fleet.add_device(env.X86) for _ in range(2)]
+    small = fleet.add_device({"profile": "tiny-box", "isa": ["neon"], "memory_bytes": 1 << 10}, start=False)
+    sha = {"arm": fleet.publish(bundles["v1-arm"], "1", "arm", ["neon"]),
+           "x86": fleet.publish(bundles["v1-x86"], "1", "x86", ["avx2"])}
+    fleet.start_traffic()
+
+    status, created = fleet.api("POST", "/v1/rollouts", {"bundle": env.NAME, "release": "1", "group": "all",
+                                                         "canary_fraction": 0.25, "waves": [0.5, 1.0], **FAST})
+    assert status == 201, created
+    rid = created["id"]
+    assert [w["devices"] for w in created["waves"]] == [1, 1, 2]
+    skipped = [a for a in created["assignments"] if a["state"] == "skipped"]
+    assert [a["device_id"] for a in skipped] == [small.id] and "the budget is 0 MiB" in skipped[0]["reason"]
+
+    # the control plane restarts once the canaries passed: the next one carries on from the registry
+    fleet.wait_rollout(rid, ("running", "completed"), until=lambda r: r["waves"][0]["state"] == "passed")
+    fleet.stop_control_plane()
+    fleet.start_control_plane()
+    done = fleet.wait_rollout(rid, ("completed",))
+
+    for device in arm + x86:
+        want = sha["arm"] if device in arm else sha["x86"]
+        assert fleet.active(device) == want  # what the device itself serves
+    devices = {d["id"]: d for d in fleet.api("GET", "/v1/devices")[1]["devices"]}
+    assert {devices[d.id]["active_bundle"] for d in arm} == {sha["arm"]}
+    assert {devices[d.id]["active_bundle"] for d in x86} == {sha["x86"]}
+    assert done["counts"] == {"active": 4, "skipped": 1}
+    canary_gates = {g["gate"]: g for g in done["gates"] if g["wave_idx"] == 0}
+    assert set(canary_gates) == {"probe_accuracy", "latency_p90", "error_rate", "escalation_rate", "joules_per_answer"}
+    assert all(g["passed"] for g in canary_gates.values())
+    assert "first install" in canary_gates["probe_accuracy"]["reason"]
+
+    # v2 for everyone that fits it (one generic variant), judged against v1 on the same canary: it passes
+    v2 = fleet.publish(bundles["v2"], "2")
+    fleet.wait_served(FAST["min_requests"])
+    second = fleet.rollouts.create(env_config("2", canary_fraction=0.25, waves=[1.0]), actor="test")
+    done = fleet.wait_rollout(second["id"], ("completed",))
+    assert all(fleet.active(d) == v2 for d in arm + x86)
+    compared = {g["gate"]: g for g in done["gates"]}
+    assert compared["probe_accuracy"]["baseline"] == 1.0 and compared["probe_accuracy"]["candidate"] == 1.0
+    for gate in ("latency_p90", "joules_per_answer"):  # measured on the same canary against v1 (a ratio)
+        assert compared[gate]["baseline"] == 1.0 and compared[gate]["candidate"] > 0 and compared[gate]["passed"]
+    assert compared["error_rate"]["candidate"] == 0.0 and compared["error_rate"]["baseline"] == 0.0
+
+    # an operator rolls it back from the CLI: every device returns to its v1 variant
+    assert cli_json(fleet, "rollback", str(second["id"]), "--reason", "customer complaint")["state"] == "rolling_back"
+    back = fleet.wait_rollout(second["id"], ("rolled_back",))
+    assert back["counts"] == {"rolled_back": 4, "skipped": 1}
+    for device in arm + x86:
+        assert fleet.active(device) == (sha["arm"] if device in arm else sha["x86"])
+    listed = cli_json(fleet, "status")["rollouts"]
+    assert [(r["id"], r["state"]) for r in listed] == [(second["id"], "rolled_back"), (rid, "completed")]
+
+
+def halted(fleet, bundles, name, devices=3, **gates):
+    """Everyone on v1, then `name` as release 2 with one canary: the rollout that results, once it has halted and
+    the canary is back on v1 (or never left it)."""
+    group = [fleet.add_device(env.ARM) for _ in range(devices)]
+    v1 = fleet.publish(bundles["v1"], "1")
+    fleet.start_traffic()
+    base_rollout(fleet)
+    fleet.publish(bundles[name], "2")
+    record = fleet.rollouts.create(env_config("2", canary_fraction=0.2, waves=[1.0], **gates), actor="test")
+    done = fleet.wait_rollout(record["id"], ("halted",),
+                              until=lambda r: not {"rollback_pending", "rolling_back"} & set(r["counts"]))
+    for device in group:
+        assert fleet.active(device) == v1  # no device left on the bad version, none without a verified model
+    canary = [a for a in done["assignments"] if a["wave_idx"] == 0]
+    assert len(canary) == 1
+    assert {a["state"] for a in done["assignments"] if a["wave_idx"] == 1} == {"cancelled"}  # never sent
+    return done, canary[0]
+
+
+def shown_everywhere(fleet, record, *words):
+    """The reason for the halt, in the API, the CLI and the event log."""
+    rid = record["id"]
+    status, api = fleet.api("GET", f"/v1/rollouts/{rid}")
+    assert status == 200 and api["state"] == "halted"
+    for word in words:
+        assert word in api["halt_reason"], api["halt_reason"]
+    assert cli_json(fleet, "status", str(rid))["halt_reason"] == api["halt_reason"]
+    text = CliRunner().invoke(cli, ["fleet", "rollout", "status", str(rid), "--state", str(fleet.state)]).output
+    assert "halted: " + api["halt_reason"][:40] in text
+    events = fleet.api("GET", f"/v1/events?subject=rollout:{rid}")[1]["events"]
+    assert any(e["kind"] == "rollout.halted" and e["reason"] == api["halt_reason"] for e in events)
+    return api
+
+
+def test_a_bundle_whose_probe_accuracy_drops_is_rolled_back_and_the_rollout_halted(fleet, bundles):
+    record, canary = halted(fleet, bundles, "swapped")
+    assert canary["state"] == "rolled_back"
+    api = shown_everywhere(fleet, record, "probe_accuracy", "0.333 vs 1.000")
+    gate = next(g for g in api["gates"] if g["gate"] == "probe_accuracy")
+    assert not gate["passed"] and gate["candidate"] == pytest.approx(1 / 3) and gate["baseline"] == 1.0
+
+
+def test_a_bundle_three_times_slower_fails_the_p90_gate(fleet, bundles):
+    record, canary = halted(fleet, bundles, "slow", max_p90_ratio=1.5)
+    assert canary["state"] == "rolled_back"
+    api = shown_everywhere(fleet, record, "latency_p90")
+    gate = next(g for g in api["gates"] if g["gate"] == "latency_p90")
+    assert not gate["passed"] and gate["candidate"] > 1.5, gate  # measured here: 3.4-5.5x under the test's traffic
+    assert next(g for g in api["gates"] if g["gate"] == "probe_accuracy")["passed"]  # it answers as well, only slower
+
+
+def test_tampered_and_wrongly_signed_bundles_are_refused_by_the_devices_and_halt_the_rollout(fleet, bundles):
+    record, canary = halted(fleet, bundles, "stranger")
+    assert canary["state"] == "failed"  # refused before it ever served: nothing to roll back
+    shown_everywhere(fleet, record, "installs", "not trusted here")
+
+    # a model swapped in after signing, the manifest rewritten to match: the signature no longer covers the bytes
+    fleet.publish(bundles["resigned"], "3")
+    second = fleet.wait_rollout(fleet.rollouts.create(env_config("3", canary_fraction=0.2), actor="test")["id"], ("halted",))
+    shown_everywhere(fleet, second, "signature")
+
+    # a good release whose archive is changed in the store after publishing: its sha256 no longer matches
+    sha = fleet.publish(bundles["v2"], "4")
+    stored = next(p for p in (fleet.state / "bundles").rglob(sha) if p.is_file())
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    third = fleet.wait_rollout(fleet.rollouts.create(env_config("4", canary_fraction=0.2), actor="test")["id"], ("halted",))
+    shown_everywhere(fleet, third, "tampered")
+    v1 = fleet.registry.bundles(env.NAME, "1")[0]["sha256"]
+    assert all(fleet.active(d) == v1 for d in fleet.devices)
+
+
+def test_a_device_offline_during_the_rollout_gets_it_when_it_returns(fleet, bundles):
+    devices = [fleet.add_device(env.ARM) for _ in range(3)]
+    v1 = fleet.publish(bundles["v1"], "1")
+    fleet.start_traffic()
+    base_rollout(fleet)
+    late = devices[2]
+    fleet.stop_agent(late)
+    env.wait_for(lambda: not fleet.registry.device(late.id)["online"], 10, "the control plane to see the device offline")
+    v2 = fleet.publish(bundles["v2"], "2")
+    rid = fleet.rollouts.create(env_config("2", canary_fraction=0.3, waves=[1.0]), actor="test")["id"]
+    waiting = fleet.wait_rollout(rid, ("running",), until=lambda r: all(w["state"] == "passed" for w in r["waves"]))
+    assert {a["device_id"]: a["state"] for a in waiting["assignments"]}[late.id] == "pending"
+    assert fleet.active(devices[0]) == v2 and fleet.active(devices[1]) == v2 and fleet.active(late) == v1
+
+    # the control plane restarts while the device is away; the device comes back later and gets the release
+    fleet.stop_control_plane()
+    fleet.start_control_plane()
+    fleet.start_agent(late)
+    fleet.wait_rollout(rid, ("completed",))
+    assert fleet.active(late) == v2
+
+
+def test_the_broker_restarted_mid_rollout(fleet, bundles):
+    devices = [fleet.add_device(env.ARM) for _ in range(3)]
+    fleet.publish(bundles["v1"], "1")
+    fleet.start_traffic()
+    base_rollout(fleet)
+    v2 = fleet.publish(bundles["v2"], "2")
+    rid = fleet.rollouts.create(env_config("2", canary_fraction=0.3, waves=[1.0]), actor="test")["id"]
+    fleet.wait_rollout(rid, ("running",), until=lambda r: r["waves"][0]["state"] != "pending")
+    fleet.broker.restart()  # sessions and queued messages persist; everyone reconnects
+    fleet.wait_rollout(rid, ("completed",), timeout=90)
+    assert all(fleet.active(d) == v2 for d in devices)
