@@ -38,16 +38,14 @@ NAMED = SPAN_KINDS  # the slots that name something in the home
 
 
 def score(tier: EncoderTier, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Slot and named-target accuracy, clean and noisy apart, and CPU ms per command."""
+    """Slot and named-target accuracy, clean and noisy apart, and CPU ms per command (the best of three
+    passes over all rows: other processes share these cores)."""
     out: dict[str, Any] = {}
-    cpu = 0.0
     for group in ("clean", "noisy"):
         part = [r for r in rows if r["noisy"] == (group == "noisy")]
         slots_ok = named_ok = named_n = 0
         for r in part:
-            t0 = time.process_time()
             answer = tier.answer(r["text"], r.get("context"))
-            cpu += time.process_time() - t0
             slots_ok += slots_match(r["slots"], answer.slots)
             named = {k: v for k, v in r["slots"].items() if k in NAMED}
             if named:
@@ -55,7 +53,13 @@ def score(tier: EncoderTier, rows: list[dict[str, Any]]) -> dict[str, Any]:
                 named_ok += slots_match(named, answer.slots)
         out[group] = {"n": len(part), "slot_accuracy": round(slots_ok / max(1, len(part)), 4),
                       "named_n": named_n, "named_accuracy": round(named_ok / max(1, named_n), 4)}
-    out["cpu_ms_per_command"] = round(1000 * cpu / max(1, len(rows)), 3)
+    passes = []
+    for _ in range(3):
+        t0 = time.process_time()
+        for r in rows:
+            tier.answer(r["text"], r.get("context"))
+        passes.append(time.process_time() - t0)
+    out["cpu_ms_per_command"] = round(1000 * min(passes) / max(1, len(rows)), 3)
     return out
 
 

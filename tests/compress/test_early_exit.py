@@ -16,7 +16,7 @@ def test_the_bundle_records_segments_heads_and_thresholds_chosen_on_validation(e
     m = bundle.manifest
     assert (m.engine, m.format_version, m.model_file) == ("onnxruntime-early-exit", 2, "early-exit.json")
     assert set(m.files) == {"early-exit.json", "segment-1.onnx", "segment-2.onnx", "segment-3.onnx", "tokenizer.json",
-                            "recipe.yaml"}
+                            "recipe.yaml", "slot-tagger.json"}
     plan = read_exit_plan(bundle)
     assert [s.layers for s in plan.segments] == [2, 4, 6] and plan.hidden_size == 384
     report = m.provenance["early_exit"]
@@ -29,6 +29,10 @@ def test_the_bundle_records_segments_heads_and_thresholds_chosen_on_validation(e
     assert all(f.get("Attention") == 2 for f in report["export_check"]["fused"])
     assert report["full_depth_val_accuracy"] >= report["floor"] * report["fp32_val_accuracy"]
     assert m.provenance["recipe"]["name"] == "int8-static"
+    # the slot tagger, fitted on generated sentences, places held-out names far better than chance
+    tagger = report["slot_tagger"]
+    assert tagger["config"]["sentences"] == 6000 and tagger["train_tokens"] > 20_000
+    assert tagger["val"]["clean"]["f1"] > 0.5 and tagger["val"]["noisy"]["f1"] > 0.4
     assert all(q["scheme"] == "int8-static" and q["static_activations"] > 0 for q in report["quantization"])
     for split in ("val", "test"):
         shares = m.evaluation[split]["exit_share"]
@@ -47,6 +51,8 @@ def test_the_bundle_records_segments_heads_and_thresholds_chosen_on_validation(e
     ({"max_drop": 0.6}, "max_drop"),
     ({"head_learning_rate": 0}, "head_learning_rate"),
     ({"exits": "2,4"}, "expected list"),
+    ({"tagger_window": 7}, "window in"),
+    ({"tagger_sentences": 10}, "sentences >= 100"),
 ])
 def test_config_refuses_what_cannot_be_built(fields, message):
     with pytest.raises(ConfigError, match=message):
