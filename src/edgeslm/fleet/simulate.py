@@ -257,6 +257,11 @@ class SysMonitor:
         with self._lock:
             return self.last.get("clients/connected", 0)
 
+    def broker_restarted(self) -> None:
+        """Forget the old broker's client count: the new one publishes its own once clients are back."""
+        with self._lock:
+            self.last.pop("clients/connected", None)
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
@@ -489,7 +494,7 @@ class _Clock:
 
     def mark(self) -> dict[str, Any]:
         return {"t": time.monotonic(), "cpu": cpu_seconds(self.cp.pid),
-                "sys": self.monitor.counters() if self.monitor else {}}
+                "sys": self.monitor.counters() if self.monitor else {}, "cp": self.cp.stats()}
 
     def since(self, start: dict[str, Any], wait_sys: bool = True) -> dict[str, Any]:
         if wait_sys:
@@ -498,8 +503,10 @@ class _Clock:
         wall = end["t"] - start["t"] - (1.5 if wait_sys else 0.0)
         cpu = end["cpu"] - start["cpu"]
         sys = {k: end["sys"].get(k, 0) - start["sys"].get(k, 0) for k in end["sys"] if k != "clients/connected"}
+        cp = {k: v - start["cp"].get(k, 0) for k, v in end["cp"].items() if isinstance(v, int) and not isinstance(v, bool)
+              and k != "threads"}
         return {"seconds": round(wall, 2), "controlplane_cpu_s": round(cpu, 2),
-                "controlplane_avg_cores": round(cpu / wall, 3) if wall > 0 else None, "broker": sys}
+                "controlplane_avg_cores": round(cpu / wall, 3) if wall > 0 else None, "broker": sys, "controlplane": cp}
 
 
 def simulate(config: SimulateConfig) -> dict[str, Any]:
@@ -744,7 +751,7 @@ class _FaultPlan:
         self.offline_back: float | None = None
         self.broker_at: float | None = None
         self.broker_back: float | None = None
-        self.last_look = 0.0
+        self.last_look = self.last_broker_look = 0.0
         if self.offline is not None:
             sim.faults["offline"] = {"devices": len(self.offline.devices), "off_before_rollout": True}
         if self.kill is not None:
@@ -756,14 +763,21 @@ class _FaultPlan:
         return self.kill is not None and self.killed_at is None
 
     def done(self) -> bool:
-        return all(x is not None for x, on in ((self.killed_at, self.kill), (self.offline_back, self.offline),
-                                               (self.broker_at, self.broker or None)) if on is not None)
+        """Every fault happened, and the clients the broker restart cut off are back (or the rollout's time is up)."""
+        back = not self.broker or "reconnected_s" in self.sim.faults["broker-restart"]
+        return back and all(x is not None for x, on in ((self.killed_at, self.kill), (self.offline_back, self.offline),
+                                                        (self.broker_at, self.broker or None)) if on is not None)
 
     def tick(self, now: float) -> None:
         c, f = self.sim.config, self.sim.faults
         if self.kill is not None and self.killed_at is None:
             views = [device_view(d, self.sha) for d in self.kill.devices]
-            if "partial" in views or (now - self.t0 > 60 and "journaled" in views):
+            # when a tenth of them are downloading (the main wave reached them); a small group at its first install
+            busy = views.count("partial") + views.count("journaled")
+            if views.count("active") == len(views):  # every one finished between two looks: nothing left to kill
+                self.killed_at = now
+                f["kill"].update({"missed": "every device of the group installed between two looks (20 ms apart)"})
+            elif views.count("partial") >= max(1, len(views) // 10) or (busy and (len(views) < 20 or now - self.t0 > 30)):
                 self.kill.kill()
                 self.killed_at = now
                 after = [device_view(d, self.sha) for d in self.kill.devices]  # what the kill left on each device
@@ -779,11 +793,15 @@ class _FaultPlan:
             self.offline.start()
             self.offline_back = now
             f["offline"]["back_at_s"] = round(now - self.t0, 2)
-        if self.broker and self.broker_at is None and any(_active(d) == self.sha for d in self.sim.healthy):
-            self.broker_at = now
+        active = -1
+        if self.broker and self.broker_at is None and now - self.last_broker_look >= 0.2:
+            self.last_broker_look = now  # mid-wave: a quarter of the healthy devices on the new release
             active = sum(1 for d in self.sim.healthy if _active(d) == self.sha)
+        if active >= max(1, len(self.sim.healthy) // 4):
+            self.broker_at = now
             broker = self.sim.broker
             broker.stop()
+            self.sim.monitor.broker_restarted()
             time.sleep(c.broker_down_s)
             broker.start()
             broker.restarts += 1
