@@ -130,8 +130,8 @@ def _slow_graph(src: Path, dst: Path, labels: int, width: int = 320, depth: int 
 @dataclass
 class Device:
     id: str
-    credentials: Credentials
-    profile: DeviceProfile
+    credentials: dict[str, Any]  # the enrolment's answer
+    facts: dict[str, Any]  # profile, isa, memory_bytes
     state_dir: Path
     agent: Agent | None = None
 
@@ -217,21 +217,14 @@ class Fleet:
         status, creds = self.api("POST", "/v1/enrol", {"token": token["token"], "name": f"dev{len(self.devices)}", **facts},
                                  token=None)
         assert status == 201, creds
-        profile = DeviceProfile(name=facts["profile"], memory_budget_mb=max(1, facts["memory_bytes"] >> 20), cores=1, threads=1,
-                                watts_idle=2.0, watts_busy=6.0, isa=tuple(facts["isa"]))
-        device = Device(creds["device_id"], Credentials.from_dict(creds), profile, self.root / f"device-{len(self.devices)}")
+        device = Device(creds["device_id"], creds, facts, self.root / f"device-{len(self.devices)}")
         self.devices.append(device)
         if start:
             self.start_agent(device)
         return device
 
     def start_agent(self, device: Device) -> None:
-        config = AgentConfig(profile=device.profile.name, state_dir=device.state_dir, broker_host=self.broker.host,
-                             broker_port=self.broker.port, credentials=device.state_dir / "unused.json", trust=self.keys.trust,
-                             telemetry_interval_s=0.3, keepalive_s=5, reconnect_min_s=0.1, reconnect_max_s=1.0,
-                             download_timeout_s=10)
-        device.agent = Agent(config, device.credentials, device.profile)
-        device.agent.start()
+        device.agent = start_agent(device.state_dir, device.credentials, device.facts, self.broker, self.keys.trust)
 
     def stop_agent(self, device: Device) -> None:
         if device.agent is not None:
@@ -309,6 +302,27 @@ class Fleet:
         self._http_thread.join(10)
         self.broker.stop()
         self.registry.close()
+
+
+class Remote:
+    """A control plane in another process, reached over HTTP."""
+
+    def __init__(self, url: str, admin_token: str):
+        self.url, self.admin_token = url, admin_token
+
+    api = Fleet.api
+
+
+def start_agent(state_dir: Path, creds: dict[str, Any], facts: dict[str, Any], broker: Any, trust: Path) -> Agent:
+    """One agent for enrolment answer `creds`, on a device with `facts` (profile, isa, memory_bytes)."""
+    profile = DeviceProfile(name=facts["profile"], memory_budget_mb=max(1, facts["memory_bytes"] >> 20), cores=1, threads=1,
+                            watts_idle=2.0, watts_busy=6.0, isa=tuple(facts["isa"]))
+    config = AgentConfig(profile=profile.name, state_dir=state_dir, broker_host=broker.host, broker_port=broker.port,
+                         credentials=state_dir / "unused.json", trust=trust, telemetry_interval_s=0.3, keepalive_s=5,
+                         reconnect_min_s=0.1, reconnect_max_s=1.0, download_timeout_s=10)
+    agent = Agent(config, Credentials.from_dict(creds), profile)
+    agent.start()
+    return agent
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -259,3 +259,68 @@ def test_the_broker_restarted_mid_rollout(fleet, bundles):
     fleet.broker.restart()  # sessions and queued messages persist; everyone reconnects
     fleet.wait_rollout(rid, ("completed",), timeout=90)
     assert all(fleet.active(d) == v2 for d in devices)
+
+
+def test_the_fleet_server_command_carries_a_rollout_out(tmp_path, keys, bundles):
+    """`edgeslm fleet server --broker` (a real process) runs the API, the MQTT link and the rollout engine; the
+    operator publishes and rolls out with the CLI, an agent installs, the CLI sees the rollout complete."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from edgeslm.fleet.broker import control_plane_password
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    broker = env.fleet_broker.Broker(tmp_path / "broker", {env.fleet_broker.ADMIN: control_plane_password(state)})
+    broker.start()
+    pid_file = tmp_path / "mosquitto.pid"
+    pid_file.write_text(f"{broker.proc.pid}\n")
+    exe = Path(sys.executable).with_name("edgeslm")
+    server = subprocess.Popen([str(exe), "fleet", "server", "--state", str(state), "--allow-unsigned", "--port", "0",
+                               "--broker", f"{broker.host}:{broker.port}", "--mosquitto-dir", str(broker.folder),
+                               "--mosquitto-pid-file", str(pid_file), "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    agent = None
+    try:
+        url = json.loads(server.stdout.readline())["url"]
+        token = (state / "admin-token").read_text().strip()
+        fleet = env.Remote(url, token)
+        assert fleet.api("POST", "/v1/groups", {"name": "all"})[0] == 201
+        status, enrol_token = fleet.api("POST", "/v1/enrolment-tokens", {"group": "all"})
+        status, creds = fleet.api("POST", "/v1/enrol", {"token": enrol_token["token"], **env.ARM}, token=None)
+        assert status == 201, creds
+        agent = env.start_agent(tmp_path / "device", creds, env.ARM, broker, keys.trust)
+
+        runner = CliRunner()
+        where = ["--state", str(state), "--json"]
+        published = runner.invoke(cli, ["fleet", "publish", str(bundles["v1"]), "--allow-unsigned", "--release", "1", *where])
+        assert published.exit_code == 0, published.output
+        created = runner.invoke(cli, ["fleet", "rollout", "create", "--bundle", env.NAME, "--release", "1", "--group", "all",
+                                      "--canary", "1", "--min-requests", "5", *where])
+        assert created.exit_code == 0, created.output
+        rid = json.loads(created.output)["id"]
+        deadline = time.monotonic() + 60
+        while True:
+            if agent.active is not None:
+                agent.classify(["turn on the lights"])  # the canary's traffic on its new version
+            record = json.loads(runner.invoke(cli, ["fleet", "rollout", "status", str(rid), *where]).output)
+            if record["state"] == "completed" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert record["state"] == "completed", record
+        assert agent.active == json.loads(published.output)["sha256"]
+    finally:
+        if agent is not None:
+            agent.stop()
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(15)
+        finally:
+            if server.poll() is None:
+                os.kill(server.pid, signal.SIGKILL)
+            server.stdout.close()
+            server.stderr.close()
+        broker.stop()
+    assert server.returncode == 0, server.returncode

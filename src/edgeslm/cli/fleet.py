@@ -58,15 +58,19 @@ def fleet() -> None:
 @click.option("--port", type=int, default=8700, show_default=True, help="0 picks a free port (printed at start).")
 @click.option("--mosquitto-dir", type=click.Path(), help="Write the broker's passwd and acl files here.")
 @click.option("--mosquitto-pid-file", type=click.Path(), help="SIGHUP this Mosquitto after each credential change.")
+@click.option("--broker", metavar="HOST:PORT", help="The MQTT broker: carry rollouts out (without it, the API only).")
+@click.option("--public-url", help="Where devices download bundles (default: http://HOST:PORT of this server).")
 @json_option
 @handle_errors
 def server(state: str, db: str | None, store: str | None, trust: str | None, allow_unsigned: bool, host: str, port: int,
-           mosquitto_dir: str | None, mosquitto_pid_file: str | None, as_json: bool) -> None:
+           mosquitto_dir: str | None, mosquitto_pid_file: str | None, broker: str | None, public_url: str | None,
+           as_json: bool) -> None:
     """Serve the control plane's HTTP API (admin token in STATE/admin-token, or $EDGESLM_FLEET_ADMIN_TOKEN)."""
     from edgeslm.fleet.server import FleetServerConfig, serve
 
     config = FleetServerConfig(state=state, db=db, store=store, trust=trust, allow_unsigned=allow_unsigned, host=host,
-                               port=port, mosquitto_dir=mosquitto_dir, mosquitto_pid_file=mosquitto_pid_file)
+                               port=port, mosquitto_dir=mosquitto_dir, mosquitto_pid_file=mosquitto_pid_file, broker=broker,
+                               public_url=public_url)
 
     def ready(h: str, p: int, token_file: Path) -> None:
         url = f"http://{h}:{p}"

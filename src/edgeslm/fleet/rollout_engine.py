@@ -28,7 +28,7 @@ from edgeslm.agent.protocol import PROTOCOL_VERSION, Command, Event, Install, Pr
 from edgeslm.config import Config
 from edgeslm.errors import ConfigError
 from edgeslm.fleet import gates
-from edgeslm.fleet.link import DEVICE_EVENT, DeviceLink
+from edgeslm.fleet.link import DEVICE_EVENT, DeviceLink, LinkConfig
 from edgeslm.fleet.registry import Registry
 from edgeslm.fleet.rollout import (
     ACTIVE,
@@ -208,10 +208,17 @@ class RolloutEngine:
         self._judge(r, config, wave, [a for a in assignments if a["wave_idx"] == wave["idx"]], now)
 
     def _expire(self, rid: int, assignments: list[dict[str, Any]], now: float) -> None:
-        """An install the device started and never finished (killed for good, wedged) fails after install_timeout_s."""
+        """An install the device already serves (its inventory says so: the event was lost) is active; one the device
+        started and never finished (killed for good, wedged) fails after install_timeout_s."""
         limit = self.config.install_timeout_s
         for a in assignments:
-            if a["state"] in IN_FLIGHT and now - a["updated_at"] > limit:
+            if a["state"] in IN_FLIGHT and a["device_active"] == a["bundle_sha256"]:
+                with self.db.transaction() as tx:
+                    tx.run("UPDATE rollout_assignments SET state = ?, reason = ?, updated_at = ? WHERE rollout_id = ? AND "
+                           "device_id = ? AND state = ?", (ACTIVE, "active (from the device's inventory)", now, rid,
+                                                           a["device_id"], a["state"]))
+                a["state"], a["updated_at"] = ACTIVE, now
+            elif a["state"] in IN_FLIGHT and now - a["updated_at"] > limit:
                 with self.db.transaction() as tx:
                     tx.run("UPDATE rollout_assignments SET state = ?, reason = ?, updated_at = ? WHERE rollout_id = ? AND "
                            "device_id = ? AND state = ?", (FAILED, f"no answer from the device within {limit:g} s", now, rid,
@@ -424,3 +431,24 @@ def _first_reason(rows: list[dict[str, Any]]) -> str:
 def _short(text: str, limit: int = 1500) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
+
+
+@dataclass
+class RolloutService:
+    """The MQTT link and the rollout engine, as `edgeslm fleet server --broker` runs them beside the API."""
+
+    link: DeviceLink
+    engine: RolloutEngine
+
+    def stop(self) -> None:
+        self.engine.stop()
+        self.link.stop()
+
+
+def start_rollouts(registry: Registry, link_config: LinkConfig, password: str, engine_config: EngineConfig) -> RolloutService:
+    """Connect to the broker (in the background: paho retries until it is up) and start carrying rollouts out."""
+    link = DeviceLink(registry, link_config, password)
+    engine = RolloutEngine(registry, link, engine_config)
+    link.start()
+    engine.start()
+    return RolloutService(link, engine)

@@ -45,6 +45,8 @@ class FleetServerConfig(Config):
     max_bundle_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
     mosquitto_dir: str | None = None  # write passwd and acl here for the broker
     mosquitto_pid_file: str | None = None  # and SIGHUP this Mosquitto after each change
+    broker: str | None = None  # HOST:PORT of the MQTT broker: carry rollouts out (fleet/rollout_engine.py); None: API only
+    public_url: str | None = None  # where devices download bundles; default http://HOST:PORT of this server
 
     def validate(self) -> None:
         if not self.state:
@@ -59,6 +61,13 @@ class FleetServerConfig(Config):
             raise ConfigError("give the public key(s) bundles must be signed by (--trust KEYS, from `edgeslm keys new`), "
                               "or --allow-unsigned for a test fleet")
         self.registry_config()  # its own checks (db URL scheme, bundle size cap)
+        if self.broker is not None:
+            from edgeslm.agent.config import parse_broker
+
+            parse_broker(self.broker)
+            if self.public_url is None and self.host in ("0.0.0.0", "::", ""):
+                raise ConfigError(f"--host {self.host} listens on every address: give --public-url, the address devices "
+                                  "download bundles from")
 
     def registry_config(self) -> RegistryConfig:
         state = Path(self.state)
@@ -131,11 +140,28 @@ def serve(config: FleetServerConfig, ready: Callable[[str, int, Path], None] | N
             await asyncio.sleep(0.01)
         host, port = server.servers[0].sockets[0].getsockname()[:2]
         log.info("control plane listening on %s:%d", host, port)
+        if config.broker is not None:
+            rollouts.append(_start_rollouts(app, config, host, port))
         if ready:
             ready(host, port, Path(config.state) / "admin-token")
         await task
 
+    rollouts: list[Any] = []
     try:
         asyncio.run(main())
     finally:
+        for service in rollouts:
+            service.stop()
         app.registry.close()
+
+
+def _start_rollouts(app: FleetApp, config: FleetServerConfig, host: str, port: int) -> Any:
+    from edgeslm.agent.config import parse_broker
+    from edgeslm.fleet.broker import control_plane_password
+    from edgeslm.fleet.link import LinkConfig
+    from edgeslm.fleet.rollout_engine import EngineConfig, start_rollouts
+
+    broker_host, broker_port = parse_broker(config.broker or "")
+    url = config.public_url or f"http://{host}:{port}"
+    return start_rollouts(app.registry, LinkConfig(broker_host=broker_host, broker_port=broker_port),
+                          control_plane_password(Path(config.state)), EngineConfig(public_url=url))
