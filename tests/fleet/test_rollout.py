@@ -10,6 +10,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -324,3 +325,55 @@ def test_the_fleet_server_command_carries_a_rollout_out(tmp_path, keys, bundles)
             server.stderr.close()
         broker.stop()
     assert server.returncode == 0, server.returncode
+
+
+def test_pause_resume_abort_and_rollback_through_the_api(fleet, bundles):
+    """The operator's words, their refusals, and what they do to a rollout whose devices are away (nothing is sent)."""
+    away = [fleet.add_device(env.ARM, start=False) for _ in range(2)]
+    fleet.publish(bundles["v1"], "1")
+    status, created = fleet.api("POST", "/v1/rollouts", {"bundle": env.NAME, "release": "1", "group": "all", **FAST})
+    assert status == 201
+    rid = created["id"]
+    assert fleet.api("GET", f"/v1/rollouts/{rid}")[1]["state"] == "running"
+
+    def act(action: str, body: Any = None, expect: int = 200) -> dict[str, Any]:
+        status, answer = fleet.api("POST", f"/v1/rollouts/{rid}/{action}", body)
+        assert status == expect, answer
+        return answer
+
+    assert act("pause", {"reason": "holiday freeze"})["state"] == "paused"
+    assert "is paused: cannot pause" in act("pause", expect=409)["error"]["message"]
+    assert act("resume")["state"] == "running"
+    assert "cannot resume" in act("resume", expect=409)["error"]["message"]
+    aborted = act("abort", {"reason": "wrong release"})
+    assert aborted["state"] == "aborted" and set(aborted["counts"]) == {"cancelled"}
+    assert all(a["reason"] == "cancelled: wrong release" for a in aborted["assignments"])
+    assert act("rollback")["state"] == "rolling_back"
+    fleet.wait_rollout(rid, ("rolled_back",))  # nothing was changed, so nothing to send
+    kinds = [e["kind"] for e in fleet.api("GET", f"/v1/events?subject=rollout:{rid}")[1]["events"]]
+    assert kinds[:6] == ["rollout.created", "rollout.paused", "rollout.resumed", "rollout.aborted", "rollout.rollback",
+                         "rollout.rolled_back"]
+    assert all(fleet.active(d) is None for d in away)
+
+    # refusals: a clear error each, nothing changed
+    assert act("pause", {"reason": "x", "extra": 1}, 400)["error"]["message"] == 'the body is optional: {"reason": "why"}'
+    assert fleet.api("GET", "/v1/rollouts/999")[0] == 404
+    assert fleet.api("GET", "/v1/rollouts/abc")[0] == 404
+    assert fleet.api("POST", "/v1/rollouts/1/explode")[0] == 404
+    assert fleet.api("GET", "/v1/rollouts", token=None)[0] == 401
+    assert fleet.api("POST", f"/v1/rollouts/{rid}/pause", token="d0000000000000000.wrongwrongwrongwrong")[0] == 401
+    status, error = fleet.api("POST", "/v1/rollouts", {"bundle": env.NAME, "release": "1", "group": "all", "waves": [0.5]})
+    assert status == 400 and "last wave" in error["error"]["message"]
+    status, error = fleet.api("POST", "/v1/rollouts", {"bundle": env.NAME, "release": "9", "group": "all"})
+    assert status == 404 and "no bundle" in error["error"]["message"]
+    status, error = fleet.api("POST", "/v1/rollouts", {"bundle": env.NAME, "release": "1", "group": "nobody"})
+    assert status == 404 and "no group" in error["error"]["message"]
+    status, error = fleet.api("POST", "/v1/rollouts", {"bundle": env.NAME, "release": "1", "group": "all",
+                                                       "probe_file": "missing.jsonl"})
+    assert status == 400 and "ships no missing.jsonl" in error["error"]["message"]
+    assert fleet.api("GET", "/v1/telemetry?since=abc")[0] == 400
+
+    # one open rollout per device at a time
+    second = fleet.api("POST", "/v1/rollouts", {"bundle": env.NAME, "release": "1", "group": "all", **FAST})[1]
+    status, error = fleet.api("POST", "/v1/rollouts", {"bundle": env.NAME, "release": "1", "group": "all", **FAST})
+    assert status == 409 and f"rollout {second['id']} is still open" in error["error"]["message"]

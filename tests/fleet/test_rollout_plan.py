@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgeslm.errors import ConfigError
 from edgeslm.fleet.rollout import RolloutConfig, choose_variant, device_order, memory_budget, rollout_id_of, wave_sizes
+from edgeslm.fleet.schemas import parse
 
 MIB = 1 << 20
 
@@ -79,3 +84,32 @@ def test_config_round_trips_and_refuses_bad_values():
 def test_rollout_names_round_trip():
     assert rollout_id_of("rollout-12") == 12
     assert rollout_id_of("manual-7") is None and rollout_id_of(None) is None and rollout_id_of("rollout-x") is None
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+                           | st.text(max_size=20), lambda inner: st.lists(inner, max_size=4)
+                           | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=8)
+FIELDS = [f.name for f in dataclasses.fields(RolloutConfig)]
+bodies = st.one_of(json_values, st.dictionaries(st.sampled_from([*FIELDS, "extra"]), json_values, max_size=8),
+                   st.fixed_dictionaries({"bundle": st.just("b"), "release": st.just("1"), "group": st.just("g")},
+                                         optional={name: json_values for name in FIELDS[3:]}))
+
+
+def _parse_body(body):
+    try:
+        return parse(RolloutConfig, body)
+    except ConfigError:
+        return None  # a clear refusal: the API answers 400 with its message
+
+
+@settings(max_examples=300, deadline=None)
+@given(bodies)
+def test_rollout_bodies_are_parsed_or_refused_clearly(body):
+    _parse_body(body)
+
+
+@pytest.mark.slow
+@settings(max_examples=10_000, deadline=None)
+@given(bodies)
+def test_rollout_bodies_are_parsed_or_refused_clearly_slow(body):
+    _parse_body(body)
