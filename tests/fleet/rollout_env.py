@@ -137,12 +137,12 @@ class Device:
 
 
 class Fleet:
-    def __init__(self, root: Path, keys: Keys, tick_s: float = 0.1, resend_s: float = 2.0):
+    def __init__(self, root: Path, keys: Keys, tick_s: float = 0.1, resend_s: float = 2.0, db: str | None = None):
         self.root, self.keys = root, keys
         self.state = root / "controlplane"
         self.state.mkdir(mode=0o700, parents=True)
-        self.registry = Registry.open(RegistryConfig(db=str(self.state / "registry.sqlite"), store=str(self.state / "bundles"),
-                                                     allow_unsigned=True))
+        self.registry = Registry.open(RegistryConfig(db=db or str(self.state / "registry.sqlite"),
+                                                     store=str(self.state / "bundles"), allow_unsigned=True))
         self.rollouts = Rollouts(self.registry)
         self.admin_token = secrets.token_urlsafe(32)
         self._start_http()

@@ -78,8 +78,17 @@ def fleet(tmp_path, keys):
     f.close()
 
 
+@pytest.fixture
+def fleet_on(tmp_path, keys, db_target):
+    """The same fleet on SQLite and on PostgreSQL (tests/fleet/conftest.py starts a real cluster)."""
+    f = env.Fleet(tmp_path, keys, db=db_target)
+    yield f
+    f.close()
+
+
 def cli_json(fleet, *args):
-    result = CliRunner().invoke(cli, ["fleet", "rollout", *args, "--state", str(fleet.state), "--json"])
+    result = CliRunner().invoke(cli, ["fleet", "rollout", *args, "--state", str(fleet.state), "--db", fleet.registry.db.target,
+                                      "--json"])
     assert result.exit_code == 0, result.output
     return json.loads(result.output)
 
@@ -98,7 +107,8 @@ def env_config(release, **kw):
     return RolloutConfig(bundle=env.NAME, release=release, group="all", **{**FAST, **kw})
 
 
-def test_a_rollout_reaches_every_device_with_the_variant_that_fits_it(fleet, bundles):
+def test_a_rollout_reaches_every_device_with_the_variant_that_fits_it(fleet_on, bundles):
+    fleet = fleet_on
     arm = [fleet.add_device(env.ARM) for _ in range(2)]
     x86 = [fleet.add_device(env.X86) for _ in range(2)]
     small = fleet.add_device({"profile": "tiny-box", "isa": ["neon"], "memory_bytes": 1 << 10}, start=False)
@@ -181,14 +191,16 @@ def shown_everywhere(fleet, record, *words):
     for word in words:
         assert word in api["halt_reason"], api["halt_reason"]
     assert cli_json(fleet, "status", str(rid))["halt_reason"] == api["halt_reason"]
-    text = CliRunner().invoke(cli, ["fleet", "rollout", "status", str(rid), "--state", str(fleet.state)]).output
+    text = CliRunner().invoke(cli, ["fleet", "rollout", "status", str(rid), "--state", str(fleet.state),
+                                    "--db", fleet.registry.db.target]).output
     assert "halted: " + api["halt_reason"][:40] in text
     events = fleet.api("GET", f"/v1/events?subject=rollout:{rid}")[1]["events"]
     assert any(e["kind"] == "rollout.halted" and e["reason"] == api["halt_reason"] for e in events)
     return api
 
 
-def test_a_bundle_whose_probe_accuracy_drops_is_rolled_back_and_the_rollout_halted(fleet, bundles):
+def test_a_bundle_whose_probe_accuracy_drops_is_rolled_back_and_the_rollout_halted(fleet_on, bundles):
+    fleet = fleet_on
     record, canary = halted(fleet, bundles, "swapped")
     assert canary["state"] == "rolled_back"
     api = shown_everywhere(fleet, record, "probe_accuracy", "0.333 vs 1.000")

@@ -32,7 +32,6 @@ from edgeslm.fleet.schemas import LABEL, check_label, check_text
 # rolled_back, aborted (no more installs; devices keep what they run) and completed are where rollouts end.
 RUNNING, PAUSED, HALTED, ROLLING_BACK, ROLLED_BACK, ABORTED, COMPLETED = (
     "running", "paused", "halted", "rolling_back", "rolled_back", "aborted", "completed")
-ACTIVE_STATES = (RUNNING, PAUSED, HALTED, ROLLING_BACK)  # what the engine still has work for (halted: rollbacks)
 OPEN_STATES = (RUNNING, PAUSED, ROLLING_BACK)
 
 # An assignment (one device in one rollout).

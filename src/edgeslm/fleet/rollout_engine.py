@@ -32,7 +32,6 @@ from edgeslm.fleet.link import DEVICE_EVENT, DeviceLink, LinkConfig
 from edgeslm.fleet.registry import Registry
 from edgeslm.fleet.rollout import (
     ACTIVE,
-    ACTIVE_STATES,
     BASELINE_WINDOW_S,
     CANARY,
     COMPLETED,
@@ -121,9 +120,12 @@ class RolloutEngine:
             self._wake.clear()
 
     def tick(self) -> None:
+        # a halted rollout needs steps only while it has rollbacks to send or to hear back from
         with self.db.transaction(write=False) as tx:
             ids = [int(r["id"]) for r in tx.all(
-                f"SELECT id FROM rollouts WHERE state IN ({', '.join('?' * len(ACTIVE_STATES))}) ORDER BY id", ACTIVE_STATES)]
+                "SELECT id FROM rollouts r WHERE state IN (?, ?, ?) OR (state = ? AND EXISTS (SELECT 1 FROM "
+                "rollout_assignments a WHERE a.rollout_id = r.id AND a.state IN (?, ?))) ORDER BY id",
+                (RUNNING, PAUSED, ROLLING_BACK, HALTED, ROLLBACK_PENDING, ROLLBACK_SENT))]
         for rid in ids:
             self.step(rid)
 
@@ -226,6 +228,7 @@ class RolloutEngine:
                 a["state"] = FAILED
 
     def _send_installs(self, r: dict[str, Any], config: RolloutConfig, assignments: list[dict[str, Any]], now: float) -> None:
+        bundles: dict[str, dict[str, Any]] = {}  # a release has a few variants; a wave may have thousands of devices
         for a in assignments:
             due = a["state"] == PENDING or (a["state"] == SENT and now - a["updated_at"] >= self.config.resend_s)
             if not due or not a["online"]:
@@ -236,11 +239,14 @@ class RolloutEngine:
                           "rollout_id = ? AND device_id = ? AND state = ?",
                           (SENT, previous, now, r["id"], a["device_id"], a["state"])) != 1:
                     continue  # the device answered meanwhile
-            for command in self._install_commands(r, config, a):
+            for command in self._install_commands(r, config, a, bundles):
                 self.link.send(a["device_id"], command)
 
-    def _install_commands(self, r: dict[str, Any], config: RolloutConfig, a: dict[str, Any]) -> list[Command]:
-        bundle = self.registry.bundle(a["bundle_sha256"])
+    def _install_commands(self, r: dict[str, Any], config: RolloutConfig, a: dict[str, Any],
+                          bundles: dict[str, dict[str, Any]]) -> list[Command]:
+        if a["bundle_sha256"] not in bundles:
+            bundles[a["bundle_sha256"]] = self.registry.bundle(a["bundle_sha256"])
+        bundle = bundles[a["bundle_sha256"]]
         name = rollout_name(int(r["id"]))
         probe = Probe(min_accuracy=config.probe_floor, file=config.probe_file) if config.probe_file else None
         spec = Install(sha256=bundle["sha256"], url=f"{self.config.public_url.rstrip('/')}/v1/bundles/{bundle['sha256']}/archive",
