@@ -180,6 +180,7 @@ def halted(fleet, bundles, name, devices=3, **gates):
     canary = [a for a in done["assignments"] if a["wave_idx"] == 0]
     assert len(canary) == 1
     assert {a["state"] for a in done["assignments"] if a["wave_idx"] == 1} == {"cancelled"}  # never sent
+    assert [w["state"] for w in done["waves"]] == ["failed", "cancelled"]
     return done, canary[0]
 
 

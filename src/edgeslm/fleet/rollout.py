@@ -370,12 +370,14 @@ def _served(tx: Any, since: float) -> dict[str, int]:
 
 def mark_rollback(tx: Any, rollout_id: int, reason: str, now: float) -> None:
     """In the caller's transaction: every device the rollout changed (or may have: an install in flight) is to be
-    rolled back; what was never sent is cancelled."""
+    rolled back; what was never sent is cancelled, and so are the waves still open."""
     tx.execute(f"UPDATE rollout_assignments SET state = ?, reason = ?, updated_at = ? WHERE rollout_id = ? "
                f"AND state IN ({', '.join('?' * len(CHANGED))})",
                (ROLLBACK_PENDING, f"to roll back: {reason}"[:500], now, rollout_id, *CHANGED))
     tx.execute("UPDATE rollout_assignments SET state = ?, reason = ?, updated_at = ? WHERE rollout_id = ? AND state = ?",
                (CANCELLED, f"cancelled: {reason}"[:500], now, rollout_id, PENDING))
+    tx.execute("UPDATE rollout_waves SET state = ?, finished_at = ? WHERE rollout_id = ? AND state IN (?, ?)",
+               (WAVE_CANCELLED, now, rollout_id, WAVE_PENDING, WAVE_INSTALLING))
 
 
 def _record(row: dict[str, Any]) -> dict[str, Any]:

@@ -397,7 +397,7 @@ class RolloutEngine:
                            (rid, idx, g.gate, g.candidate, g.baseline, g.threshold, int(g.passed), g.reason[:1000], now))
             tx.run("UPDATE rollout_waves SET state = ?, finished_at = ? WHERE rollout_id = ? AND idx = ?",
                    (WAVE_FAILED, now, rid, idx))
-            mark_rollback(tx, rid, reason, now)
+            mark_rollback(tx, rid, reason, now)  # (and the waves not started are cancelled)
             self.registry.log_event(tx, ACTOR, "rollout.halted", f"rollout:{rid}", reason,
                                     {"wave": idx, "failed_gates": [g.gate for g in results if not g.passed]})
         log.warning("rollout %d halted: %s", rid, reason)
