@@ -152,7 +152,8 @@ class Fleet:
         self.files.write(self.registry)  # the password file and ACL from the registry, as `fleet server --mosquitto-dir`
         self.registry.on_credentials_changed.append(self._reload_broker)
         self.broker.start()
-        self.engine_config = EngineConfig(public_url=self.url, tick_s=tick_s, resend_s=resend_s, baseline_window_s=3600)
+        self.engine_config = EngineConfig(public_url=self.url, tick_s=tick_s, batch_s=0.05, resend_s=resend_s,
+                                          baseline_window_s=3600)
         self._password = password
         self.start_control_plane()
         self.devices: list[Device] = []

@@ -68,7 +68,8 @@ ACTOR = "controlplane"
 @dataclass(frozen=True)
 class EngineConfig(Config):
     public_url: str  # how devices reach this control plane's API (bundle downloads): http://host:port
-    tick_s: float = 1.0  # between steps; a device event wakes the loop at once
+    tick_s: float = 1.0  # between steps; a device event wakes the loop sooner
+    batch_s: float = 0.2  # after a wake-up, let a burst of device events land before reading the rollouts again
     resend_s: float = 30.0  # a command without an answer after this long goes again (same id: acted on once)
     install_timeout_s: float = 1800.0  # an install started and never finished counts as failed after this long
     baseline_window_s: float = BASELINE_WINDOW_S  # how far back the previous version's telemetry is read
@@ -79,6 +80,8 @@ class EngineConfig(Config):
                               f"{self.public_url[:80]!r}")
         if not 0.01 <= self.tick_s <= 60:
             raise ConfigError("EngineConfig.tick_s: in [0.01, 60] seconds")
+        if not 0 <= self.batch_s <= 10:
+            raise ConfigError("EngineConfig.batch_s: in [0, 10] seconds")
         if not 0.1 <= self.resend_s <= 86400 or not self.resend_s <= self.install_timeout_s <= 7 * 86400:
             raise ConfigError("EngineConfig.resend_s/install_timeout_s: need 0.1 <= resend_s <= install_timeout_s <= 7 days")
         if not 60 <= self.baseline_window_s <= 90 * 86400:
@@ -116,7 +119,10 @@ class RolloutEngine:
                 self.tick()
             except Exception:  # a database hiccup must not end rollouts: the next tick retries
                 log.exception("a rollout step failed; retrying in %.1f s", self.config.tick_s)
-            self._wake.wait(self.config.tick_s)
+            if self._wake.wait(self.config.tick_s) and self.config.batch_s:
+                # one wake-up per burst: at 1,000 devices a wave's events come in hundreds, and each step reads every
+                # assignment of the rollout
+                self._stop.wait(self.config.batch_s)
             self._wake.clear()
 
     def tick(self) -> None:
