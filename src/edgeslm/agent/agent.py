@@ -221,8 +221,14 @@ class Agent:
             log.exception("journaling command %s failed", command.id)
 
     def _accept(self, command: Command, payload: bytes) -> None:
-        if command.id in self._pending or command.id in self.store.done_ids():
+        if command.id in self._pending:
             log.info("command %s was already received; ignoring the redelivery", command.id)
+            return
+        if command.id in self.store.done_ids():
+            # done here, but the control plane sends it again: our answer was lost (a broker restart
+            # at 1,000 devices dropped queued answers), so say where this device stands once more
+            log.info("command %s is done; publishing the state again for the control plane", command.id)
+            self._publish(self.state(), retain=True)
             return
         if len(self._pending) >= self.config.max_pending_commands:
             log.error("%d commands are waiting; dropping command %s", len(self._pending), command.id)
