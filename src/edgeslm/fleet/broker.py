@@ -8,12 +8,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeslm.agent.protocol import DEVICE_ID, write_acl
+from edgeslm.agent.store import write_bytes  # mkstemp: the password file is 0600 from its first byte
 from edgeslm.errors import ConfigError
 from edgeslm.fleet.credentials import mosquitto_hash, new_secret
 from edgeslm.fleet.registry import Registry
@@ -70,7 +70,7 @@ class BrokerFiles:
             if not DEVICE_ID.fullmatch(user) or ":" in hashed or "\n" in hashed:
                 raise ConfigError(f"MQTT account {user[:80]!r} cannot go into a password file")
             lines.append(f"{user}:{hashed}\n")
-        _write_private(self.folder / "passwd", "".join(lines).encode("utf-8"))
+        write_bytes(self.folder / "passwd", "".join(lines).encode("utf-8"))
         write_acl(self.folder / "acl", [CONTROL_PLANE_USER])
         self.reload()
 
@@ -84,14 +84,3 @@ class BrokerFiles:
             log.warning("could not signal Mosquitto to reread its password file (%s): %s", self.pid_file, exc)
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
