@@ -16,6 +16,7 @@ import queue
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,7 +110,7 @@ class Database:
             try:
                 conn = sqlite3.connect(self.target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
                 conn.row_factory = sqlite3.Row
-                conn.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+                _wal(conn)  # readers never wait for the writer
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.execute("PRAGMA synchronous=FULL")  # a published bundle or an issued credential survives power loss
             except sqlite3.Error as exc:
@@ -184,6 +185,23 @@ class Database:
                 _close_quietly(self._idle.get_nowait())
             except queue.Empty:
                 return
+
+
+def _wal(conn: sqlite3.Connection) -> None:
+    """Switch a database to WAL once. The switch takes an exclusive lock, and SQLite answers "database is
+    locked" at once, without its busy timeout, when another connection opens the file at that moment (two
+    control planes starting together): retry until the busy timeout, as a writer would wait."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _close_quietly(conn: Any) -> None:
