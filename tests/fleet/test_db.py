@@ -279,7 +279,7 @@ def test_many_fresh_files_opened_by_four_starts_at_once_never_fail(tmp_path):
         target = tmp_path / f"registry-{round_}.sqlite"
         errors: list[Exception] = []
 
-        def start() -> None:
+        def start(target: Path = target, errors: list[Exception] = errors) -> None:
             try:
                 db = Database(target)
                 migrations.migrate(db)
