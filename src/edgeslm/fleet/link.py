@@ -117,10 +117,21 @@ class DeviceLink:
 
     # --- commands ---
     def send(self, device_id: str, command: Command) -> bool:
-        """Queue a command for a device (QoS 1: paho keeps it until the broker has it, across reconnects)."""
+        """Queue a command for a device (QoS 1: paho keeps it until the broker has it, across reconnects). False when
+        paho dropped it; the rollout engine sends it again after resend_s, as for any command left unanswered."""
+        import paho.mqtt.client as mqtt
+
         info = self._client.publish(topic(device_id, "cmd"), encode(command), qos=QOS)
-        if info.rc != 0:
-            log.warning("command %s for %s not queued (paho rc %s)", command.id, device_id, info.rc)
+        if info.rc == mqtt.MQTT_ERR_NO_CONN:  # paho keeps a QoS-1 message while disconnected and sends it on reconnect
+            log.debug("command %s for %s queued until the broker is back", command.id, device_id)
+            return True
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            log.warning("command %s for %s dropped: paho already holds %d unsent messages (max_queued_messages); "
+                        "it goes again after resend_s", command.id, device_id, self.config.max_queued_messages)
+            return False
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            log.warning("command %s for %s not sent (paho rc %s); it goes again after resend_s", command.id, device_id,
+                        info.rc)
             return False
         return True
 
