@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from edgeslm.errors import ConfigError, EdgeslmError
+from edgeslm.formats import strict_json
 
 PROTOCOL_VERSION = 1
 TOPIC_ROOT = "edgeslm/v1/dev"
@@ -152,12 +153,12 @@ def parse(cls: type[M], payload: bytes | bytearray | memoryview) -> M:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ProtocolError(f"{name}: payload of {len(payload)} bytes is over the {MAX_PAYLOAD_BYTES}-byte cap")
     try:
-        data = json.loads(bytes(payload).decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        data = strict_json.loads(bytes(payload))
     except UnicodeDecodeError:
         raise ProtocolError(f"{name}: payload is not UTF-8") from None
     except (ValueError, RecursionError) as exc:  # bad JSON, a repeated key, NaN, a 5,000-digit int, deep nesting
         raise ProtocolError(f"{name}: payload is not valid JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
-    if _depth(data) > MAX_DEPTH:
+    if strict_json.depth(data, stop_past=MAX_DEPTH) > MAX_DEPTH:
         raise ProtocolError(f"{name}: nested deeper than {MAX_DEPTH} levels")
     return _build(cls, data, name)
 
@@ -246,32 +247,6 @@ def _type_name(hint: Any) -> str:
 def _json_type(value: Any) -> str:
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
             int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Two parsers that keep different copies of a repeated key would act on different commands."""
-    out = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"field {key[:40]!r} appears twice")
-        out[key] = value
-    return out
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _depth(data: Any) -> int:
-    deepest, stack = 0, [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, (dict, list)):
-            deepest = max(deepest, depth)
-            if deepest > MAX_DEPTH:
-                return deepest
-            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
-    return deepest
 
 
 # range and pattern checks shared by the messages

@@ -24,6 +24,7 @@ from typing import Any
 
 from edgeslm.agent.protocol import SHA256
 from edgeslm.errors import ConfigError
+from edgeslm.formats.durable import fsync_dir
 
 DONE_KEPT = 256  # command ids remembered: more than the commands a control plane keeps queued for one device
 POINTERS = ("active", "previous")
@@ -79,7 +80,7 @@ class DeviceStore:
             tmp.unlink(missing_ok=True)
             os.symlink(f"bundles/{sha}", tmp)
             os.replace(tmp, link)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
     def activate(self, sha: str) -> None:
         """bundles/<sha> serves from now on; what served before becomes `previous`."""
@@ -172,12 +173,3 @@ def _remove(path: Path) -> None:
     else:
         path.unlink(missing_ok=True)
 
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # not every filesystem can; the rename itself is atomic either way
-    finally:
-        os.close(fd)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from edgeslm.fleet.errors import NotFound, StoreError
+from edgeslm.formats.durable import fsync_dir
 
 CHUNK = 1 << 20
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -227,16 +228,3 @@ def stage(source: BinaryIO, folder: Path, max_bytes: int, rename_to: Path | None
         raise StoreError(f"cannot move the staged archive into {rename_to.parent}: {exc.strerror}") from None
     return Path(rename_to), sha, size
 
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename durable: the directory entry is flushed with its folder."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems cannot fsync a folder; the file's own data is flushed already
-    finally:
-        os.close(fd)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeslm.errors import BundleError
+from edgeslm.formats import strict_json
 from edgeslm.formats.hashing import sha256_file
 from edgeslm.formats.manifest import MANIFEST, MAX_MANIFEST_BYTES, Manifest
 from edgeslm.formats.signing import SIGNATURE_FILE, KeyId, TrustedKeys, check_not_private_key, verify_signature
@@ -71,24 +72,13 @@ def parse_manifest(raw: bytes, where: str = MANIFEST) -> Manifest:
         raise BundleError(f"{where}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
     except (ValueError, RecursionError) as exc:  # an int over 4300 digits, arrays nested past the stack
         raise BundleError(f"{where}: not valid JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
-    if _depth(data) > MAX_DEPTH:  # deeper would crash what walks it later (to_dict, copy, printing)
+    if strict_json.depth(data, stop_past=MAX_DEPTH) > MAX_DEPTH:  # deeper would crash what walks it later (to_dict, copy, printing)
         raise BundleError(f"{where}: nested deeper than {MAX_DEPTH} levels; not a manifest edgeslm writes")
     try:  # "\udce9" escapes parse into a str no file, log or terminal can take
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise BundleError(f"{where}: not valid Unicode (a lone surrogate escape)") from None
     return Manifest.from_dict(data, where=where)
-
-
-def _depth(data: object) -> int:
-    """How deeply lists and objects nest in parsed JSON; iterative, so any depth is safe to measure."""
-    deepest, stack = 0, [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, (dict, list)):
-            deepest = max(deepest, depth)
-            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
-    return deepest
 
 
 def open_bundle(path: Path, verify: bool = True, trust: TrustedKeys | None = None) -> Bundle:

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeslm.errors import SignatureError
+from edgeslm.formats import strict_json
+from edgeslm.formats.durable import fsync_dir
 from edgeslm.formats.manifest import MANIFEST
 
 # cryptography is imported where a key is used: reading an unsigned bundle needs only the base install.
@@ -85,7 +87,7 @@ def parse_signature(raw: bytes, where: str = SIGNATURE_FILE) -> Signature:
     if len(raw) > MAX_SIGNATURE_BYTES:
         raise SignatureError(f"{where}: larger than {MAX_SIGNATURE_BYTES} bytes; not a signature file")
     try:
-        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        data = strict_json.loads(raw)
     except UnicodeDecodeError:
         raise SignatureError(f"{where}: not UTF-8; not a signature file") from None
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, a repeated key, NaN, nesting past the stack
@@ -125,20 +127,6 @@ def _is_hex64(value: Any) -> bool:
     return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Two parsers that pick different copies of a repeated key would see different signatures."""
-    out = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"field {key[:40]!r} appears twice")
-        out[key] = value
-    return out
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
 # --- keys -----------------------------------------------------------------------------------------------
 
 def generate_keys(out: Path, name: str = "edgeslm") -> KeyPair:
@@ -166,7 +154,7 @@ def generate_keys(out: Path, name: str = "edgeslm") -> KeyPair:
     except SignatureError:
         private.unlink(missing_ok=True)
         raise
-    _fsync_dir(out)
+    fsync_dir(out)
     return KeyPair(private, public, key_id(key.public_key()))
 
 
@@ -396,18 +384,5 @@ def _write_atomic(path: Path, data: bytes, tmp_dir: Path) -> None:
         if isinstance(exc, OSError):
             raise SignatureError(f"cannot write {path}: {exc.strerror}") from None
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename or a new file durable: the directory entry is flushed with the folder."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems cannot fsync a directory; the data itself is already flushed
-    finally:
-        os.close(fd)
