@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from edgeslm.cli.main import cli
 from edgeslm.errors import ConfigError
-from edgeslm.fleet.sim_bundle import LABELS, PROBE, make_bundle
 from edgeslm.fleet.simulate import FAULTS, SimulateConfig, simulate
+from edgeslm.fleet.simulate.bundle import LABELS, PROBE, make_bundle
 
 DEVICES = 30
 

@@ -1,5 +1,5 @@
 """`edgeslm fleet simulate`: N real agents in a few processes against a real Mosquitto and the real control plane, two
-rollouts (the second with faults injected), and what they cost (fleet/simulate.py)."""
+rollouts (the second with faults injected), and what they cost (fleet/simulate/)."""
 
 from __future__ import annotations
 

@@ -133,7 +133,7 @@ class FleetApp:
                 return error_response(err)
             except FleetError as exc:
                 headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-                return error_response(HttpError(exc.status, str(exc), _kind(exc.status), headers))
+                return error_response(HttpError(exc.status, str(exc), exc.kind, headers))
             except (ConfigError, BundleError) as exc:  # a bad body, policy, archive or signature: the caller's to fix
                 return error_response(HttpError(400, str(exc)))
             except ClientDisconnect:
@@ -188,11 +188,6 @@ class FleetApp:
 
 def _unauthorized(message: str) -> HttpError:
     return HttpError(401, message, "unauthorized", {"WWW-Authenticate": "Bearer"})
-
-
-def _kind(status: int) -> str:
-    return {401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict", 503: "unavailable",
-            507: "insufficient_storage"}.get(status, "invalid_request_error")
 
 
 def _check_query(request: Request, allowed: frozenset[str]) -> None:

@@ -127,7 +127,7 @@ def make_bundle(out: Path, name: str, note: str, pad_bytes: int = 0) -> Path:
             name=name, family="encoder", architecture="tiny-mean-pool", task="text-classification",
             engine="onnxruntime", model_file="model.onnx", labels=list(LABELS),
             tokenizer={"file": "tokenizer.json", "max_length": 16, "inputs": ["input_ids", "attention_mask", "token_type_ids"]},
-            provenance={"base_model": "none: the fleet simulator's synthetic classifier (fleet/sim_bundle.py)",
+            provenance={"base_model": "none: the fleet simulator's synthetic classifier (fleet/simulate/bundle.py)",
                         "export": {"format": "onnx", "opset": 17, "precision": "fp32"}, "note": note})
     return Path(out)
 
