@@ -7,6 +7,9 @@ format_version history:
       after each but the last; model_file is the exit plan (formats/early_exit.py). A writer stamps the
       lowest version a bundle needs (required_version), so bundles without it stay version 1 and a
       device with an older edgeslm keeps reading them.
+  3 — `selection`: a bundle chosen by `edgeslm select` for a device budget carries what was predicted
+      for it before compressing and what was measured after, on the target profile (SELECTION_FIELDS).
+      Only bundles that carry it are stamped 3.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 from edgeslm.errors import BundleError
 
 FORMAT = "edgeslm-bundle"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 4 << 20
 EARLY_EXIT_ENGINE = "onnxruntime-early-exit"
@@ -27,6 +30,11 @@ ENGINE_SINCE = {EARLY_EXIT_ENGINE: 2}  # engine -> the format version that intro
 TASKS = {"encoder": ("text-classification",), "decoder": ("text-generation",)}
 TOKENIZER_FIELDS = {"file", "max_length", "inputs"}
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # the feeds the ONNX engine knows how to make
+FIELD_SINCE = {"selection": 3}  # optional top-level field -> the format version that introduced it
+# selection: what `edgeslm select` recorded; predicted and measured hold the same metrics
+SELECTION_FIELDS = {"budget", "profile", "candidate", "threads", "predicted", "measured", "search"}
+SELECTION_REQUIRED = {"budget", "profile", "candidate", "threads", "predicted", "measured"}
+SELECTION_METRICS = {"p50_ms", "p90_ms", "ram_mb", "size_mb", "joules", "accuracy"}
 
 
 @dataclass(frozen=True)
@@ -53,10 +61,14 @@ class Manifest:
     profile: str = "any"  # device profile the variant was chosen for
     created: str = ""
     edgeslm_version: str = ""
+    selection: dict[str, Any] = field(default_factory=dict)  # since 3: edgeslm select's prediction and measurement
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["files"] = {k: asdict(v) for k, v in sorted(self.files.items())}
+        for name in FIELD_SINCE:  # absent, not empty: a device reading an older version knows no such field
+            if not out[name]:
+                del out[name]
         return out
 
     def to_json(self) -> str:
@@ -88,7 +100,10 @@ class Manifest:
             raise BundleError(f"{where}: missing field(s) {', '.join(missing)}")
         _expect(where, data, str, "name", "family", "architecture", "task", "engine", "model_file", "profile",
                 "created", "edgeslm_version")
-        _expect(where, data, dict, "files", "tokenizer", "provenance", "evaluation")
+        _expect(where, data, dict, "files", "tokenizer", "provenance", "evaluation", "selection")
+        for name, since in FIELD_SINCE.items():
+            if name in data and version < since:
+                raise BundleError(f"{where}: {name} needs bundle format version {since}, this manifest says {version}")
         _expect(where, data, list, "labels")
         files = {}
         for name, entry in data["files"].items():
@@ -143,11 +158,39 @@ class Manifest:
                 or len(set(inputs)) != len(inputs) or "input_ids" not in inputs):
             raise BundleError(f"{where}: tokenizer.inputs must be distinct names from {list(MODEL_INPUTS)} "
                               f"including input_ids, got {inputs!r}")
+        if self.selection:
+            _check_selection(where, self.selection)
 
 
-def required_version(engine: str) -> int:
-    """The lowest format version that can describe a bundle for this engine."""
-    return ENGINE_SINCE.get(engine, 1)
+def required_version(engine: str, fields: dict[str, Any] | None = None) -> int:
+    """The lowest format version that can describe a bundle for this engine with these fields."""
+    present = [since for name, since in FIELD_SINCE.items() if (fields or {}).get(name)]
+    return max([ENGINE_SINCE.get(engine, 1), *present])
+
+
+def _check_selection(where: str, sel: dict[str, Any]) -> None:
+    unknown = sorted(set(sel) - SELECTION_FIELDS)
+    if unknown:
+        raise BundleError(f"{where}: unknown selection field(s) {', '.join(unknown)}")
+    missing = sorted(SELECTION_REQUIRED - set(sel))
+    if missing:
+        raise BundleError(f"{where}: selection is missing {', '.join(missing)}")
+    for name in ("budget", "profile", "candidate"):
+        if not isinstance(sel[name], str) or not sel[name]:
+            raise BundleError(f"{where}: selection.{name} must be a non-empty string")
+    if not isinstance(sel["threads"], int) or isinstance(sel["threads"], bool) or sel["threads"] < 1:
+        raise BundleError(f"{where}: selection.threads must be an integer >= 1")
+    for name in ("predicted", "measured"):
+        block = sel[name]
+        if not isinstance(block, dict) or not block:
+            raise BundleError(f"{where}: selection.{name} must be a non-empty object of metrics")
+        for key, value in block.items():
+            if key not in SELECTION_METRICS:
+                raise BundleError(f"{where}: selection.{name}.{key} is not a metric ({', '.join(sorted(SELECTION_METRICS))})")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise BundleError(f"{where}: selection.{name}.{key} must be a number >= 0 or null")
+    if "search" in sel and not isinstance(sel["search"], dict):
+        raise BundleError(f"{where}: selection.search must be an object")
 
 
 def _expect(where: str, data: dict, kind: type, *names: str) -> None:

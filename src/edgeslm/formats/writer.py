@@ -52,7 +52,7 @@ class BundleWriter:
         files = {str(p.relative_to(self.stage)): FileEntry(sha256_file(p), p.stat().st_size) for p in staged}
         manifest = Manifest(
             format=FORMAT,
-            format_version=required_version(fields.get("engine", "")),  # older devices read what needs nothing newer
+            format_version=required_version(fields.get("engine", ""), fields),  # older devices read what needs nothing newer
             files=files,
             created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
             edgeslm_version=__version__,
