@@ -141,6 +141,12 @@ class Agent:
     def active(self) -> str | None:
         return self.store.pointer("active")
 
+    @property
+    def active_policy(self) -> Path | None:
+        """The verified policy file (router and cache thresholds) the active bundle serves with, if it has one."""
+        sha = self.store.policy_of(self.active)
+        return self.store.policy_path(sha) if sha else None
+
     def state(self) -> State:
         from edgeslm.runtime.profiles import meminfo_mb
 
@@ -155,7 +161,7 @@ class Agent:
             free_disk_mb=shutil.disk_usage(self.store.root).free >> 20,
             installed=sorted(infos, key=lambda b: b.sha256), active=self.store.pointer("active"),
             previous=self.store.pointer("previous"), agent_version=__version__, ts=time.time(),
-            installing=self._installing,
+            installing=self._installing, policy=self.store.policy_of(self.store.pointer("active")),
         )
 
     # --- MQTT ---
@@ -299,8 +305,12 @@ class Agent:
         self._event("rollback_failed", None, active, reason=failure)
 
     def _recheck(self, sha: str) -> Any:
-        """The engine of an installed bundle whose signature, files and health check pass again."""
+        """The engine of an installed bundle whose signature, files and health check pass again, and whose policy
+        (if it serves with one) passes its signature and checks again."""
         install.verify(self.store.bundle_dir(sha), self.trust, ())
+        policy = self.store.policy_of(sha)
+        if policy is not None:
+            install.verify_policy(self.store.policy_path(policy), self.trust, ())
         return install.check(self.store.bundle_dir(sha), None, self.profile.threads).engine
 
     def _serve(self, engine: Any) -> None:
@@ -356,7 +366,8 @@ class Agent:
         spec = command.install
         assert spec is not None  # Command.validate: an install command carries its spec
         sha = spec.sha256
-        if sha == self.store.pointer("active"):
+        policy = spec.policy.sha256 if spec.policy else None
+        if sha == self.store.pointer("active") and policy in (None, self.store.policy_of(sha)):
             self._event("install_activated", command, sha, reason="already active", probe_accuracy=self._accuracy(sha))
             return
         self._installing = sha
@@ -367,8 +378,20 @@ class Agent:
             if not target.is_dir():  # a bundle kept as `previous` is checked again, not fetched again
                 self._fetch(spec, target)
             signer = install.verify(target, self.trust, spec.signers)
+            staged_policy = None
+            if spec.policy is not None:  # checked before the (slower) load and probe set
+                headers = {"Authorization": f"Bearer {self.credentials.secret}"}
+                staged_policy, _ = install.fetch_policy(spec.policy, self.store.root / "staging", headers,
+                                                        self.config.download_timeout_s, self.config.download_attempts,
+                                                        self.trust, spec.signers)
             self._event("install_verified", command, sha)
             checked = install.check(target, spec.probe, self.profile.threads)
+            if staged_policy is not None:
+                try:
+                    self.store.add_policy(policy, staged_policy)
+                except OSError as exc:
+                    install.close_engine(checked.engine)
+                    raise install.InstallError(f"cannot keep the policy: {exc.strerror}") from None
         except EdgeslmError as exc:
             if target.is_dir() and sha not in self.store.kept():
                 shutil.rmtree(target, ignore_errors=True)
@@ -376,9 +399,10 @@ class Agent:
             self._event("install_failed", command, sha, reason=str(exc), probe_accuracy=getattr(exc, "probe_accuracy", None))
             log.warning("install of %s failed: %s", sha[:16], exc)
             return
+        # the bundle's policy goes into its note: with the `active` link, a rollback swaps both back
         self.store.write_note(sha, {"name": checked.name, "bytes": _folder_bytes(target), "signed_by": signer,
                                     "probe_accuracy": checked.probe_accuracy, "probe_size": checked.probe_size,
-                                    "installed_at": time.time()})
+                                    "installed_at": time.time(), "policy": policy})
         self.store.activate(sha)  # the commit point: one rename of the `active` link
         self._serve(checked.engine)
         self._installing = None

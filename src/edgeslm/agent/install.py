@@ -23,7 +23,7 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
-from edgeslm.agent.protocol import Install, Probe, ProbeItem, ProtocolError
+from edgeslm.agent.protocol import MAX_POLICY_BYTES, Install, PolicyRef, Probe, ProbeItem, ProtocolError
 from edgeslm.errors import EdgeslmError
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,86 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.URLError):
         return f"cannot reach the bundle server ({getattr(exc.reason, 'strerror', None) or exc.reason})"
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+# --- the policy ---------------------------------------------------------------------------------------------
+
+POLICY_FILE = "policy.json"
+MAX_POLICY_RECORD_BYTES = 3 * MAX_POLICY_BYTES  # the record carries the policy's text and its signature's, JSON-escaped
+
+
+def fetch_policy(ref: PolicyRef, staging: Path, headers: dict[str, str], timeout_s: float, attempts: int, trust: Any,
+                 signers: Sequence[str], sleep: Callable[[float], None] = time.sleep) -> tuple[Path, str]:
+    """Fetch the policy record `ref` names into a new folder under `staging` (POLICY_FILE and its .sig), then check
+    the text's sha256, its signature (by a trusted key, one of `signers` when the command names them) and the policy
+    itself. (the policy file, the signer's key id)"""
+    from edgeslm.formats import strict_json
+    from edgeslm.formats.signing import policy_signature_path
+
+    raw = _get(ref.url, headers, timeout_s, attempts, MAX_POLICY_RECORD_BYTES, "policy", sleep)
+    try:
+        record = strict_json.loads(raw)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        raise InstallError("the policy server's answer is not a JSON policy record") from None
+    body, sig = (record.get("body"), record.get("signature")) if isinstance(record, dict) else (None, None)
+    if not isinstance(body, str) or not (sig is None or isinstance(sig, str)):
+        raise InstallError("the policy server's answer has no policy text (body) or a signature that is not text")
+    data = body.encode("utf-8", "surrogatepass")  # the registry hashes the text the same way
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != ref.sha256 or len(data) != ref.size:
+        raise InstallError(f"the policy's sha256 is {digest[:16]}..., the command expects {ref.sha256[:16]}...: "
+                           "tampered with or corrupted in transit; refused")
+    folder = staging / f"policy.{time.time_ns()}"
+    folder.mkdir(parents=True)
+    path = folder / POLICY_FILE
+    try:
+        path.write_bytes(data)
+        if sig is not None:
+            policy_signature_path(path).write_bytes(sig.encode("utf-8", "surrogatepass"))
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise InstallError(f"cannot write the policy: {exc.strerror}; the active model keeps serving") from None
+    try:
+        return path, verify_policy(path, trust, signers)
+    except EdgeslmError as exc:  # named as the operator knows it, not by the staging path
+        raise InstallError(str(exc).replace(str(path), f"the policy {ref.sha256[:16]}")) from None
+
+
+def verify_policy(path: Path, trust: Any, signers: Sequence[str]) -> str:
+    """Signature (by a trusted key, one of `signers` when given), then the policy's own checks; the signer's key id."""
+    from edgeslm.formats.signing import verify_policy as verify_signature
+    from edgeslm.runtime.tiers.policy import load_policy
+
+    signer = verify_signature(path, trust)
+    if signers and signer not in signers:
+        raise InstallError(f"the policy is signed by key {signer[:16]}, which this rollout does not accept "
+                           f"(it expects {', '.join(s[:16] for s in signers)})")
+    load_policy(path)  # PolicyError names what is wrong with it
+    return signer
+
+
+def _get(url: str, headers: dict[str, str], timeout_s: float, attempts: int, cap: int, what: str,
+         sleep: Callable[[float], None]) -> bytes:
+    """A small document from the control plane, refused past `cap` bytes; retried like a download."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout_s) as response:
+                raw = response.read(cap + 1)
+            if len(raw) > cap:
+                raise InstallError(f"the {what} from the control plane is over {cap} bytes: refused")
+            return raw
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            if exc.code in (401, 403, 404):
+                raise InstallError(f"the control plane refused the {what} at {_safe_url(url)} (HTTP {exc.code})") from None
+            failure: BaseException = exc
+        except (OSError, HTTPException) as exc:
+            failure = exc
+        if attempt == attempts:
+            raise InstallError(f"fetching the {what} from {_safe_url(url)} failed after {attempts} attempt(s): "
+                               f"{_describe(failure)}") from None
+        sleep(min(30.0, 0.5 * 2 ** (attempt - 1)))
+    raise AssertionError("unreachable")
 
 
 # --- unpack --------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ parsing, repeated keys, NaN and unknown fields refused, every type and range che
 a ProtocolError, never another exception.
 
 Protocol version history:
-  1 - first release.
+  1 - first release (Install.policy and State.policy, both optional, were added before any device ran it).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ MAX_PROBE_ITEMS = 1000
 MAX_SIGNERS = 16
 MAX_TIME = 1e11  # seconds since the epoch, past the year 5000: refuses a timestamp in ms or ns by mistake
 MAX_BUNDLE_BYTES = 64 << 30
+MAX_POLICY_BYTES = 1 << 20  # runtime/tiers/policy.py's cap
 
 DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # no '/', '+', '#': it sits in topics and ACL patterns
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")  # command, rollout, bundle, profile, tier names
@@ -318,6 +319,22 @@ class Probe(Message):
 
 
 @dataclass(frozen=True)
+class PolicyRef(Message):
+    """The adaptive policy (router and cache thresholds) a device serves with the bundle: `url` answers the control
+    plane's policy record (the file's text and its signature file's text); the device checks the text's sha256, then
+    the signature against its trusted keys, before the policy is kept."""
+
+    sha256: str  # of the policy file's bytes: what its signature covers
+    url: str
+    size: int
+
+    def validate(self) -> None:
+        _match("PolicyRef.sha256", self.sha256, SHA256, SHA)
+        _match("PolicyRef.url", self.url, URL, "an http:// or https:// URL")
+        _range("PolicyRef.size", self.size, 1, MAX_POLICY_BYTES)
+
+
+@dataclass(frozen=True)
 class Install(Message):
     """What to install: the archive (an uncompressed tar of the signed bundle folder) by its sha256, where
     to fetch it, who must have signed it, and the probe set it must pass."""
@@ -328,6 +345,7 @@ class Install(Message):
     signers: list[str] = dataclasses.field(default_factory=list)  # key ids allowed; empty: any key the device trusts
     probe: Probe | None = None
     name: str | None = None  # the bundle's name, for people reading events
+    policy: PolicyRef | None = None  # installed with the bundle, and rolled back with it
 
     def validate(self) -> None:
         _match("Install.sha256", self.sha256, SHA256, SHA)
@@ -399,6 +417,7 @@ class State(Message):
     agent_version: str
     ts: float
     installing: str | None = None  # sha256 of an install in progress
+    policy: str | None = None  # sha256 of the policy file the active bundle serves with
 
     def validate(self) -> None:
         _version("State", self.v)
@@ -408,7 +427,7 @@ class State(Message):
         _range("State.free_disk_mb", self.free_disk_mb, 0, 1 << 40)
         if len(self.installed) > MAX_INSTALLED:
             raise ProtocolError(f"State.installed: at most {MAX_INSTALLED} bundles")
-        for name in ("active", "previous", "installing"):
+        for name in ("active", "previous", "installing", "policy"):
             _match(f"State.{name}", getattr(self, name), SHA256, SHA)
         _text("State.agent_version", self.agent_version, 64)
         _time("State.ts", self.ts)

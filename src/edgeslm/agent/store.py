@@ -1,7 +1,9 @@
 """The device's state folder, owned by one agent at a time:
 
   bundles/<sha256>/     an installed bundle (manifest.json at its root), named by its archive's sha256
-  bundles/<sha256>.json what the agent measured when it checked it (probe accuracy, signer)
+  bundles/<sha256>.json what the agent measured when it checked it (probe accuracy, signer), and the policy it
+                        serves with: the `active` link's one rename swaps bundle and policy together
+  policies/<sha256>.json  a verified policy file (named by the sha256 of its bytes) with its .sig beside it
   active, previous      symbolic links to bundles/<sha256>, each replaced in one rename (os.replace)
   downloads/<sha>.part  an archive being downloaded, kept across restarts so the download resumes
   staging/              archives being unpacked
@@ -9,7 +11,8 @@
   done.json             ids of the last commands done, so a QoS-1 redelivery is not acted on twice
   agent.lock            flock'ed while an agent runs here
 
-Only `active` and `previous` are kept: anything else under bundles/ is removed after each swap.
+Only `active` and `previous` are kept, with the policies their notes name: anything else under bundles/ and
+policies/ is removed after each swap.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ POINTERS = ("active", "previous")
 class DeviceStore:
     def __init__(self, root: Path):
         self.root = Path(root)
-        for sub in ("bundles", "downloads", "staging", "journal"):
+        for sub in ("bundles", "policies", "downloads", "staging", "journal"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self._lock_fh: Any = None
 
@@ -102,6 +105,23 @@ class DeviceStore:
         self.collect()
         return old
 
+    def policy_path(self, sha: str) -> Path:
+        return self.root / "policies" / f"{sha}.json"
+
+    def policy_of(self, bundle_sha: str | None) -> str | None:
+        """The sha256 of the policy an installed bundle serves with (its note's), None when it has none."""
+        sha = self.note(bundle_sha).get("policy") if bundle_sha else None
+        return sha if isinstance(sha, str) and SHA256.fullmatch(sha) else None
+
+    def add_policy(self, sha: str, staged: Path) -> None:
+        """Move a verified policy file and its signature (POLICY.sig) into policies/, each in one rename."""
+        from edgeslm.formats.signing import policy_signature_path
+
+        target = self.policy_path(sha)
+        os.replace(policy_signature_path(staged), policy_signature_path(target))
+        os.replace(staged, target)
+        fsync_dir(target.parent)
+
     def kept(self) -> set[str]:
         return {sha for sha in (self.pointer(name) for name in POINTERS) if sha}
 
@@ -111,6 +131,10 @@ class DeviceStore:
         for entry in (self.root / "bundles").iterdir():
             sha = entry.name.removesuffix(".json")
             if sha not in keep:
+                _remove(entry)
+        policies = {self.policy_of(sha) for sha in keep} - {None}
+        for entry in (self.root / "policies").iterdir():
+            if entry.name.split(".", 1)[0] not in policies:
                 _remove(entry)
         for entry in (self.root / "staging").iterdir():  # (only the worker unpacks, and never while collecting)
             _remove(entry)

@@ -33,11 +33,16 @@ def rollout() -> None:
 @click.option("--min-requests", type=int, default=20, show_default=True, help="Per canary and version before judging.")
 @click.option("--observe", "observe_s", type=float, default=600.0, show_default=True, help="Seconds canaries have to serve them.")
 @click.option("--signer", "signers", multiple=True, help="Key id the bundle must be signed by (repeatable).")
+@click.option("--policy", metavar="FILE|SHA256", help="An adaptive policy to install with the bundle (and roll back with "
+              "it): a policy file with its FILE.sig beside it (published first, checked against --trust), or a "
+              "published policy's sha256.")
+@click.option("--trust", type=click.Path(), help="Public key(s) a --policy FILE must be signed by.")
 @registry_options
 @json_option
 @handle_errors
 def create(bundle: str, release: str, group: str, canary_fraction: float, waves: str, probe_file: str, no_probe: bool,
-           state: str, db: str | None, store: str | None, as_json: bool, signers: tuple[str, ...], **gates: Any) -> None:
+           state: str, db: str | None, store: str | None, as_json: bool, signers: tuple[str, ...], policy: str | None,
+           trust: str | None, **gates: Any) -> None:
     """Create a rollout; the control plane starts it at once."""
     from edgeslm.errors import ConfigError
     from edgeslm.fleet.rollout import RolloutConfig, Rollouts
@@ -46,9 +51,10 @@ def create(bundle: str, release: str, group: str, canary_fraction: float, waves:
         fractions = [float(w) for w in waves.split(",") if w.strip()]
     except ValueError:
         raise ConfigError(f"--waves {waves!r}: comma-separated shares, e.g. 0.5,1.0") from None
-    config = RolloutConfig(bundle=bundle, release=release, group=group, canary_fraction=canary_fraction, waves=fractions,
-                           probe_file=None if no_probe else probe_file, signers=list(signers), **gates)
-    with open_registry(state, db, store) as registry:
+    with open_registry(state, db, store, trust=trust) as registry:
+        policy_sha = _policy(registry, policy) if policy else None
+        config = RolloutConfig(bundle=bundle, release=release, group=group, canary_fraction=canary_fraction, waves=fractions,
+                               probe_file=None if no_probe else probe_file, signers=list(signers), policy=policy_sha, **gates)
         record = Rollouts(registry).create(config, actor="cli")
     emit(record, as_json, _describe)
 
@@ -90,6 +96,27 @@ _action("pause", "Send no more installs (a failing gate still rolls the canaries
 _action("resume", "Carry on with a paused rollout.")
 _action("abort", "End the rollout: no more installs; devices keep the version they run.")
 _action("rollback", "Put every device the rollout changed back on the version it ran before.")
+
+
+def _policy(registry: Any, given: str) -> str:
+    """A published policy's sha256, given as such or as a policy file to publish now (its signature beside it)."""
+    from pathlib import Path
+
+    from edgeslm.errors import ConfigError
+    from edgeslm.fleet.schemas import PolicyUpload
+    from edgeslm.formats.signing import policy_signature_path
+
+    if len(given) == 64 and all(c in "0123456789abcdef" for c in given):
+        return given
+    path = Path(given)
+    try:
+        text = path.read_bytes().decode("utf-8")  # the exact bytes its signature covers (no newline translation)
+        sig = policy_signature_path(path)
+        signature = sig.read_bytes().decode("utf-8") if sig.exists() else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--policy {given}: not a published policy's sha256, nor a readable policy file ({exc})") from None
+    record, _ = registry.publish_policy(PolicyUpload(policy=text, signature=signature), actor="cli")
+    return record["sha256"]
 
 
 def _line(r: dict[str, Any]) -> str:

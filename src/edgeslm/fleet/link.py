@@ -183,7 +183,8 @@ class DeviceLink:
                     fn(device_id)
         elif isinstance(message, State):
             inventory = {k: v for k, v in message.to_dict().items() if k not in ("v", "device_id")}
-            reg.record_state(device_id, inventory=inventory, active_bundle=message.active, previous_bundle=message.previous)
+            reg.record_state(device_id, inventory=inventory, active_bundle=message.active, previous_bundle=message.previous,
+                             active_policy=message.policy)
             for fn in self.on_state:
                 fn(device_id, message)
         elif isinstance(message, Telemetry):

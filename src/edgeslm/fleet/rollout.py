@@ -85,6 +85,8 @@ class RolloutConfig(Config):
     require_traffic: bool = True  # canaries that never reach min_requests fail the rollout (False: judged on probes)
     max_failed_fraction: float = 0.0  # of finished installs in a wave that may fail (refused, probe floor) and go on
     signers: list = field(default_factory=list)  # key ids the bundle must be signed by (empty: any the device trusts)
+    # a published policy (its sha256: POST /v1/policies) the devices install with the bundle and roll back with it
+    policy: str | None = None
     description: str = ""
 
     def validate(self) -> None:
@@ -126,6 +128,9 @@ class RolloutConfig(Config):
         if not isinstance(self.signers, list) or len(self.signers) > 16 or not all(
                 isinstance(s, str) and len(s) == 64 and all(c in "0123456789abcdef" for c in s) for s in self.signers):
             raise ConfigError("RolloutConfig.signers: at most 16 key ids (64 lowercase hex digits, `edgeslm keys new` prints them)")
+        if self.policy is not None and not (len(self.policy) == 64 and all(c in "0123456789abcdef" for c in self.policy)):
+            raise ConfigError("RolloutConfig.policy: a published policy's sha256 (64 lowercase hex digits; GET /v1/policies "
+                              "lists them)")
         check_text(self.description, "RolloutConfig.description")
 
     def thresholds(self) -> Thresholds:
@@ -214,6 +219,8 @@ class Rollouts:
                 if config.probe_file not in files:
                     raise ConfigError(f"variant {v['variant']} ({v['sha256'][:16]}) ships no {config.probe_file} in its "
                                       "manifest: a probe set must be signed with the bundle; give probe_file, or none")
+        if config.policy is not None:
+            reg.policy(config.policy)  # NotFound for a policy never published
         devices = reg.group_devices(config.group)  # NotFound for an unknown group
         if not devices:
             raise Conflict(f"group {config.group!r} reaches no device; enrol devices into it first")
@@ -236,7 +243,7 @@ class Rollouts:
                 "INSERT INTO rollouts (bundle_name, release, policy_sha256, group_name, state, canary_fraction, gates, "
                 "settings, halt_reason, created_at, created_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "RETURNING id",
-                (config.bundle, config.release, None, config.group, RUNNING, config.canary_fraction,
+                (config.bundle, config.release, config.policy, config.group, RUNNING, config.canary_fraction,
                  json.dumps(config.thresholds().__dict__, sort_keys=True), json.dumps(config.to_dict(), sort_keys=True),
                  None, now, actor, now))
             rid = int(dict(cur.fetchone())["id"])
@@ -263,7 +270,8 @@ class Rollouts:
                            "previous_bundle_sha256, state, reason, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            (rid, d["id"], -1, variants[0]["sha256"], d["active_bundle"], SKIPPED, chosen[d["id"]][1][:500], now))
             reg.log_event(tx, actor, "rollout.created", f"rollout:{rid}",
-                          f"{config.bundle} release {config.release} to group {config.group}: {len(sizes)} wave(s), "
+                          f"{config.bundle} release {config.release}"
+                          f"{f' with policy {config.policy[:16]}' if config.policy else ''} to group {config.group}: {len(sizes)} wave(s), "
                           f"{sizes[0]} canar{'y' if sizes[0] == 1 else 'ies'}, {len(skipped)} device(s) fit no variant",
                           {"sizes": sizes, "skipped": [d["id"] for d in skipped]})
         return self.get(rid)
@@ -383,7 +391,8 @@ def mark_rollback(tx: Any, rollout_id: int, reason: str, now: float) -> None:
 def _record(row: dict[str, Any]) -> dict[str, Any]:
     settings = json.loads(row["settings"])
     return {"id": int(row["id"]), "name": rollout_name(int(row["id"])), "bundle": row["bundle_name"],
-            "release": row["release"], "group": row["group_name"], "state": row["state"], "halt_reason": row["halt_reason"],
+            "release": row["release"], "policy": row["policy_sha256"], "group": row["group_name"], "state": row["state"],
+            "halt_reason": row["halt_reason"],
             "canary_fraction": row["canary_fraction"], "gates_thresholds": json.loads(row["gates"]), "settings": settings,
             "created_at": row["created_at"], "created_by": row["created_by"], "updated_at": row["updated_at"]}
 

@@ -3,6 +3,7 @@ own files (fleet/dashboard.py). api.py adds ROUTES to its own; every route runs 
 
 GET  /v1/rollouts                      the latest rollouts with their devices' states counted (query: limit)
 POST /v1/rollouts                      create one: a RolloutConfig as JSON (bundle, release, group, canary_fraction, ...)
+                                       ("policy": a published policy's sha256, installed with the bundle)
 GET  /v1/rollouts/{id}                 waves, every device's assignment, every gate measured, the reason for a halt
 POST /v1/rollouts/{id}/pause|resume|abort|rollback    optional body {"reason": "why"}
 GET  /v1/telemetry                     telemetry windows (query: device, since, limit)

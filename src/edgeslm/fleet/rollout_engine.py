@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edgeslm.agent.protocol import PROTOCOL_VERSION, Command, Event, Install, Probe, State
+from edgeslm.agent.protocol import PROTOCOL_VERSION, Command, Event, Install, PolicyRef, Probe, State
 from edgeslm.config import Config
 from edgeslm.errors import ConfigError
 from edgeslm.fleet import gates
@@ -255,8 +255,17 @@ class RolloutEngine:
         bundle = bundles[a["bundle_sha256"]]
         name = rollout_name(int(r["id"]))
         probe = Probe(min_accuracy=config.probe_floor, file=config.probe_file) if config.probe_file else None
-        spec = Install(sha256=bundle["sha256"], url=f"{self.config.public_url.rstrip('/')}/v1/bundles/{bundle['sha256']}/archive",
-                       size=int(bundle["size_bytes"]), signers=list(config.signers), probe=probe, name=bundle["name"][:128])
+        base = self.config.public_url.rstrip("/")
+        policy = None
+        if r["policy_sha256"]:
+            if r["policy_sha256"] not in bundles:  # (the cache of one step: policies by sha256 too)
+                bundles[r["policy_sha256"]] = self.registry.policy(r["policy_sha256"])
+            record = bundles[r["policy_sha256"]]
+            policy = PolicyRef(sha256=record["sha256"], url=f"{base}/v1/policies/{record['sha256']}",
+                               size=int(record["size_bytes"]))
+        spec = Install(sha256=bundle["sha256"], url=f"{base}/v1/bundles/{bundle['sha256']}/archive",
+                       size=int(bundle["size_bytes"]), signers=list(config.signers), probe=probe, name=bundle["name"][:128],
+                       policy=policy)
         now = self.clock()
         # `report` first: the device closes its telemetry window on the version it runs now, so the previous version's
         # figures are not mixed with the new one's (commands are done in order)
