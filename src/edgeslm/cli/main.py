@@ -6,6 +6,7 @@ import click
 
 from edgeslm import __version__
 from edgeslm.cli import bench, bundle, calibrate, compress, data, demo, evaluate, gguf, keys, models, profiles, replay, serve, train
+from edgeslm.cli import select as select_cmd
 from edgeslm.cli.common import setup_logging
 from edgeslm.cli.fleet import fleet
 
@@ -27,6 +28,7 @@ cli.add_command(evaluate.eval_)
 cli.add_command(compress.compress)
 cli.add_command(compress.compare)
 cli.add_command(gguf.quantize_gguf)
+cli.add_command(select_cmd.select)
 cli.add_command(demo.demo)
 cli.add_command(profiles.profiles)
 cli.add_command(serve.serve)

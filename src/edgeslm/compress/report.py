@@ -73,7 +73,10 @@ def measure_variant(ctx: CompressContext, recipe: Recipe, variant: Variant, late
     }
 
 
-def write_bundle(ctx: CompressContext, recipe: Recipe, variant: Variant, report: dict[str, Any], out: Path) -> Any:
+def write_bundle(ctx: CompressContext, recipe: Recipe, variant: Variant, report: dict[str, Any], out: Path,
+                 selection: dict[str, Any] | None = None) -> Any:
+    """`ctx` needs only record, run, labels, max_length and inputs (select passes its own RunInfo);
+    `selection` is what `edgeslm select` predicted and measured for the bundle (manifest version 3)."""
     record = ctx.record
     with BundleWriter(out) as writer:
         model_name = "model.onnx.xz" if str(variant.path).endswith(".xz") else "model.onnx"
@@ -90,4 +93,5 @@ def write_bundle(ctx: CompressContext, recipe: Recipe, variant: Variant, report:
                         "export": {"exporter": EXPORTER}},
             evaluation={"val": report["val"], "test": report["test"]},
             profile=report["target"]["profile"],
+            **({"selection": selection} if selection else {}),
         )

@@ -1,0 +1,35 @@
+"""Pareto frontier and the choice, over measured candidates: accuracy (higher is better) against p90
+latency, size and joules per answer (lower is better). Pure functions over metric dicts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+OBJECTIVES: tuple[tuple[str, bool], ...] = (("accuracy", True), ("p90_ms", False), ("size_mb", False), ("joules", False))
+
+
+def dominates(a: dict[str, Any], b: dict[str, Any], objectives: Sequence[tuple[str, bool]] = OBJECTIVES) -> bool:
+    """a is at least as good as b on every objective and better on one."""
+    better = False
+    for name, higher in objectives:
+        x, y = a[name], b[name]
+        if (x < y) if higher else (x > y):
+            return False
+        if x != y:
+            better = True
+    return better
+
+
+def frontier(rows: Sequence[dict[str, Any]], objectives: Sequence[tuple[str, bool]] = OBJECTIVES) -> list[int]:
+    """Indices of the rows no other row dominates, in input order."""
+    return [i for i, r in enumerate(rows) if not any(dominates(o, r, objectives) for j, o in enumerate(rows) if j != i)]
+
+
+def choose(rows: Sequence[dict[str, Any]], meets: Sequence[bool]) -> int | None:
+    """The row to ship among those that meet the budget: most accurate, then fastest p90, smallest,
+    least energy. None when no row meets it."""
+    ok = [i for i, m in enumerate(meets) if m]
+    if not ok:
+        return None
+    return min(ok, key=lambda i: (-rows[i]["accuracy"], rows[i]["p90_ms"], rows[i]["size_mb"], rows[i]["joules"]))
