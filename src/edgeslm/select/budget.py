@@ -20,7 +20,7 @@ COSTS = {
     "joules": "whole-device energy per answer (J)",
 }
 ACCURACY = "accuracy"
-_TERM = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=|<|>|=)\s*(.+?)\s*$")
+_TERM = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=|<|>)\s*(.+?)\s*$")
 _VALUE = re.compile(r"^([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)(\s*\*\s*fp32)?$")
 
 
