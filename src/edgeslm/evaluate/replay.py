@@ -177,6 +177,8 @@ def score(commands: list[Command], answers: list[Answer], meter: CpuMeter, confi
     hits = [(c, a) for c, a in zip(commands, answers, strict=True) if a.tier in ("cache", "semantic")]
     false_hits = [1 for c, a in hits if wrong(c, a)]
     semantic = [(c, a) for c, a in hits if a.tier == "semantic"]
+    # the memo serves the tiers' own unsure answer to a word-for-word repeat: wrong exactly when they were
+    memo = [(c, a) for c, a in zip(commands, answers, strict=True) if a.tier == "memo"]
     return {
         "stream": str(config.stream), "home": str(config.home), "tiers": tiers, "n": len(answers),
         "intent_accuracy": round(sum(a.intent == c.label for c, a in labelled) / len(labelled), 4) if labelled else None,
@@ -188,7 +190,8 @@ def score(commands: list[Command], answers: list[Answer], meter: CpuMeter, confi
         "joules": round(sum(a.joules for a in answers), 4),
         "cache": {"hits": len(hits), "false_hits": len(false_hits),
                   "false_hit_rate": round(len(false_hits) / len(hits), 4) if hits else 0.0,
-                  "semantic_hits": len(semantic), "semantic_false_hits": sum(wrong(c, a) for c, a in semantic)},
+                  "semantic_hits": len(semantic), "semantic_false_hits": sum(wrong(c, a) for c, a in semantic),
+                  "memo_hits": len(memo), "memo_wrong": sum(wrong(c, a) for c, a in memo)},
         "latency": latency_summary([a.latency_ms / 1e3 for a in answers]),
         "profile": config.profile, "policy": resolve_policy(config)[1],
     }

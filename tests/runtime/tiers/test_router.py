@@ -78,6 +78,34 @@ def test_when_no_tier_is_sure_the_most_confident_answer_is_given_and_not_cached(
     assert len(cache) == 0
 
 
+class Counting:
+    """A tier that answers unsure, and counts how often it ran."""
+
+    name = "encoder"
+
+    def __init__(self):
+        self.runs = 0
+
+    def answer(self, text, context=None):
+        self.runs += 1
+        return Answer("HassTurnOn", {"name": text.split()[-1]}, tier=self.name, confidence=0.4)
+
+
+def test_an_unsure_answer_repeated_word_for_word_comes_from_the_memo_not_the_tiers(tmp_path, home):
+    tier = Counting()
+    cache = ExactCache(tmp_path / "cache.sqlite", home.digest())
+    assistant = Assistant([tier], load_profile("this-machine"), Policy(order=["encoder"], cache_from=0.9), cache)
+    first = assistant.ask("turn on lamp")
+    again = assistant.ask("Turn on  LAMP!")
+    assert (first.tier, again.tier, tier.runs) == ("encoder", "memo", 1)
+    assert (again.intent, again.slots, again.confidence) == (first.intent, first.slots, first.confidence)
+    assert len(cache) == 0  # not remembered as a sure answer
+    assert assistant.ask("turn on lamp", {"area": "Kitchen"}).tier == "encoder"  # another context: the tiers run
+    assert assistant.ask("turn on lamp2").tier == "encoder" and tier.runs == 3
+    no_cache = Assistant([tier], load_profile("this-machine"), Policy(order=["encoder"], cache_from=0.9))
+    assert [no_cache.ask("turn on lamp").tier for _ in range(2)] == ["encoder", "encoder"]  # the memo is the cache tier's
+
+
 class Boom:
     name = "boom"
 
@@ -95,3 +123,16 @@ def test_bad_commands_get_a_clear_error_and_nothing_is_counted(bad, words):
         assistant.ask(bad)
     assert not assistant.answered
     assert assistant.ask("fine").tier == "boom"
+
+
+def test_the_memo_is_bounded_and_forgets_the_least_recently_used(tmp_path, home, monkeypatch):
+    from edgeslm.runtime.tiers import router
+
+    monkeypatch.setattr(router, "MEMO_ENTRIES", 2)
+    tier = Counting()
+    cache = ExactCache(tmp_path / "cache.sqlite", home.digest())
+    assistant = Assistant([tier], load_profile("this-machine"), Policy(order=["encoder"], cache_from=0.9), cache)
+    for text in ("turn on a", "turn on b", "turn on a", "turn on c"):  # a used again: b is the oldest
+        assistant.ask(text)
+    assert len(assistant.memo) == 2
+    assert [assistant.ask(t).tier for t in ("turn on a", "turn on c", "turn on b")] == ["memo", "memo", "encoder"]

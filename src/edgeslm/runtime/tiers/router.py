@@ -3,13 +3,16 @@ in the policy's order until one answers with at least its tier's confidence thre
 does, the most confident answer is given. Answers confident enough (the policy's `cache_from`) are
 remembered by the exact cache, which then answers the same command first next time, and by the
 semantic cache, which answers it said another way (when the encoder gives embeddings and the policy's
-`semantic_from` is at most 1). Every answer says which tier gave it,
+`semantic_from` is at most 1). An answer no tier was sure enough of is not remembered by the caches, but
+the same command said the same way again gets the same tiers' same answer: a bounded memo in memory
+serves it (tier "memo") instead of running the tiers again. Every answer says which tier gave it,
 how sure it was, and what it cost (latency, and joules from the device profile's power model)."""
 
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
+from dataclasses import replace
 from typing import Any, Protocol
 
 from edgeslm.errors import EdgeslmError
@@ -18,12 +21,16 @@ from edgeslm.runtime.engines.onnx import MAX_REQUEST_CHARS
 from edgeslm.runtime.profiles import DeviceProfile
 from edgeslm.runtime.text import text_problem
 from edgeslm.runtime.tiers.answer import Answer
-from edgeslm.runtime.tiers.cache import ExactCache
+from edgeslm.runtime.tiers.cache import ExactCache, context_key, normalize
 from edgeslm.runtime.tiers.habits import Habits
 from edgeslm.runtime.tiers.policy import ANSWERING, Policy
 from edgeslm.runtime.tiers.semantic import SemanticCache, guard_key
 
 MAX_COMMAND_CHARS = MAX_REQUEST_CHARS  # the same limit as /v1/classify's texts
+# Unsure answers kept for a command repeated word for word (about 1 kB each). In a replayed household
+# week a third of the commands the caches did not answer were such repeats, each paying the encoder
+# and often hassil again (benchmarks/household_week.py).
+MEMO_ENTRIES = 1024
 
 
 class AssistError(EdgeslmError):
@@ -50,6 +57,7 @@ class Assistant:
         on = semantic is not None and encoder is not None and self.policy.semantic_from <= 1.0
         self.semantic, self.encoder = (semantic, encoder) if on else (None, None)
         self.answered: Counter = Counter()
+        self.memo: OrderedDict[tuple[str, str], Answer] = OrderedDict()
 
     def ask(self, text: Any, context: dict[str, Any] | None = None, ts: float | None = None) -> Answer:
         """`ts`: when the command was said (a replayed stream's own time); habits learn only from before it."""
@@ -70,6 +78,10 @@ class Assistant:
     def _descend(self, text: str, context: dict[str, Any] | None) -> Answer:
         if self.cache is not None and (hit := self.cache.get(text, context)) is not None:
             return hit
+        key = (normalize(text), context_key(context))
+        if self.cache is not None and (memo := self.memo.get(key)) is not None:
+            self.memo.move_to_end(key)
+            return replace(memo, tier="memo")
         seen = None  # the semantic cache's key for this command: its embedding and its guard
         if self.semantic is not None and self.encoder is not None:
             _, embedding, found = self.encoder.probe(text, context)  # the encoder goes on from this pass
@@ -99,6 +111,10 @@ class Assistant:
             self.cache.put(text, context, best)
             if self.semantic is not None and seen is not None:
                 self.semantic.put(text, seen[0], seen[1], context, best)
+        elif self.cache is not None:  # deterministic tiers: the same command gets this answer again
+            self.memo[key] = replace(best, candidates=())
+            if len(self.memo) > MEMO_ENTRIES:
+                self.memo.popitem(last=False)
         return best
 
 
