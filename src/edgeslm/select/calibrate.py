@@ -19,7 +19,7 @@ import numpy as np
 
 from edgeslm.select.costmodel import Calibration, EncoderShape, layer_macs
 
-CALIBRATION_VERSION = 2  # bump when what is measured changes: cached calibrations go stale
+CALIBRATION_VERSION = 3  # bump when what is measured changes: cached calibrations go stale
 
 
 def _time_ms(fn: Callable[[], Any], calls: int, warmup: int = 5) -> list[float]:
@@ -129,7 +129,7 @@ def int8_reference(fp32_fused: Path, out: Path, reduce_range: bool) -> Path:
 
 
 def calibrate(shape: EncoderShape, threads: int, reduce_range: bool, texts: list[str],
-              anchor: Callable[[str, int], Any], tokenizer: Any, calls: int = 200) -> Calibration:
+              anchor: Callable[[str, int], Any], tokenizer: Any, calls: int = 200, rounds: int = 10) -> Calibration:
     """Measure everything costmodel.predict needs at `threads`. `anchor(graph, threads)` returns a
     classifier (spinning off) on one of the run's reference models: "fused" and "unfused" (the fp32
     exports) and "int8" (int8_reference); `texts` are validation sentences (their median length is the
@@ -145,13 +145,18 @@ def calibrate(shape: EncoderShape, threads: int, reduce_range: bool, texts: list
 
     seq = median_tokens(tokenizer, texts)
     x = np.random.default_rng(1).standard_normal((1, seq, shape.hidden)).astype(np.float32)
-    linear: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="edgeslm-calibrate-") as tmp:
         folder = Path(tmp)
         _layer_graph(folder / "fp32.onnx", seq, shape.hidden, shape.ffn)
-        for dtype, path in _variants(folder, folder / "fp32.onnx", x, reduce_range).items():
-            session, _ = load_session(path, threads, spin=False)
-            linear[dtype] = statistics.median(_time_ms(lambda s=session: s.run(None, {"x": x}), calls))
+        sessions = {d: load_session(p, threads, spin=False)[0] for d, p in _variants(folder, folder / "fp32.onnx", x,
+                                                                                      reduce_range).items()}
+        # the dtypes take turns in rounds: on a shared machine a burst of load then hits them alike,
+        # which matters because a recipe's prediction hangs on their differences
+        layer_times: dict[str, list[float]] = {d: [] for d in sessions}
+        for _ in range(rounds):
+            for d, session in sessions.items():
+                layer_times[d] += _time_ms(lambda s=session: s.run(None, {"x": x}), calls // 4, warmup=2)
+        linear = {d: statistics.median(v) for d, v in layer_times.items()}
         _trivial_graph(folder / "trivial.onnx")
         trivial, _ = load_session(folder / "trivial.onnx", threads, spin=False)
         ids = np.ones((1, seq), dtype=np.int64)
@@ -161,7 +166,7 @@ def calibrate(shape: EncoderShape, threads: int, reduce_range: bool, texts: list
     # the anchors take turns in blocks, so a change in the machine's load hits all three alike
     models = {g: anchor(g, threads) for g in ("fused", "unfused", "int8")}
     times: dict[str, list[float]] = {g: [] for g in models}
-    for block in range(6):
+    for block in range(rounds):
         for g, clf in models.items():
             for t in sample[block * 30 % len(sample):][:30] or sample[:30]:
                 t0 = time.perf_counter()

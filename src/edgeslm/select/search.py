@@ -277,7 +277,8 @@ def _skip_predicted(rows: list[Row], budget: Budget, fp32_val: float, memory_bud
             r.status, r.reason = "skipped", "refused by the accuracy guard before (cached)"
             continue
         known[r.artefact] = rec["val"]["accuracy"] if rec else None
-        over = _violations(r.predicted, budget, fp32_val, memory_budget_mb, margin)
+        # a compressed model's accuracy is known, not predicted: judged without margin
+        over = _violations({**r.predicted, "accuracy": known[r.artefact]}, budget, fp32_val, memory_budget_mb, margin)
         if over:
             r.status, r.reason = "skipped", "predicted over budget: " + "; ".join(over)
     live = [r for r in rows if r.status == "pending"]
