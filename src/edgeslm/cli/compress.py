@@ -33,6 +33,14 @@ def compress(source: str, recipe_name: str, out: Path, calibration: Path | None,
     from edgeslm.compress.recipe import load_recipe, with_bar
 
     recipe = with_bar(load_recipe(recipe_name), floor=floor, ceiling=ceiling)
+    from edgeslm.train.series import is_series_run
+
+    if is_series_run(Path(source)):  # a time-series run: int8-dynamic under the same guard
+        from edgeslm.compress.series import compress_series
+
+        result = compress_series(Path(source), recipe, out, profile=profile, echo=None if as_json else lambda s: click.echo(s, err=True))
+        emit(result["report"], as_json, lambda r: series_text(out, r))
+        return
     from edgeslm.compress.pipeline import compress as run_compress
 
     result = run_compress(source, recipe, out, calibration=calibration, progress=not as_json, profile=profile,
@@ -41,6 +49,13 @@ def compress(source: str, recipe_name: str, out: Path, calibration: Path | None,
         emit(result["report"], as_json, lambda r: decoder_text(out, r))
     else:
         emit(result["report"], as_json, lambda r: compare_table([(out.name, r)]))
+
+
+def series_text(out: Path, r: dict) -> str:
+    lat = r["latency"]["batch1_1thread"]
+    rows = [["fp32", f"{r['fp32']['test_accuracy']:.4f}", f"{r['fp32']['bytes'] / 1e3:.0f}", f"{lat['fp32']['p50_ms']:.3f}"],
+            [r["recipe"], f"{r['test']['accuracy']:.4f}", f"{r['bytes'] / 1e3:.0f}", f"{lat[r['recipe']]['p50_ms']:.3f}"]]
+    return f"wrote {out}\n" + table(rows, ["model", "test acc", "kB", "batch-1 p50 ms (1 thread)"])
 
 
 def decoder_text(out: Path, c: dict) -> str:

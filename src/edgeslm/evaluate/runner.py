@@ -1,4 +1,4 @@
-"""Evaluate a classifier bundle on labelled data, torch-free: accuracy, macro-F1, latency."""
+"""Evaluate a classifier bundle on labelled data, torch-free: accuracy, macro-F1, latency (series bundles: evaluate/series.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from edgeslm.data.records import Example, read_examples
 from edgeslm.evaluate.metrics import classification_metrics, latency_summary
+from edgeslm.formats.manifest import SERIES_TASK
 from edgeslm.formats.reader import open_bundle
 from edgeslm.runtime.engines.onnx import MAX_REQUEST_CHARS, OnnxClassifier
 
@@ -41,6 +42,10 @@ def evaluate_classifier(clf: OnnxClassifier, rows: list[Example], timed: bool = 
 def evaluate_bundle(bundle_path: Path, data: Path, threads: int | None = None, progress: bool = False,
                     warmup: int = 10) -> dict[str, Any]:
     bundle = open_bundle(bundle_path)
+    if bundle.manifest.task == SERIES_TASK:  # rows {"series": [...], "label": ...}
+        from edgeslm.evaluate.series import evaluate_series_bundle
+
+        return evaluate_series_bundle(bundle, data, threads=threads, progress=progress)
     rows = read_examples(data, labels=bundle.manifest.labels)
     clf = OnnxClassifier.from_bundle(bundle, threads=threads)
     for ex in rows[:warmup]:  # first calls allocate; a device serves warm

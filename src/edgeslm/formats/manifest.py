@@ -10,6 +10,9 @@ format_version history:
   3 — `selection`: a bundle chosen by `edgeslm select` for a device budget carries what was predicted
       for it before compressing and what was measured after, on the target profile (SELECTION_FIELDS).
       Only bundles that carry it are stamped 3.
+  4 — time series: task `series-classification` on engine `onnxruntime-series` (SERIES_ENGINE). The graph
+      takes float32 [batch, length, channels]; its static length and channels are the contract, read from
+      the graph itself, so the manifest needs no tokenizer. Only such bundles are stamped 4.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from typing import Any
 from edgeslm.errors import BundleError
 
 FORMAT = "edgeslm-bundle"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 4 << 20
 EARLY_EXIT_ENGINE = "onnxruntime-early-exit"
-FAMILIES = {"encoder": ("onnxruntime", EARLY_EXIT_ENGINE), "decoder": ("llama.cpp",)}  # family -> its engines
-ENGINE_SINCE = {EARLY_EXIT_ENGINE: 2}  # engine -> the format version that introduced it
-TASKS = {"encoder": ("text-classification",), "decoder": ("text-generation",)}
+SERIES_ENGINE, SERIES_TASK = "onnxruntime-series", "series-classification"
+FAMILIES = {"encoder": ("onnxruntime", EARLY_EXIT_ENGINE, SERIES_ENGINE), "decoder": ("llama.cpp",)}  # family -> its engines
+ENGINE_SINCE = {EARLY_EXIT_ENGINE: 2, SERIES_ENGINE: 4}  # engine -> the format version that introduced it
+TASKS = {"encoder": ("text-classification", SERIES_TASK), "decoder": ("text-generation",)}
 TOKENIZER_FIELDS = {"file", "max_length", "inputs"}
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # the feeds the ONNX engine knows how to make
 FIELD_SINCE = {"selection": 3}  # optional top-level field -> the format version that introduced it
@@ -140,6 +144,14 @@ class Manifest:
         unknown = sorted(set(self.tokenizer) - TOKENIZER_FIELDS)
         if unknown:
             raise BundleError(f"{where}: unknown tokenizer field(s) {', '.join(unknown)}")
+        if (self.task == SERIES_TASK) != (self.engine == SERIES_ENGINE):
+            raise BundleError(f"{where}: task {SERIES_TASK} runs on engine {SERIES_ENGINE} and nothing else does; "
+                              f"got task {self.task!r} on {self.engine!r}")
+        if self.task == SERIES_TASK:
+            if len(self.labels) < 2:
+                raise BundleError(f"{where}: a classifier needs at least two non-empty string labels")
+            if self.tokenizer:
+                raise BundleError(f"{where}: a {SERIES_TASK} bundle has no tokenizer")
         if self.task == "text-classification":
             if len(self.labels) < 2:
                 raise BundleError(f"{where}: a classifier needs at least two non-empty string labels")

@@ -33,7 +33,7 @@ Loader = Callable[[Any, LoadSettings], Any]  # (an opened, verified bundle, sett
 @dataclass(frozen=True)
 class EngineKind:
     name: str  # the manifest's `engine`
-    capabilities: frozenset[str]  # what the server may send it: "classify", "chat", "complete"
+    capabilities: frozenset[str]  # what the server may send it: "classify", "classify-series", "chat", "complete"
     load: Loader
 
 
@@ -78,6 +78,13 @@ def _onnxruntime_early_exit(bundle: Any, settings: LoadSettings) -> Any:
     # workers took the cores the next one needed (all three segments at batch 1: 16.3 ms spinning, 4.5 ms not,
     # median of 380 calls on 2 cores shared with other jobs; the single-graph int8 model: 7.3 ms and 3.4 ms)
     return EarlyExitClassifier.from_bundle(bundle, threads=settings.threads, spin=False)
+
+
+@register("onnxruntime-series", {"classify-series"})
+def _onnxruntime_series(bundle: Any, settings: LoadSettings) -> Any:
+    from edgeslm.runtime.engines.series import SeriesClassifier
+
+    return SeriesClassifier.from_bundle(bundle, threads=settings.threads, spin=settings.spin)
 
 
 @register("llama.cpp", {"chat", "complete"})

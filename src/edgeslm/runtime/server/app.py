@@ -1,7 +1,8 @@
 """The routes. A request reads top to bottom: validate → admit (governor) → batch or stream → engine.
 A route serves the models whose engine has its capability (engines/registry.py), whatever their family.
 
-/v1/classify          engines that can "classify" (encoders), batched across concurrent clients
+/v1/classify          engines that can "classify" (encoders; `text`/`texts`) or "classify-series" (time series;
+                      `series`), batched across concurrent clients
 /v1/chat/completions  engines that can "chat" (decoders), OpenAI-compatible, streaming as server-sent events
 /v1/assist            the tiered assistant (serve --home): Home Assistant intent JSON, the tier that answered
 /v1/models            every registered model and whether it is resident
@@ -63,7 +64,7 @@ class App:
         self._lock = threading.Lock()
         self._metrics()
         self.batchers = {m.name: Batcher(m.name, self._classify_batch(m.name), max_batch, self._observe_batch)
-                         for m in models if "classify" in m.capabilities}
+                         for m in models if m.capabilities & {"classify", "classify-series"}}
         # llama.cpp serves one sequence at a time (the engine holds a lock); two threads let the next
         # request wait in the engine, not in the event loop.
         self.generators = ThreadPoolExecutor(max_workers=2, thread_name_prefix="generate")
@@ -128,16 +129,23 @@ class App:
     # -- classify ----------------------------------------------------------------------------------
     async def classify(self, request: Request) -> Response:
         parsed = schemas.parse_classify(parse_json(await request.body()))
-        model = self._pick(parsed.model, "classify", "/v1/classify")
+        series = parsed.series is not None
+        model = self._pick(parsed.model, "classify-series" if series else "classify", "/v1/classify")
         with self.governor.admit():
-            results, served_by = await asyncio.wrap_future(self.batchers[model].submit(parsed.texts))
+            try:
+                results, served_by = await asyncio.wrap_future(
+                    self.batchers[model].submit([parsed.series] if series else parsed.texts))
+            except ValueError as exc:  # a series engine refuses a length or channel count not its own
+                if not series:
+                    raise
+                raise HttpError(400, str(exc)) from None
         body: dict[str, Any] = {"model": model, "served_by": served_by}
         body.update({"label": results[0]["label"], "score": results[0]["score"]} if parsed.single
                     else {"results": results})
         return json_response(body)
 
     def _classify_batch(self, name: str):
-        def run(texts: list[str]) -> tuple[list[dict[str, Any]], str]:
+        def run(texts: list[Any]) -> tuple[list[dict[str, Any]], str]:  # texts, or series arrays
             with self.governor.acquire(name) as engine:
                 return engine.predict(texts), engine.name
         return run

@@ -28,13 +28,16 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 def openapi(models: Iterable[Any], max_tokens_limit: int) -> dict[str, Any]:
     models = list(models)
-    classify_models = [m.name for m in models if "classify" in m.capabilities]
+    classify_models = [m.name for m in models if m.capabilities & {"classify", "classify-series"}]
     chat_models = [m.name for m in models if "chat" in m.capabilities]
     classify = {"type": "object", "additionalProperties": False, "properties": {
         "model": {"type": "string", "enum": classify_models} if classify_models else {"type": "string"},
         "text": _TEXT,
-        "texts": {"type": "array", "items": _TEXT, "minItems": 1, "maxItems": MAX_TEXTS}},
-        "oneOf": [{"required": ["text"]}, {"required": ["texts"]}]}
+        "texts": {"type": "array", "items": _TEXT, "minItems": 1, "maxItems": MAX_TEXTS},
+        "series": {"description": "a time series for a series model: numbers (one channel), or one list of the "
+                                  "channels' values a time step", "type": "array", "minItems": 1, "items": {
+                       "oneOf": [{"type": "number"}, {"type": "array", "items": {"type": "number"}, "minItems": 1}]}}},
+        "oneOf": [{"required": ["text"]}, {"required": ["texts"]}, {"required": ["series"]}]}
     result = {"type": "object", "properties": {"label": {"type": "string"}, "score": {"type": "number"}}}
     message = {"type": "object", "required": ["role", "content"], "additionalProperties": False, "properties": {
         "role": {"type": "string", "enum": list(ROLES)},

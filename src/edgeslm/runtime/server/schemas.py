@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from edgeslm.data.series import parse_series
 from edgeslm.runtime.engines.llama import ROLES
 from edgeslm.runtime.engines.onnx import MAX_REQUEST_CHARS as MAX_TEXT_CHARS
 from edgeslm.runtime.engines.sampling import SamplingConfig, SamplingError, check_max_tokens
@@ -21,7 +22,8 @@ MAX_MESSAGE_CHARS = 16_000
 class ClassifyRequest:
     model: str | None
     texts: list[str]
-    single: bool  # "text" was given: answer with one result, not a list
+    single: bool  # "text" or "series" was given: answer with one result, not a list
+    series: Any = None  # float32 [length, channels] when "series" was given (texts is then empty)
 
 
 @dataclass(frozen=True)
@@ -68,9 +70,15 @@ def _text(value: Any, where: str, limit: int) -> str:
 
 
 def parse_classify(body: Any) -> ClassifyRequest:
-    body = _object(body, {"model", "text", "texts"})
-    if ("text" in body) == ("texts" in body):
-        raise _bad("give exactly one of text (a string) or texts (a list of strings)")
+    body = _object(body, {"model", "text", "texts", "series"})
+    if sum(k in body for k in ("text", "texts", "series")) != 1:
+        raise _bad("give exactly one of text (a string), texts (a list of strings) or series (a list of numbers, "
+                   "or of lists of numbers, one list of channel values a time step)")
+    if "series" in body:  # the model's own length and channels are checked by its engine (also a 400)
+        try:
+            return ClassifyRequest(_model(body), [], True, parse_series(body["series"]))
+        except ValueError as exc:
+            raise _bad(str(exc)) from None
     if "text" in body:
         return ClassifyRequest(_model(body), [_text(body["text"], "text", MAX_TEXT_CHARS)], True)
     texts = body["texts"]

@@ -138,6 +138,8 @@ def warm(app: App, entries: list[ModelEntry]) -> None:
             with app.governor.acquire(entry.name) as engine:
                 if "classify" in entry.capabilities:
                     engine.predict(["warm up"])
+                elif "classify-series" in entry.capabilities:
+                    engine.predict([engine.example()])
         except Exception as exc:  # a model that cannot load now still loads on demand, or fails loudly then
             log.warning("could not warm %s: %s", entry.name, exc)
 

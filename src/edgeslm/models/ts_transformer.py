@@ -1,0 +1,98 @@
+"""`ts-transformer`: a small transformer encoder for time series, trained from scratch (nothing to load).
+
+    x [B, L, C] -> per-series, per-channel z-normalisation (optional, inside the graph)
+                -> conv stem [B, S, L] -> patch embedding (Conv1d, kernel `patch`, stride `stride`) [B, T, D]
+                -> + learned positions -> `layers` pre-norm blocks (multi-head attention, GELU MLP)
+                -> mean over T -> LayerNorm -> Linear -> logits [B, K]
+
+Attention is written with plain MatMul/Softmax so the ONNX graph is ordinary ops that ONNX Runtime's
+int8 quantizer turns into integer MatMuls (nn.TransformerEncoderLayer exports a fused fast path in eval).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from edgeslm.config import Config
+from edgeslm.errors import ConfigError
+
+NAME = "ts-transformer"
+
+
+@dataclass(frozen=True)
+class TsTransformerShape(Config):
+    """The architecture, saved in the run and the bundle's provenance."""
+
+    length: int = 500
+    channels: int = 1
+    classes: int = 2
+    patch: int = 16
+    stride: int = 8
+    stem: int = 32  # channels of the conv stem before patching; 0: patch the raw series
+    d_model: int = 64
+    heads: int = 4
+    layers: int = 3
+    ff: int = 128
+    dropout: float = 0.1
+    normalize: bool = True  # z-normalise each series and channel inside the graph: raw sensor units in
+
+    def validate(self) -> None:
+        if self.length < 4 or not 1 <= self.channels <= 64 or self.classes < 2:
+            raise ConfigError("ts-transformer: length >= 4, channels in [1, 64], classes >= 2")
+        if not 1 <= self.patch <= self.length or not 1 <= self.stride <= self.patch:
+            raise ConfigError(f"ts-transformer: patch must be in [1, length={self.length}] and stride in [1, patch]")
+        if self.d_model % self.heads or self.d_model < 8 or self.layers < 1 or self.ff < 8 or self.stem < 0:
+            raise ConfigError("ts-transformer: d_model must be a multiple of heads (>= 8), layers >= 1, ff >= 8, stem >= 0")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError("ts-transformer: dropout must be in [0, 1)")
+
+    @property
+    def tokens(self) -> int:
+        return (self.length - self.patch) // self.stride + 1
+
+
+class Block(nn.Module):
+    def __init__(self, d: int, heads: int, ff: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.mlp = nn.Sequential(nn.Linear(d, ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff, d))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, D]
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        attn = torch.softmax(q @ k.transpose(-1, -2) * (1.0 / math.sqrt(d // self.heads)), dim=-1)  # [B, H, T, T]
+        x = x + self.drop(self.out((attn @ v).transpose(1, 2).reshape(b, t, d)))
+        return x + self.drop(self.mlp(self.norm2(x)))
+
+
+class TsTransformer(nn.Module):
+    def __init__(self, shape: TsTransformerShape):
+        super().__init__()
+        self.shape = shape
+        s = shape
+        patch_in = s.stem or s.channels
+        self.stem = (nn.Sequential(nn.Conv1d(s.channels, s.stem, 7, padding=3), nn.BatchNorm1d(s.stem), nn.GELU())
+                     if s.stem else nn.Identity())
+        self.patch = nn.Conv1d(patch_in, s.d_model, s.patch, stride=s.stride)
+        self.pos = nn.Parameter(torch.randn(1, s.tokens, s.d_model) * 0.02)
+        self.drop = nn.Dropout(s.dropout)
+        self.blocks = nn.ModuleList(Block(s.d_model, s.heads, s.ff, s.dropout) for _ in range(s.layers))
+        self.norm = nn.LayerNorm(s.d_model)
+        self.head = nn.Linear(s.d_model, s.classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, L, C] -> logits [B, K]
+        if self.shape.normalize:
+            mean = x.mean(dim=1, keepdim=True)
+            x = (x - mean) / torch.sqrt(((x - mean) ** 2).mean(dim=1, keepdim=True) + 1e-5)
+        h = self.patch(self.stem(x.transpose(1, 2))).transpose(1, 2)  # [B, T, D]
+        h = self.drop(h + self.pos)
+        for block in self.blocks:
+            h = block(h)
+        return self.head(self.norm(h.mean(dim=1)))

@@ -1,0 +1,52 @@
+"""`edgeslm train --model ts-transformer`: the config, and a real (short) training on a slice of ECG5000."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from edgeslm.cli.main import cli
+from edgeslm.data.series import read_series_rows
+from edgeslm.errors import ConfigError
+from edgeslm.train.run import RunFolder
+from edgeslm.train.series import SeriesTrainConfig, is_series_run, load_series_model, lr_factor
+
+
+def test_the_run_learned_and_kept_its_splits(series_run):
+    record = json.loads(RunFolder(series_run).record_file.read_text())
+    assert is_series_run(series_run) and record["task"] == "series-classification"
+    assert record["labels"] == ["1", "2", "3", "4", "5"] and record["series"] == {"length": 140, "channels": 1}
+    assert record["dataset"]["sizes"] == {"train": 300, "val": 51, "test": 4500}
+    # ECG5000's majority class is 58% of the test split: the model must do far better than guessing it
+    assert record["metrics"]["test"]["accuracy"] >= 0.85, record["metrics"]
+    assert record["metrics"]["test"]["n"] == 4500 and record["steps"] == 150
+    x, names = read_series_rows(RunFolder(series_run).split("test"))
+    assert x.shape == (4500, 140, 1) and len(names) == 4500
+    model, _ = load_series_model(series_run)
+    assert model.shape.length == 140 and sum(p.numel() for p in model.parameters()) == record["params"]
+
+
+def test_config_round_trips_and_refuses_nonsense():
+    config = SeriesTrainConfig(data="ecg5000", epochs=3)
+    assert SeriesTrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ConfigError, match="unknown field"):
+        SeriesTrainConfig.from_dict({"max_length": 64})
+    with pytest.raises(ConfigError, match="ts-transformer"):
+        SeriesTrainConfig(model="minilm-l6")
+    with pytest.raises(ConfigError, match="multiple of heads"):
+        SeriesTrainConfig(d_model=30, heads=4).shape(140, 1, 5)
+    assert SeriesTrainConfig(patch=16, stride=8).shape(10, 1, 2).patch == 10  # short series: one patch, not an error
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    assert lr_factor(0, 100, 10) == pytest.approx(0.1)
+    assert lr_factor(10, 100, 10) == pytest.approx(1.0)
+    assert lr_factor(99, 100, 10) < 0.01
+
+
+def test_cli_refuses_a_token_window_for_series(tmp_path):
+    result = CliRunner().invoke(cli, ["train", "--model", "ts-transformer", "--data", "ecg5000", "--max-length", "64",
+                                      "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "a series model reads the series' own length" in result.output
