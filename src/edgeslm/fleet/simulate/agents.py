@@ -76,6 +76,15 @@ class AgentGroup:
                 self.proc.join(10)
             self._ended()
 
+    def freeze(self) -> None:
+        """SIGSTOP: every agent of the process stands still where it is (a look at their folders then holds)."""
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+
     def kill(self) -> None:
         if self.proc is not None:
             self.cpu_s += cpu_seconds(self.proc.pid)

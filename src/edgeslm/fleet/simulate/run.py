@@ -238,13 +238,13 @@ class Simulation:
                 "description": f"fleet simulate: release {release}"}
         rid = self.api.call("POST", "/v1/rollouts", body)["id"]
         plan = FaultPlan(self, sha, t0) if faults else None
+        if plan is not None:
+            plan.start()
         healthy_at = None
         state, record = "running", {}
         last_poll = last_look = 0.0
         while True:
             now = time.monotonic()
-            if plan is not None:
-                plan.tick(now)
             if healthy_at is None and now - last_look >= 0.2:
                 last_look = now
                 if all(active_sha(f) == sha for f in self.healthy):
@@ -253,11 +253,11 @@ class Simulation:
                 last_poll = now
                 record = next(r for r in self.api.call("GET", "/v1/rollouts?limit=5")["rollouts"] if r["id"] == rid)
                 state = record["state"]
-                if state not in ("running", "paused") and (plan is None or plan.done()):
+                if state not in ("running", "paused") and (plan is None or plan.done(state == "completed")):
                     break
             if now - t0 > c.timeout_s:
                 break
-            time.sleep(0.02 if plan is not None and plan.watching() else 0.2)
+            time.sleep(0.2)
         rollout_s = time.monotonic() - t0
         phase = self.clock.since(mark)
         if plan is not None:
