@@ -112,6 +112,22 @@ def test_the_semantic_threshold_is_where_nearest_pairs_meant_the_same():
     assert cos.round(2).tolist() == [0.96, 0.96] and same.tolist() == [True, False]
 
 
+def test_word_pairs_compare_a_commands_scanned_guard_with_earlier_full_guards():
+    from edgeslm.evaluate.calibrate import lexical_pairs
+
+    texts = ["dim the lamp to 40 percent", "dim the lamp to 40 percent thank you", "dim teh lamp to 40 percent",
+             "dim the lamp to 40 percent please", "dim the lamp to 40 percent"]
+    guards = [("h", "{}", "g")] * 4 + [("h", "{}", "g")]
+    scanned = [("h", "{}", "g"), ("h", "{}", "g"), ("h", "{}", "g"), ("h", "{}", "tagger-saw-more"), ("h", "{}", "g")]
+    table = Table(["encoder"], np.zeros((5, 1)), np.zeros((5, 1), bool), np.zeros((5, 1)), None, guards,
+                  ["a", "a", "b", "a", "a"], texts, scan_guard=scanned)
+    sim, same = lexical_pairs(table)
+    # 2nd: its words hold the 1st's (1.0); 3rd: a typo, meant something else here; 4th: its scanned guard
+    # matches no earlier full guard; 5th: the same words as the 1st, the exact cache's, so its pair is another
+    assert sim[0] == 1.0 and same.tolist()[:2] == [True, False] and 0.8 < sim[1] < 1.0
+    assert len(sim) == 3 and sim[2] == 1.0
+
+
 def test_a_tier_after_the_encoder_is_scored_on_its_narrowed_search():
     conf = np.array([[0.5, 1.0], [0.5, -1.0]])  # [commands, (encoder, templates)]
     ok = np.array([[False, True], [False, False]])

@@ -28,6 +28,11 @@ from edgeslm.runtime.tiers.policy import ANSWERING, Policy
 
 VALIDATION_SEEDS = [101, 102]  # the household benchmarks use seed 0
 GRID = 24  # threshold candidates per tier: quantiles of the confidences seen
+# The word-similarity floor for the semantic cache's answers before any model runs: the validation weeks
+# hold almost no two commands with the same guard that mean different things, so on them any threshold
+# looks safe (0.47 did, 2026-12-03). Real speech is not a generator's: only fillers and typos around the
+# same words (token set ratio >= 0.9) are trusted without the encoder; calibration may raise it.
+LEXICAL_FLOOR = 0.9
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class Table:
     # the encoder): its (confidence, correct, cpu) columns when it comes after that tier, by tier index
     narrowed: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     narrowed_after: int | None = None  # the index of the tier whose candidates it narrows to
+    scan_guard: list[tuple[str, str, str]] = field(default_factory=list)  # the guard from the home matcher's scan alone
 
 
 def answer_table(config: CalibrateConfig, progress: bool = False) -> Table:
@@ -83,7 +89,7 @@ def answer_table(config: CalibrateConfig, progress: bool = False) -> Table:
     from edgeslm.runtime.tiers.semantic import guard_key
 
     confidence, correct, cpu = [], [], []
-    embeddings, guards, meanings, texts = [], [], [], []
+    embeddings, guards, meanings, texts, scan_guards = [], [], [], [], []
     narrow: dict[str, list[tuple[float, bool, float]]] = {}
     # the encoder first: a tier that narrows to its candidates is also scored that way
     names = sorted(config.tiers, key=lambda n: n != "encoder")
@@ -104,6 +110,8 @@ def answer_table(config: CalibrateConfig, progress: bool = False) -> Table:
                     guards.append((str(home), context_key(c.context), guard_key(c.text, found)))
                     meanings.append(json.dumps([c.label, c.slots or {}], sort_keys=True))
                     texts.append(normalize(c.text))
+                    scan_guards.append((str(home), context_key(c.context),
+                                        guard_key(c.text, tier.matcher.slots(c.text, None, c.context))))
                 answer = tier.answer(c.text, c.context)
                 row[name] = _scored(c, answer, time.process_time() - started)
                 if answer is not None and name == "encoder":
@@ -119,7 +127,7 @@ def answer_table(config: CalibrateConfig, progress: bool = False) -> Table:
                if len(rows) == len(confidence)}
     return Table(list(config.tiers), np.array(confidence), np.array(correct, dtype=bool), np.array(cpu),
                  np.stack(embeddings) if embeddings else None, guards, meanings, texts, columns,
-                 config.tiers.index("encoder") if columns else None)
+                 config.tiers.index("encoder") if columns else None, scan_guards)
 
 
 def _scored(c: Command, answer: Any, cpu: float) -> tuple[float, bool, float]:
@@ -226,8 +234,26 @@ def semantic_pairs(table: Table) -> tuple[np.ndarray, np.ndarray]:
     return np.array(cos), np.array(same, dtype=bool)
 
 
+def lexical_pairs(table: Table) -> tuple[np.ndarray, np.ndarray]:
+    """Like semantic_pairs, by words before any model runs: for each command, the earlier one whose full
+    guard is this command's scanned guard and whose words are nearest (token set ratio / 100), said
+    another way; (similarity, same meaning) [pairs]."""
+    from rapidfuzz import fuzz, process
+
+    sim, same = [], []
+    earlier: dict[tuple[str, str, str], list[int]] = {}
+    for i, key in enumerate(table.guard):
+        js = [j for j in earlier.get(table.scan_guard[i], []) if table.text[j] != table.text[i]] if table.scan_guard else []
+        if js:
+            _, score, k = process.extractOne(table.text[i], [table.text[j] for j in js], scorer=fuzz.token_set_ratio)
+            sim.append(score / 100)
+            same.append(table.meaning[js[k]] == table.meaning[i])
+        earlier.setdefault(key, []).append(i)
+    return np.array(sim), np.array(same, dtype=bool)
+
+
 def semantic_threshold(cos: np.ndarray, same: np.ndarray, precision: float, min_hits: int = 20) -> float:
-    """The lowest cosine above which at least `min_hits` nearest pairs meant the same at least `precision`
+    """The lowest score (cosine, or word similarity) above which at least `min_hits` nearest pairs meant the same at least `precision`
     of the time; 1.01 (off) when there is no such cosine."""
     order = np.argsort(-cos)
     right = np.cumsum(same[order]) / np.arange(1, len(cos) + 1)
@@ -261,7 +287,12 @@ def calibrate(config: CalibrateConfig, progress: bool = False) -> Policy:
     hits = cos >= semantic_from
     measured["semantic"] = {"pairs": len(cos), "from": semantic_from, "hits": int(hits.sum()),
                             "wrong_hits": int((hits & ~same).sum())}
-    policy = Policy.from_dict({**policy.to_dict(), "semantic_from": semantic_from})
+    sim, alike = lexical_pairs(table)
+    lexical_from = max(LEXICAL_FLOOR, semantic_threshold(sim, alike, config.cache_precision))
+    hits = sim >= lexical_from
+    measured["lexical"] = {"pairs": len(sim), "from": lexical_from, "hits": int(hits.sum()),
+                           "wrong_hits": int((hits & ~alike).sum())}
+    policy = Policy.from_dict({**policy.to_dict(), "semantic_from": semantic_from, "lexical_from": lexical_from})
     source = {"stream": str(config.stream)} if config.stream else {"household_weeks": list(config.seeds)}
     return Policy.from_dict({**policy.to_dict(), "calibration": {
         **measured, **source, "homes": [Path(h).name for h in config.homes], "bundle": Path(config.bundle).name,

@@ -174,7 +174,7 @@ def score(commands: list[Command], answers: list[Answer], meter: CpuMeter, confi
     def wrong(c: Command, a: Answer) -> bool:
         return (c.label is not None and a.intent != c.label) or bool(c.slots and not slots_match(c.slots, a.slots))
 
-    hits = [(c, a) for c, a in zip(commands, answers, strict=True) if a.tier in ("cache", "semantic")]
+    hits = [(c, a) for c, a in zip(commands, answers, strict=True) if a.tier in ("cache", "semantic", "lexical")]
     false_hits = [1 for c, a in hits if wrong(c, a)]
     semantic = [(c, a) for c, a in hits if a.tier == "semantic"]
     # the memo serves the tiers' own unsure answer to a word-for-word repeat: wrong exactly when they were
@@ -191,6 +191,8 @@ def score(commands: list[Command], answers: list[Answer], meter: CpuMeter, confi
         "cache": {"hits": len(hits), "false_hits": len(false_hits),
                   "false_hit_rate": round(len(false_hits) / len(hits), 4) if hits else 0.0,
                   "semantic_hits": len(semantic), "semantic_false_hits": sum(wrong(c, a) for c, a in semantic),
+                  "lexical_hits": sum(a.tier == "lexical" for _, a in hits),
+                  "lexical_false_hits": sum(wrong(c, a) for c, a in hits if a.tier == "lexical"),
                   "memo_hits": len(memo), "memo_wrong": sum(wrong(c, a) for c, a in memo)},
         "latency": latency_summary([a.latency_ms / 1e3 for a in answers]),
         "profile": config.profile, "policy": resolve_policy(config)[1],

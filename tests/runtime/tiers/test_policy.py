@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from edgeslm.errors import ConfigError
 from edgeslm.runtime.tiers.policy import Policy, PolicyError, load_policy, write_policy
 
 
@@ -19,10 +20,32 @@ def test_a_policy_round_trips_with_its_hash(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left behind
 
 
+def test_a_policy_written_before_lexical_from_still_loads_with_it_off(tmp_path):
+    import hashlib
+
+    body = Policy(order=["encoder"], thresholds={"encoder": 0.9}).to_dict()
+    del body["lexical_from"]  # as edgeslm wrote policies before the field
+    body["sha256"] = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(body))
+    assert load_policy(path).lexical_from == 1.01
+    body["thresholds"]["encoder"] = 0.5  # and an edit is still caught
+    path.write_text(json.dumps(body))
+    with pytest.raises(PolicyError, match="sha256"):
+        load_policy(path)
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, "high", None])
+def test_lexical_from_is_a_similarity_or_off(value):
+    with pytest.raises(ConfigError, match="lexical_from"):
+        Policy(lexical_from=value)
+
+
 def test_the_hash_changes_with_any_field():
     a = Policy(order=["encoder"], thresholds={"encoder": 0.9})
     assert a.digest() != Policy(order=["encoder"], thresholds={"encoder": 0.91}).digest()
     assert a.digest() != Policy(order=["encoder"], thresholds={"encoder": 0.9}, cache_from=0.97).digest()
+    assert a.digest() != Policy(order=["encoder"], thresholds={"encoder": 0.9}, lexical_from=0.9).digest()
 
 
 @pytest.mark.parametrize("edit, words", [

@@ -80,6 +80,20 @@ def test_hits_need_the_same_guard_and_a_close_embedding(tmp_path):
     assert cache.get(unit(1, 0, 0, 0), "g-on", None, threshold=0.5) is None  # another encoder's width: never compared
 
 
+def test_word_hits_need_the_same_guard_and_nearly_the_same_words(tmp_path):
+    cache = SemanticCache(tmp_path / "c.sqlite", "home-a")
+    dim = Answer("HassLightSet", {"name": "Reading Sconce", "brightness": 40}, tier="encoder")
+    cache.put("dim the reading sconce to 40 percent", unit(1, 0, 0), "g-40", None, dim)
+    for said in ("Dim the reading sconce to 40 percent, thank you!", "could you dim the reading sconce to 40 percent"):
+        hit = cache.words(said, "g-40", None, threshold=0.95)
+        assert hit is not None and (hit.intent, hit.slots, hit.tier) == (dim.intent, dim.slots, "lexical"), said
+    assert cache.words("dim the reading sconce to 40 percennt", "g-40", None, threshold=0.95) is not None  # a typo
+    assert cache.words("brighten the sconce in the reading nook", "g-40", None, threshold=0.95) is None  # other words
+    assert cache.words("dim the reading sconce to 40 percent", "g-30", None, threshold=0.5) is None  # another guard
+    assert cache.words("dim the reading sconce to 40 percent", "g-40", {"area": "Den"}, threshold=0.5) is None
+    assert cache.words("dim the reading sconce to 40 percent", "g-40", None, threshold=1.01) is None  # off
+
+
 def test_it_survives_a_restart_forgets_a_changed_home_and_stays_bounded(tmp_path):
     path = tmp_path / "c.sqlite"
     cache = SemanticCache(path, "home-a", max_entries=3)
@@ -113,3 +127,10 @@ def test_the_assistant_serves_a_paraphrase_from_the_encoder_pass_and_never_a_rev
     assert assistant.ask("please turn on the ceiling light").tier == "cache"  # said this way again: exact
     for other in ("turn off the ceiling light", "turn on the floor lamp", "is the ceiling light on"):
         assert assistant.ask(other).tier == "encoder", other
+    # by words, before the encoder runs: the fillers around a known command; never a reversal
+    words = Assistant([tier], load_profile("this-machine"), Policy.from_dict({**policy.to_dict(), "lexical_from": 0.9}),
+                      cache=ExactCache(store, home.digest()), semantic=SemanticCache(store, home.digest()))
+    said = words.ask("turn on the ceiling light right now thank you")
+    assert said.tier == "lexical" and (said.intent, said.slots) == (first.intent, first.slots)
+    off = words.ask("turn off the ceiling light right now thank you")  # from "turn off ..." above, never "on"
+    assert off.intent == "HassTurnOff" and off.slots == first.slots

@@ -35,6 +35,9 @@ class Policy(Config):
     thresholds: dict = field(default_factory=lambda: {"templates": 1.0, "encoder": 0.0})
     cache_from: float = 0.98  # the confidence an answer needs to be remembered by the cache
     semantic_from: float = 1.01  # the cosine similarity a semantic-cache hit needs (above 1: off)
+    # the word similarity (rapidfuzz token set ratio / 100) a semantic-cache entry with the same guard
+    # needs to be served before any model runs (above 1: off)
+    lexical_from: float = 1.01
     target_accuracy: float | None = None  # what the calibration aimed for
     calibration: dict = field(default_factory=dict)  # where the numbers came from, and what they measured
 
@@ -54,6 +57,9 @@ class Policy(Config):
         if not isinstance(self.semantic_from, int | float) or not 0.0 <= self.semantic_from <= 1.01:
             raise PolicyError(f"Policy.semantic_from: a cosine similarity in [0, 1] (or 1.01 for off), "
                               f"not {self.semantic_from!r}")
+        if not isinstance(self.lexical_from, int | float) or not 0.0 <= self.lexical_from <= 1.01:
+            raise PolicyError(f"Policy.lexical_from: a word similarity in [0, 1] (or 1.01 for off), "
+                              f"not {self.lexical_from!r}")
         if self.target_accuracy is not None:
             _unit("Policy.target_accuracy", self.target_accuracy)
 
@@ -114,7 +120,9 @@ def load_policy(path: Path) -> Policy:
         policy = Policy.from_dict(data)
     except ConfigError as exc:
         raise PolicyError(f"{path}: {exc}") from None
-    if policy.digest() != claimed:
+    # the hash of the content as written: a policy from before a field was added (lexical_from) keeps
+    # its hash, its missing field reading as the default (off)
+    if hashlib.sha256(_canonical(data)).hexdigest() != claimed:
         raise PolicyError(f"{path}: the content does not match its sha256 (edited or damaged since it was written)")
     return policy
 

@@ -83,6 +83,12 @@ class Assistant:
             self.memo.move_to_end(key)
             return replace(memo, tier="memo")
         seen = None  # the semantic cache's key for this command: its embedding and its guard
+        if self.semantic is not None and self.encoder is not None and self.policy.lexical_from <= 1.0:
+            scanned = guard_key(text, self.encoder.matcher.slots(text, None, context))  # no model run
+            if (hit := self.semantic.words(text, scanned, context, self.policy.lexical_from)) is not None:
+                if self.cache is not None:
+                    self.cache.put(text, context, hit)
+                return hit
         if self.semantic is not None and self.encoder is not None:
             _, embedding, found = self.encoder.probe(text, context)  # the encoder goes on from this pass
             seen = (embedding, guard_key(text, found))

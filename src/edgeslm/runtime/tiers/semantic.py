@@ -10,6 +10,11 @@ lock, up/down, what/is/how, timer units, negations...), the same numbers, and th
 found in the text (entities, areas, floors, device words; fuzzy, so a typo in a name still matches).
 A typo in a guard word makes a miss, never a wrong hit.
 
+The same entries also answer before any model runs: a command whose words are nearly those of an entry
+with the same guard ("Dim the reading sconce to 40 percennt thank you!" after "dim the reading sconce
+to 40 percent"), by rapidfuzz's token set ratio (`words`, tier "lexical"); the guard then comes from the
+home matcher's scan alone.
+
 Stored like the exact cache: SQLite, bounded, survives a restart, dropped when the home changes.
 """
 
@@ -90,6 +95,27 @@ class SemanticCache(HomeStore):
             self.db.execute("UPDATE semantic SET hits = hits + 1, used = ? WHERE home = ? AND context = ? AND text = ?",
                             (time.time(), self.home, context_key(context), text))
         return Answer(intent, json.loads(slots), tier=self.name, confidence=round(float(cos[best]), 4))
+
+    def words(self, text: str, guard: str, context: dict[str, Any] | None, threshold: float) -> Answer | None:
+        """The stored answer with this guard whose words are nearest, if their token set ratio / 100 is
+        >= threshold (a set of words inside the other's reads 1: the fillers around a command do not count)."""
+        if threshold > 1.0:
+            return None
+        from rapidfuzz import fuzz, process
+
+        with self._lock:
+            rows = self.db.execute("SELECT text, intent, slots FROM semantic WHERE home = ? AND context = ? AND guard = ?",
+                                   (self.home, context_key(context), guard)).fetchall()
+            if not rows:
+                return None
+            best = process.extractOne(normalize(text), [r[0] for r in rows], scorer=fuzz.token_set_ratio,
+                                      score_cutoff=threshold * 100)
+            if best is None:
+                return None
+            stored, score, i = best
+            self.db.execute("UPDATE semantic SET hits = hits + 1, used = ? WHERE home = ? AND context = ? AND text = ?",
+                            (time.time(), self.home, context_key(context), stored))
+        return Answer(rows[i][1], json.loads(rows[i][2]), tier="lexical", confidence=round(score / 100, 4))
 
     def put(self, text: str, embedding: np.ndarray, guard: str, context: dict[str, Any] | None, answer: Answer) -> None:
         """Remember a verified answer with its embedding; beyond max_entries, the least recently used go."""

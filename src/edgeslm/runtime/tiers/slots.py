@@ -63,13 +63,16 @@ class HomeMatcher:
         self._scan_norms = [n[2] for n in self._scan]
         self._scan_sizes = np.array([len(n[2].split()) for n in self._scan])
         self._widest = int(self._scan_sizes.max()) + 1 if self._scan else 0
+        self._last: tuple[tuple[str, ...], list[Match]] = ((), [])  # the router scans a command twice (guard, slots)
 
     def find(self, text: str, tagged: Sequence[Any] = ()) -> list[Match]:
         """Non-overlapping best matches: the blind scan, the longest names first; then in the tagger's spans
         (`tagged`: objects with kind, start and end character offsets) over the words left, for the kinds
         of slot still missing."""
         words = normalize(text).split()
-        found = self._blind_scan(words)
+        if tuple(words) != self._last[0]:
+            self._last = (tuple(words), self._blind_scan(words))
+        found = list(self._last[1])
         scanned = {m.kind for m in found}
         for span in tagged:
             m = self._in_span(words, len(normalize(text[:span.start]).split()), len(normalize(text[:span.end]).split()),
