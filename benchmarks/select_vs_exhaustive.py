@@ -70,20 +70,24 @@ def main() -> None:
     ap.add_argument("--lock", default="/tmp/edgeslm-cpu.lock", help="flock this file around each step ('' for none)")
     ap.add_argument("--budget", default=BUDGET)
     ap.add_argument("--fresh", action="store_true", help="drop the exhaustive cache too (else its results are reused)")
+    ap.add_argument("--recipe", dest="recipes", action="append", default=[],
+                    help="only these recipes, for select and exhaustive alike (default: every built-in encoder recipe)")
     args = ap.parse_args()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     ex_cache = out / "cache-exhaustive"
     if args.fresh:
         shutil.rmtree(ex_cache, ignore_errors=True)
-    report: dict = {"budget": args.budget, "machine": machine_facts(), "isa": isa_summary(), "profiles": {}}
+    report: dict = {"budget": args.budget, "recipes": args.recipes or "all built-in encoder recipes",
+                    "machine": machine_facts(), "isa": isa_summary(), "profiles": {}}
     first_select_cache = None
     for profile in PROFILES:
         name = Path(profile).stem if profile.endswith(".yaml") else profile
         row: dict = {}
         with cpu_lock(args.lock):
             t0 = time.perf_counter()
-            ex = select(args.run, SelectConfig(budget=args.budget, profile=profile, exhaustive=True, cache=ex_cache),
+            ex = select(args.run, SelectConfig(budget=args.budget, profile=profile, exhaustive=True, cache=ex_cache,
+                                                 recipes=args.recipes),
                         plot=out / f"{name}-exhaustive.png", say=print)
             row["exhaustive_wall_s"] = round(time.perf_counter() - t0, 1)
         row["exhaustive_reused_s"] = round(reused_cost(ex, Store(ex_cache)), 1)
@@ -92,13 +96,14 @@ def main() -> None:
         shutil.rmtree(cache, ignore_errors=True)
         with cpu_lock(args.lock):
             t0 = time.perf_counter()
-            sel = select(args.run, SelectConfig(budget=args.budget, profile=profile, cache=cache),
+            sel = select(args.run, SelectConfig(budget=args.budget, profile=profile, cache=cache, recipes=args.recipes),
                          out=out / f"{name}-bundle", plot=out / f"{name}-frontier.png", say=print)
             row["select_cold_s"] = round(time.perf_counter() - t0, 1)
         if first_select_cache is not None:
             with cpu_lock(args.lock):
                 t0 = time.perf_counter()
-                warm = select(args.run, SelectConfig(budget=args.budget, profile=profile, cache=first_select_cache), say=print)
+                warm = select(args.run, SelectConfig(budget=args.budget, profile=profile, cache=first_select_cache,
+                                                   recipes=args.recipes), say=print)
                 row["select_warm_s"] = round(time.perf_counter() - t0, 1)
             row["select_warm"] = {"chosen": (warm["chosen"] or {}).get("name"), "compressed": warm["compressed"],
                                   "reused": {c["name"]: c["reused"] for c in warm["candidates"] if c["reused"]}}
