@@ -4,6 +4,8 @@ A route serves the models whose engine has its capability (engines/registry.py),
 /v1/classify          engines that can "classify" (encoders; `text`/`texts`) or "classify-series" (time series;
                       `series`), batched across concurrent clients
 /v1/chat/completions  engines that can "chat" (decoders), OpenAI-compatible, streaming as server-sent events
+/v1/stream            series models: a sensor's new readings ({"sensor", "values"}) into its sliding window
+                      (runtime/streams.py); the windows that filled are classified, batched like /v1/classify
 /v1/assist            the tiered assistant (serve --home): Home Assistant intent JSON, the tier that answered
 /v1/models            every registered model and whether it is resident
 /healthz, /metrics    liveness and Prometheus metrics
@@ -42,6 +44,7 @@ from edgeslm.runtime.server.errors import HttpError, parse_json
 from edgeslm.runtime.server.limits import BodyLimits, Limits
 from edgeslm.runtime.server.metrics import CONTENT_TYPE, LiveGauge, Metrics
 from edgeslm.runtime.server.openapi import openapi
+from edgeslm.runtime.streams import StreamError, StreamStore
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +59,11 @@ class ModelEntry:
 
 
 class App:
-    def __init__(self, governor: Governor, models: list[ModelEntry], max_batch: int, max_tokens_limit: int = 2048):
+    def __init__(self, governor: Governor, models: list[ModelEntry], max_batch: int, max_tokens_limit: int = 2048,
+                 stream_hop: int | None = None, max_sensors: int = 10_000):
         self.governor, self.max_tokens_limit = governor, max_tokens_limit
+        self.stream_hop, self.max_sensors = stream_hop, max_sensors
+        self.streams: dict[str, StreamStore] = {}  # series model -> its sensors' windows, made at its first push
         self.models = {m.name: m for m in models}
         self.started_wall, self.started_cpu = time.monotonic(), cpu_seconds()
         self.inferences = 0
@@ -143,6 +149,33 @@ class App:
         body.update({"label": results[0]["label"], "score": results[0]["score"]} if parsed.single
                     else {"results": results})
         return json_response(body)
+
+    # -- stream ----------------------------------------------------------------------------------------
+    async def stream(self, request: Request) -> Response:
+        parsed = schemas.parse_stream(parse_json(await request.body()))
+        model = self._pick(parsed.model, "classify-series", "/v1/stream")
+        with self.governor.admit():
+            store = self.streams.get(model) or await self._stream_store(model)
+            try:  # validated whole, then applied: a refused push leaves every window as it was
+                windows = store.push(parsed.sensor, parsed.values)
+            except StreamError as exc:
+                raise HttpError(exc.status, str(exc), "not_found" if exc.status == 404 else "invalid_request_error") \
+                    from None
+            results, served_by = ([], model) if not windows else await asyncio.wrap_future(
+                self.batchers[model].submit([w.values for w in windows]))
+        return json_response({"model": model, "served_by": served_by, "sensor": parsed.sensor,
+                              "pending": store.pending(parsed.sensor),
+                              "windows": [{"end": w.end, **r} for w, r in zip(windows, results, strict=True)]})
+
+    async def _stream_store(self, model: str) -> StreamStore:
+        """The model's store, shaped by its engine (length, channels): loaded off the event loop."""
+        def shape() -> tuple[int, int]:
+            with self.governor.acquire(model) as engine:
+                return engine.length, engine.channels
+
+        length, channels = await asyncio.get_running_loop().run_in_executor(None, shape)
+        hop = min(self.stream_hop, length) if self.stream_hop else None
+        return self.streams.setdefault(model, StreamStore(length, channels, hop, self.max_sensors))
 
     def _classify_batch(self, name: str):
         def run(texts: list[Any]) -> tuple[list[dict[str, Any]], str]:  # texts, or series arrays
@@ -332,6 +365,7 @@ class App:
 
 ROUTES = {
     "/v1/classify": ("POST", App.classify),
+    "/v1/stream": ("POST", App.stream),
     "/v1/chat/completions": ("POST", App.chat),
     "/v1/assist": ("POST", App.assist),
     "/v1/models": ("GET", App.list_models),

@@ -27,6 +27,13 @@ class ClassifyRequest:
 
 
 @dataclass(frozen=True)
+class StreamRequest:
+    model: str | None
+    sensor: Any  # checked by the model's StreamStore, with the values (runtime/streams.py)
+    values: Any
+
+
+@dataclass(frozen=True)
 class AssistRequest:
     text: str
     context: dict[str, str]
@@ -87,6 +94,16 @@ def parse_classify(body: Any) -> ClassifyRequest:
     if len(texts) > MAX_TEXTS:
         raise _bad(f"texts has {len(texts)} items; the limit is {MAX_TEXTS} a request")
     return ClassifyRequest(_model(body), [_text(t, f"texts[{i}]", MAX_TEXT_CHARS) for i, t in enumerate(texts)], False)
+
+
+def parse_stream(body: Any) -> StreamRequest:
+    """{"sensor": id, "values": [...]}: the readings' numbers, channels and count are the store's to check,
+    against the model's shape, before it changes anything."""
+    body = _object(body, {"model", "sensor", "values"})
+    if "sensor" not in body or "values" not in body:
+        raise _bad("give sensor (the sensor's id) and values (its new readings: numbers, or one list of the "
+                   "channels' values a reading)")
+    return StreamRequest(_model(body), body["sensor"], body["values"])
 
 
 def parse_assist(body: Any) -> AssistRequest:

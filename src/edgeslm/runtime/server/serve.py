@@ -44,6 +44,8 @@ class ServeConfig(Config):
     policy: str | None = None  # the router's policy file (default: the calibrated one beside the first bundle)
     remote: str | None = None  # the remote tier's OpenAI-compatible endpoint (off by default)
     trust: str | None = None  # trusted public key(s), a .pub or a folder: serve only bundles and policies they signed
+    stream_hop: int | None = None  # /v1/stream: readings between a sensor's windows (default: the series length)
+    max_sensors: int = 10_000  # /v1/stream: sensors a series model keeps windows for (2 kB each on FordA)
     generative: str | None = None  # the generative tier's GGUF or llama.cpp bundle (default: the built-in SmolLM2)
 
     def validate(self) -> None:
@@ -53,6 +55,10 @@ class ServeConfig(Config):
             raise ConfigError("ServeConfig.port must be in 0..65535 (0 picks a free port)")
         if not 1024 <= self.max_body_bytes <= 64 << 20:
             raise ConfigError("ServeConfig.max_body_bytes must be between 1 KiB and 64 MiB")
+        if self.stream_hop is not None and self.stream_hop < 1:
+            raise ConfigError("ServeConfig.stream_hop must be >= 1")
+        if not 1 <= self.max_sensors <= 10_000_000:
+            raise ConfigError("ServeConfig.max_sensors must be between 1 and 10,000,000")
         if self.threads is not None and not 1 <= self.threads <= 256:
             raise ConfigError("ServeConfig.threads must be between 1 and 256")
         from edgeslm.runtime.tiers.assemble import check_tiers, generative_model
@@ -100,7 +106,8 @@ def build_app(config: ServeConfig) -> App:
     # A cheaper variant must be registered before the model that falls back to it.
     for entry in sorted(entries, key=lambda e: e.name not in cheaper.values()):
         governor.register(entry.name, paths[entry.name], cheaper=cheaper.get(entry.name))
-    app = App(governor, entries, max_batch=profile.max_batch)
+    app = App(governor, entries, max_batch=profile.max_batch, stream_hop=config.stream_hop,
+              max_sensors=config.max_sensors)
     if config.home is not None:
         app.assistant = build_assistant(app, config, profile)
     if config.warm:
