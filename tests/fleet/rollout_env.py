@@ -96,10 +96,12 @@ def make_bundle(out: Path, key: Path | None, note: str, labels=tiny.LABELS, slow
     return out
 
 
-def _slow_graph(src: Path, dst: Path, labels: int, width: int = 320, depth: int = 32) -> None:
+def _slow_graph(src: Path, dst: Path, labels: int, width: int = 512, depth: int = 96) -> None:
     """The tiny graph plus `depth` dense layers over the pooled features whose sum is multiplied by 0 and added to the
     logits: the answers are the same, the work (depth x width^2 multiply-adds per text) is real and cannot be folded
-    away, since it depends on the input."""
+    away, since it depends on the input. One weight matrix serves every layer, so the file stays about 1 MB. With 32
+    layers of 320 (3M multiply-adds) a loaded CI machine measured the slow bundle at only 1.47x the p90 of the fast
+    one (1.74 against 1.18 ms, the request path's fixed cost dominating), inside the 1.5x gate; 25M is far out of it."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -110,11 +112,11 @@ def _slow_graph(src: Path, dst: Path, labels: int, width: int = 320, depth: int 
     rng = np.random.default_rng(0)
     inits = [numpy_helper.from_array(rng.standard_normal((labels, width)).astype(np.float32), "slow_in"),
              numpy_helper.from_array(np.array(0.0, dtype=np.float32), "slow_zero")]
+    inits.append(numpy_helper.from_array((rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32),
+                                         "slow_w"))
     nodes = [helper.make_node("MatMul", ["pooled", "slow_in"], ["slow_h0"])]
     for i in range(depth):
-        inits.append(numpy_helper.from_array((rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32),
-                                             f"slow_w{i}"))
-        nodes += [helper.make_node("MatMul", [f"slow_h{i}", f"slow_w{i}"], [f"slow_m{i}"]),
+        nodes += [helper.make_node("MatMul", [f"slow_h{i}", "slow_w"], [f"slow_m{i}"]),
                   helper.make_node("Tanh", [f"slow_m{i}"], [f"slow_h{i + 1}"])]
     nodes += [helper.make_node("ReduceSum", [f"slow_h{depth}", "last_axis"], ["slow_sum"], keepdims=1),
               helper.make_node("Mul", ["slow_sum", "slow_zero"], ["slow_nothing"]),

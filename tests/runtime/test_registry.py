@@ -78,7 +78,7 @@ def test_an_unknown_engine_is_a_clear_bundle_error(tiny_bundle, tiny_bundle_copy
         load_engine(with_engine(open_bundle(tiny_bundle), "tvm"))
     manifest = tiny_bundle_copy / "manifest.json"  # on disk, the manifest format refuses it first
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "engine": "tvm"}))
-    with pytest.raises(BundleError, match="runs on onnxruntime or onnxruntime-early-exit, not 'tvm'"):
+    with pytest.raises(BundleError, match="runs on onnxruntime or onnxruntime-early-exit or onnxruntime-series, not 'tvm'"):
         open_bundle(tiny_bundle_copy)
 
 
