@@ -92,8 +92,7 @@ class SemanticCache(HomeStore):
             if float(cos[best]) < threshold:
                 return None
             text, _, intent, slots = rows[best]
-            self.db.execute("UPDATE semantic SET hits = hits + 1, used = ? WHERE home = ? AND context = ? AND text = ?",
-                            (time.time(), self.home, context_key(context), text))
+            self._touch(context, text)
         return Answer(intent, json.loads(slots), tier=self.name, confidence=round(float(cos[best]), 4))
 
     def words(self, text: str, guard: str, context: dict[str, Any] | None, threshold: float) -> Answer | None:
@@ -113,9 +112,13 @@ class SemanticCache(HomeStore):
             if best is None:
                 return None
             stored, score, i = best
-            self.db.execute("UPDATE semantic SET hits = hits + 1, used = ? WHERE home = ? AND context = ? AND text = ?",
-                            (time.time(), self.home, context_key(context), stored))
+            self._touch(context, stored)
         return Answer(rows[i][1], json.loads(rows[i][2]), tier="lexical", confidence=round(score / 100, 4))
+
+    def _touch(self, context: dict[str, Any] | None, text: str) -> None:
+        """Count a hit on an entry and mark it used (the least recently used go first); under self._lock."""
+        self.db.execute("UPDATE semantic SET hits = hits + 1, used = ? WHERE home = ? AND context = ? AND text = ?",
+                        (time.time(), self.home, context_key(context), text))
 
     def put(self, text: str, embedding: np.ndarray, guard: str, context: dict[str, Any] | None, answer: Answer) -> None:
         """Remember a verified answer with its embedding; beyond max_entries, the least recently used go."""
