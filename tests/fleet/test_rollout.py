@@ -371,8 +371,12 @@ def test_pause_resume_abort_and_rollback_through_the_api(fleet, bundles):
     assert act("rollback")["state"] == "rolling_back"
     fleet.wait_rollout(rid, ("rolled_back",))  # nothing was changed, so nothing to send
     kinds = [e["kind"] for e in fleet.api("GET", f"/v1/events?subject=rollout:{rid}")[1]["events"]]
-    assert kinds[:6] == ["rollout.created", "rollout.paused", "rollout.resumed", "rollout.aborted", "rollout.rollback",
-                         "rollout.rolled_back"]
+    # the engine's own tick may start the first wave between any two operator words (it sends nothing: the devices
+    # are away); what the operator did is recorded in order, and the wave starts at most once
+    assert kinds.count("rollout.wave_started") <= 1
+    assert [k for k in kinds if k != "rollout.wave_started"][:6] == [
+        "rollout.created", "rollout.paused", "rollout.resumed", "rollout.aborted", "rollout.rollback",
+        "rollout.rolled_back"]
     assert all(fleet.active(d) is None for d in away)
 
     # refusals: a clear error each, nothing changed
