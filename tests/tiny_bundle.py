@@ -39,8 +39,9 @@ def keywords_for(labels: Sequence[str]) -> list[str]:
 
 
 def make_tiny_bundle(out: Path, labels: Sequence[str] = LABELS, max_length: int = 16,
-                     inputs: Sequence[str] = INPUTS, name: str = "tiny-encoder") -> Path:
-    """Write the bundle to `out` (replacing a bundle there) and return `out`."""
+                     inputs: Sequence[str] = INPUTS, name: str = "tiny-encoder", selection: dict | None = None) -> Path:
+    """Write the bundle to `out` (replacing a bundle there) and return `out`. `selection`: a manifest selection
+    block, as `edgeslm select` writes one."""
     import onnx  # build side only, like the exporter
 
     words = [*SPECIALS, *FILLER, *keywords_for(labels)]
@@ -54,6 +55,7 @@ def make_tiny_bundle(out: Path, labels: Sequence[str] = LABELS, max_length: int 
             tokenizer={"file": "tokenizer.json", "max_length": max_length, "inputs": list(inputs)},
             provenance={"base_model": "none: synthetic test fixture (tests/tiny_bundle.py)",
                         "export": {"format": "onnx", "opset": OPSET, "precision": "fp32"}},
+            **({"selection": selection} if selection else {}),
         )
     return Path(out)
 

@@ -36,6 +36,15 @@ def test_unknown_model_and_missing_bundle(tmp_path):
     assert_clean_error(edgeslm("eval", str(tmp_path / "x"), "--data", str(tmp_path / "d.jsonl")), "not a bundle directory")
 
 
+def test_serve_refuses_bad_stream_flags_before_loading_anything(tmp_path):
+    bundle = str(tmp_path / "no-bundle-here")  # the flags are checked first: the bundle is never opened
+    assert_clean_error(edgeslm("serve", bundle, "--sensor-ttl", "0"), "ServeConfig.sensor_ttl_s must be more than 0")
+    assert_clean_error(edgeslm("serve", bundle, "--stream-hop", "0"), "ServeConfig.stream_hop must be >= 1")
+    assert_clean_error(edgeslm("serve", bundle, "--max-sensors", "0"), "ServeConfig.max_sensors must be between 1")
+    r = edgeslm("serve", bundle, "--max-sensors", "lots")
+    assert r.returncode == 2 and "Invalid value for '--max-sensors'" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_train_rejects_a_bad_config_before_loading_anything(tmp_path):
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"epochs": 1, "lr": 0.1}))

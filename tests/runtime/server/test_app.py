@@ -27,7 +27,7 @@ from .scrape import parse
 
 LIMIT = 64 * 1024  # tiny_server's max_body_bytes
 ROUTES = {"/v1/classify": "POST", "/v1/chat/completions": "POST", "/v1/models": "GET", "/healthz": "GET",
-          "/metrics": "GET", "/openapi.json": "GET", "/v1/assist": "POST"}
+          "/metrics": "GET", "/openapi.json": "GET", "/v1/assist": "POST", "/v1/stream": "POST", "/v1/sensors": "GET"}
 TOKEN = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", min_size=1, max_size=12)
 VALUE = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=30).map(str.strip)
 
@@ -156,12 +156,16 @@ def check_route(case: Case, reply: Any) -> None:
         assert reply.status == 200 and set(reply.json()["paths"]) == set(ROUTES)
     elif path == "/v1/assist":  # tiny_server has no home
         error_naming(reply, 404, "no home")
+    elif path == "/v1/sensors":  # no series model here: nothing heard (an unknown query parameter is ignored)
+        assert reply.status == 200 and reply.json() == {"models": []}
     elif case.json is None:  # bytes that are no JSON value at all
         error_naming(reply, 400, "UTF-8", "JSON", "number", "nested")
     elif not_finite(case.json):  # json.dumps wrote NaN or Infinity, which are not JSON
         error_naming(reply, 400, "JSON does not allow")
     elif path == "/v1/classify":
         check_classify(case.json, reply)
+    elif path == "/v1/stream":  # a classify or chat body has no sensor and values; the fields are checked first
+        error_naming(reply, 400, "unknown field", "give sensor", "JSON object", "model must")
     else:
         check_chat(case.json, reply)
 

@@ -31,6 +31,8 @@ CONTRACT = {
     "edgeslm_governor_events": ("gauge", {"kind"}),
     "edgeslm_energy_joules": ("gauge", set()),
     "edgeslm_energy_joules_per_inference": ("gauge", set()),
+    "edgeslm_stream_sensors": ("gauge", {"model"}),  # new with /v1/stream's serve settings (issue 14)
+    "edgeslm_stream_window_bytes": ("gauge", {"model"}),
 }
 
 

@@ -6,6 +6,7 @@ A route serves the models whose engine has its capability (engines/registry.py),
 /v1/chat/completions  engines that can "chat" (decoders), OpenAI-compatible, streaming as server-sent events
 /v1/stream            series models: a sensor's new readings ({"sensor", "values"}) into its sliding window
                       (runtime/streams.py); the windows that filled are classified, batched like /v1/classify
+/v1/sensors           each series model's sensors: how many, and the most recently heard with their fill
 /v1/assist            the tiered assistant (serve --home): Home Assistant intent JSON, the tier that answered
 /v1/models            every registered model and whether it is resident
 /healthz, /metrics    liveness and Prometheus metrics
@@ -44,7 +45,7 @@ from edgeslm.runtime.server.errors import HttpError, parse_json
 from edgeslm.runtime.server.limits import BodyLimits, Limits
 from edgeslm.runtime.server.metrics import CONTENT_TYPE, LiveGauge, Metrics
 from edgeslm.runtime.server.openapi import openapi
-from edgeslm.runtime.streams import StreamError, StreamStore
+from edgeslm.runtime.streams import StreamError, StreamSettings, StreamStore
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,9 @@ class ModelEntry:
 
 class App:
     def __init__(self, governor: Governor, models: list[ModelEntry], max_batch: int, max_tokens_limit: int = 2048,
-                 stream_hop: int | None = None, max_sensors: int = 10_000):
+                 stream_settings: StreamSettings | None = None):
         self.governor, self.max_tokens_limit = governor, max_tokens_limit
-        self.stream_hop, self.max_sensors = stream_hop, max_sensors
+        self.stream_settings = stream_settings or StreamSettings()
         self.streams: dict[str, StreamStore] = {}  # series model -> its sensors' windows, made at its first push
         self.models = {m.name: m for m in models}
         self.started_wall, self.started_cpu = time.monotonic(), cpu_seconds()
@@ -130,7 +131,7 @@ class App:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
     async def openapi_route(self, request: Request) -> Response:
-        return json_response(openapi(self.models.values(), self.max_tokens_limit))
+        return json_response(openapi(self.models.values(), self.max_tokens_limit, self.stream_settings))
 
     # -- classify ----------------------------------------------------------------------------------
     async def classify(self, request: Request) -> Response:
@@ -174,8 +175,19 @@ class App:
                 return engine.length, engine.channels
 
         length, channels = await asyncio.get_running_loop().run_in_executor(None, shape)
-        hop = min(self.stream_hop, length) if self.stream_hop else None
-        return self.streams.setdefault(model, StreamStore(length, channels, hop, self.max_sensors))
+        return self.streams.setdefault(model, self.stream_settings.store(length, channels))
+
+    async def list_sensors(self, request: Request) -> Response:
+        """Each series model that has heard from a sensor: its window settings, its sensor count and bytes,
+        and the `limit` most recently heard sensors (schemas.MAX_SENSORS_LISTED at most)."""
+        limit, models = schemas.parse_sensors_limit(request.query_params.get("limit")), []
+        for name, store in sorted(self.streams.items()):
+            listed = store.sensors(limit)  # forgets the expired first, so the count below is current
+            models.append({"model": name, "length": store.length, "channels": store.channels, "hop": store.hop,
+                           "max_sensors": store.max_sensors, "ttl_s": store.ttl_s, "count": len(store),
+                           "forgotten": store.forgotten, "bytes": store.nbytes(), "sensors": listed,
+                           "truncated": len(store) > len(listed)})
+        return json_response({"models": models})
 
     def _classify_batch(self, name: str):
         def run(texts: list[Any]) -> tuple[list[dict[str, Any]], str]:  # texts, or series arrays
@@ -354,10 +366,21 @@ class App:
                       lambda: [((), self.energy_joules())]),
             LiveGauge("edgeslm_energy_joules_per_inference", "Estimated joules per text classified or completion",
                       lambda: [((), self.energy_joules() / max(1, self.inferences))]),
+            LiveGauge("edgeslm_stream_sensors", "Sensors a series model holds a window for (/v1/stream)",
+                      self._sensor_counts, ("model",)),
+            LiveGauge("edgeslm_stream_window_bytes", "Bytes of the sensors' window buffers",
+                      lambda: [((m,), s.nbytes()) for m, s in sorted(self.streams.items())], ("model",)),
         ])
         m = self.metrics
         self.requests, self.server_errors, self.latency = m.requests, m.server_errors, m.latency
         self.inference, self.batch_size, self.tokens = m.inference, m.batch_size, m.tokens
+
+    def _sensor_counts(self) -> list[tuple[tuple[str], int]]:
+        counts = []
+        for name, store in sorted(self.streams.items()):
+            store.expire()  # a scrape reports the sensors still held, not those past their ttl
+            counts.append(((name,), len(store)))
+        return counts
 
     def energy_joules(self) -> float:
         return joules(cpu_seconds() - self.started_cpu, time.monotonic() - self.started_wall, self.governor.profile)
@@ -366,6 +389,7 @@ class App:
 ROUTES = {
     "/v1/classify": ("POST", App.classify),
     "/v1/stream": ("POST", App.stream),
+    "/v1/sensors": ("GET", App.list_sensors),
     "/v1/chat/completions": ("POST", App.chat),
     "/v1/assist": ("POST", App.assist),
     "/v1/models": ("GET", App.list_models),

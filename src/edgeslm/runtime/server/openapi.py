@@ -7,9 +7,19 @@ from collections.abc import Iterable
 from typing import Any
 
 from edgeslm.runtime.engines.llama import ROLES
-from edgeslm.runtime.server.schemas import MAX_MESSAGE_CHARS, MAX_MESSAGES, MAX_TEXT_CHARS, MAX_TEXTS
+from edgeslm.runtime.server.schemas import (
+    DEFAULT_SENSORS_LISTED,
+    MAX_MESSAGE_CHARS,
+    MAX_MESSAGES,
+    MAX_SENSORS_LISTED,
+    MAX_TEXT_CHARS,
+    MAX_TEXTS,
+)
+from edgeslm.runtime.streams import SENSOR_ID, StreamSettings
 
 _TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS}
+_READINGS = {"type": "array", "minItems": 1, "items": {  # a series, or a push of readings: numbers, or a time step's channels
+    "oneOf": [{"type": "number"}, {"type": "array", "items": {"type": "number"}, "minItems": 1}]}}
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["message", "type", "code"],
     "properties": {"message": {"type": "string"}, "type": {"type": "string"}, "code": {"type": "integer"}}}}}
@@ -21,22 +31,23 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     reasons = {400: "a field is wrong; the message names it", 404: "no such model", 408: "the body came too slowly",
+               409: "a new sensor past the model's max_sensors",
                411: "chunked bodies are refused", 413: "the body is over the limit",
                503: "overloaded or over the memory budget; see Retry-After", 500: "a server bug (counted)"}
     return {str(c): _json({"$ref": "#/components/schemas/Error"}, reasons[c]) for c in codes}
 
 
-def openapi(models: Iterable[Any], max_tokens_limit: int) -> dict[str, Any]:
-    models = list(models)
+def openapi(models: Iterable[Any], max_tokens_limit: int, streams: StreamSettings | None = None) -> dict[str, Any]:
+    models, streams = list(models), streams or StreamSettings()
     classify_models = [m.name for m in models if m.capabilities & {"classify", "classify-series"}]
+    series_models = [m.name for m in models if "classify-series" in m.capabilities]
     chat_models = [m.name for m in models if "chat" in m.capabilities]
     classify = {"type": "object", "additionalProperties": False, "properties": {
         "model": {"type": "string", "enum": classify_models} if classify_models else {"type": "string"},
         "text": _TEXT,
         "texts": {"type": "array", "items": _TEXT, "minItems": 1, "maxItems": MAX_TEXTS},
         "series": {"description": "a time series for a series model: numbers (one channel), or one list of the "
-                                  "channels' values a time step", "type": "array", "minItems": 1, "items": {
-                       "oneOf": [{"type": "number"}, {"type": "array", "items": {"type": "number"}, "minItems": 1}]}}},
+                                  "channels' values a time step", **_READINGS}},
         "oneOf": [{"required": ["text"]}, {"required": ["texts"]}, {"required": ["series"]}]}
     result = {"type": "object", "properties": {"label": {"type": "string"}, "score": {"type": "number"}}}
     message = {"type": "object", "required": ["role", "content"], "additionalProperties": False, "properties": {
@@ -59,6 +70,26 @@ def openapi(models: Iterable[Any], max_tokens_limit: int) -> dict[str, Any]:
         "grammar": {"type": ["string", "null"], "description": "a GBNF grammar (llama.cpp)"},
         "n": {"type": ["integer", "null"], "enum": [1, None]},
         "user": {"type": ["string", "null"]}, "stream_options": {"type": ["object", "null"]}}}
+    hop = f"every {streams.hop} readings (at most the series length N)" if streams.hop else "every N readings"
+    ttl = f"a sensor silent for {streams.ttl_s:g} s is forgotten" if streams.ttl_s else "sensors are never forgotten"
+    stream = {"type": "object", "required": ["sensor", "values"], "additionalProperties": False, "properties": {
+        "model": {"type": "string", "enum": series_models} if series_models else {"type": "string"},
+        "sensor": {"type": "string", "pattern": SENSOR_ID.pattern, "minLength": 1, "maxLength": 128},
+        "values": {"description": "the sensor's new readings, oldest first: numbers (one channel), or one list of "
+                                  "the channels' values a reading; finite; at most N (the model's series length, "
+                                  "shown by GET /v1/sensors) a push", **_READINGS}}}
+    window = {"type": "object", "properties": {"end": {"type": "integer", "description": "the sensor's reading "
+                                                      "count when the window closed"}, **result["properties"]}}
+    sensor = {"type": "object", "properties": {
+        "sensor": {"type": "string"}, "filled": {"type": "integer", "description": "readings held, up to N"},
+        "pending": {"type": "integer", "description": "readings until its next window"},
+        "received": {"type": "integer"}, "idle_s": {"type": "number", "description": "seconds since its last push"}}}
+    sensors = {"type": "object", "properties": {"models": {"type": "array", "items": {"type": "object", "properties": {
+        "model": {"type": "string"}, "length": {"type": "integer"}, "channels": {"type": "integer"},
+        "hop": {"type": "integer"}, "max_sensors": {"type": "integer"}, "ttl_s": {"type": ["number", "null"]},
+        "count": {"type": "integer"}, "forgotten": {"type": "integer"}, "bytes": {"type": "integer"},
+        "sensors": {"type": "array", "items": sensor, "maxItems": MAX_SENSORS_LISTED},
+        "truncated": {"type": "boolean"}}}}}}
     get_json = {"responses": {"200": _json({"type": "object"}, "OK")}}
     return {
         "openapi": "3.1.0",
@@ -72,6 +103,22 @@ def openapi(models: Iterable[Any], max_tokens_limit: int) -> dict[str, Any]:
                     "model": {"type": "string"}, "served_by": {"type": "string"}, **result["properties"],
                     "results": {"type": "array", "items": result}}}, "labels with their scores"),
                     **_errors(400, 404, 408, 411, 413, 503, 500)}}},
+            "/v1/stream": {"post": {
+                "summary": f"A sensor's new readings into its sliding window of the last N; a window is classified "
+                           f"when the N-th reading arrives, then {hop}. At most {streams.max_sensors:,} sensors a "
+                           f"model (a new one past it: 409); {ttl}. A refused push changes no window.",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": stream}}},
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "model": {"type": "string"}, "served_by": {"type": "string"}, "sensor": {"type": "string"},
+                    "pending": {"type": "integer"}, "windows": {"type": "array", "items": window}}},
+                    "the windows this push filled, oldest first (often none)"),
+                    **_errors(400, 404, 408, 409, 411, 413, 503, 500)}}},
+            "/v1/sensors": {"get": {
+                "summary": "Each series model's sensors: count, window bytes, and the most recently heard first",
+                "parameters": [{"name": "limit", "in": "query", "required": False, "description":
+                                "sensors listed a model", "schema": {"type": "integer", "minimum": 0,
+                                "maximum": MAX_SENSORS_LISTED, "default": DEFAULT_SENSORS_LISTED}}],
+                "responses": {"200": _json(sensors, "the sensors heard from, by model"), **_errors(400)}}},
             "/v1/chat/completions": {"post": {
                 "summary": "OpenAI-compatible chat completion; server-sent events when stream is true",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": chat}}},

@@ -16,6 +16,7 @@ from edgeslm.runtime.text import text_problem
 MAX_TEXTS = 64
 MAX_MESSAGES = 64
 MAX_MESSAGE_CHARS = 16_000
+DEFAULT_SENSORS_LISTED, MAX_SENSORS_LISTED = 100, 1000  # GET /v1/sensors: sensors listed a model
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,15 @@ def parse_stream(body: Any) -> StreamRequest:
         raise _bad("give sensor (the sensor's id) and values (its new readings: numbers, or one list of the "
                    "channels' values a reading)")
     return StreamRequest(_model(body), body["sensor"], body["values"])
+
+
+def parse_sensors_limit(raw: str | None) -> int:
+    """GET /v1/sensors?limit=N: how many sensors to list a model."""
+    if raw is None:
+        return DEFAULT_SENSORS_LISTED
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_SENSORS_LISTED:
+        raise _bad(f"limit must be a whole number from 0 to {MAX_SENSORS_LISTED}")
+    return int(raw)
 
 
 def parse_assist(body: Any) -> AssistRequest:

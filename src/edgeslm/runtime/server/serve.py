@@ -24,8 +24,11 @@ from edgeslm.runtime.profiles import DeviceProfile, load_profile
 from edgeslm.runtime.server.app import App, ModelEntry
 from edgeslm.runtime.server.limits import Limits
 from edgeslm.runtime.server.protocol import protocol_class
+from edgeslm.runtime.streams import StreamSettings
 
 log = logging.getLogger(__name__)
+
+MAX_SENSOR_TTL_S = 30 * 86_400
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class ServeConfig(Config):
     port: int = 8080
     cheaper: list = field(default_factory=list)  # "MODEL:CHEAPER": serve CHEAPER when battery/heat say so
     max_body_bytes: int = 1 << 20
-    threads: int | None = None  # per engine; default: the profile's thread budget
+    threads: int | None = None  # every engine; default: a bundle's selection.threads (edgeslm select), else the profile's
     warm: bool = True  # load and run each bundle once before listening, within the memory budget
     home: str | None = None  # a home description: enables /v1/assist (the tiered assistant)
     tiers: list | None = None  # None: assemble.DEFAULT_TIERS, and generative where the policy orders it
@@ -44,8 +47,9 @@ class ServeConfig(Config):
     policy: str | None = None  # the router's policy file (default: the calibrated one beside the first bundle)
     remote: str | None = None  # the remote tier's OpenAI-compatible endpoint (off by default)
     trust: str | None = None  # trusted public key(s), a .pub or a folder: serve only bundles and policies they signed
-    stream_hop: int | None = None  # /v1/stream: readings between a sensor's windows (default: the series length)
-    max_sensors: int = 10_000  # /v1/stream: sensors a series model keeps windows for (2 kB each on FordA)
+    stream_hop: int | None = None  # /v1/stream: readings between a sensor's windows (default and cap: the series length)
+    max_sensors: int = 10_000  # /v1/stream: sensors a series model keeps windows for (2 kB each on FordA); a new one past it: 409
+    sensor_ttl_s: float | None = None  # /v1/stream: forget a sensor silent this long (default: never)
     generative: str | None = None  # the generative tier's GGUF or llama.cpp bundle (default: the built-in SmolLM2)
 
     def validate(self) -> None:
@@ -59,6 +63,9 @@ class ServeConfig(Config):
             raise ConfigError("ServeConfig.stream_hop must be >= 1")
         if not 1 <= self.max_sensors <= 10_000_000:
             raise ConfigError("ServeConfig.max_sensors must be between 1 and 10,000,000")
+        if self.sensor_ttl_s is not None and not 0 < self.sensor_ttl_s <= MAX_SENSOR_TTL_S:
+            raise ConfigError(f"ServeConfig.sensor_ttl_s must be more than 0 and at most {MAX_SENSOR_TTL_S:,} "
+                              "seconds (30 days); leave it out to never forget a sensor")
         if self.threads is not None and not 1 <= self.threads <= 256:
             raise ConfigError("ServeConfig.threads must be between 1 and 256")
         from edgeslm.runtime.tiers.assemble import check_tiers, generative_model
@@ -86,12 +93,13 @@ def build_app(config: ServeConfig) -> App:
                               f"profile {profile.name}; give at most {profile.cores}")
         profile = dataclasses.replace(profile, threads=config.threads)
     trust = load_trust(Path(config.trust)) if config.trust else None  # checked again at every load: files can change
-    entries, paths = [], {}
+    entries, paths, threads = [], {}, {}
     for folder in config.bundles:
         manifest = open_bundle(Path(folder), trust=trust).manifest
         if manifest.name in paths:
             raise ConfigError(f"two bundles are named {manifest.name!r}: {paths[manifest.name]} and {folder}")
         paths[manifest.name] = Path(folder)
+        threads[manifest.name] = None if config.threads is not None else selected_threads(manifest, profile)
         capabilities = engine_kind(manifest.engine, folder).capabilities  # an unknown engine fails here, not later
         entries.append(ModelEntry(manifest.name, manifest.family, manifest.task, capabilities, tuple(manifest.labels)))
     # Spinning ORT workers cut ~10% off a lone model's latency but steal the cores from any other model
@@ -105,14 +113,27 @@ def build_app(config: ServeConfig) -> App:
             raise ConfigError(f"--cheaper names {name!r}, which is not among the bundles served ({', '.join(paths)})")
     # A cheaper variant must be registered before the model that falls back to it.
     for entry in sorted(entries, key=lambda e: e.name not in cheaper.values()):
-        governor.register(entry.name, paths[entry.name], cheaper=cheaper.get(entry.name))
-    app = App(governor, entries, max_batch=profile.max_batch, stream_hop=config.stream_hop,
-              max_sensors=config.max_sensors)
+        governor.register(entry.name, paths[entry.name], cheaper=cheaper.get(entry.name), threads=threads[entry.name])
+    app = App(governor, entries, max_batch=profile.max_batch,
+              stream_settings=StreamSettings(config.stream_hop, config.max_sensors, config.sensor_ttl_s))
     if config.home is not None:
         app.assistant = build_assistant(app, config, profile)
     if config.warm:
         warm(app, entries)
     return app
+
+
+def selected_threads(manifest: Any, profile: DeviceProfile) -> int | None:
+    """The threads `edgeslm select` chose for this bundle (its manifest's selection block), at most the profile's
+    budget; None without a selection: the profile's. (--threads, when given, overrides both.)"""
+    chosen = manifest.selection.get("threads") if manifest.selection else None
+    if chosen is None:
+        return None
+    if chosen > profile.threads:
+        log.warning("%s: select chose %d threads (for profile %s), more than profile %s's %d; using %d", manifest.name,
+                    chosen, manifest.selection["profile"], profile.name, profile.threads, profile.threads)
+        return profile.threads
+    return chosen
 
 
 def build_assistant(app: App, config: ServeConfig, profile: DeviceProfile) -> Any:
