@@ -107,6 +107,20 @@ def test_it_survives_a_restart_forgets_a_changed_home_and_stays_bounded(tmp_path
     assert len(SemanticCache(path, "home-b")) == 0
 
 
+class Counted:
+    """An ONNX Runtime session that counts its runs."""
+
+    def __init__(self, session):
+        self.session, self.runs = session, 0
+
+    def run(self, *args, **kwargs):
+        self.runs += 1
+        return self.session.run(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+
 @pytest.mark.model
 def test_the_assistant_serves_a_paraphrase_from_the_encoder_pass_and_never_a_reversal(early_exit_bundle, home, tmp_path):
     from edgeslm.formats.reader import open_bundle
@@ -122,8 +136,15 @@ def test_the_assistant_serves_a_paraphrase_from_the_encoder_pass_and_never_a_rev
                           semantic=SemanticCache(store, home.digest()))
     first = assistant.ask("turn on the ceiling light")
     assert first.tier == "encoder"
+    # a semantic hit costs the first segment only: with no early exit allowed, the encoder alone would run all
+    saved, engine.thresholds = engine.thresholds, [1.01] * len(engine.thresholds)
+    engine.sessions = [Counted(s) for s in engine.sessions]
     again = assistant.ask("please turn on the ceiling light")
     assert again.tier == "semantic" and (again.intent, again.slots) == (first.intent, first.slots)
+    assert [s.runs for s in engine.sessions] == [1] + [0] * (len(engine.sessions) - 1)
+    assert assistant.ask("turn on the bedside lamp").tier == "encoder"  # a miss goes on from the same pass
+    assert [s.runs for s in engine.sessions] == [2] + [1] * (len(engine.sessions) - 1)
+    engine.thresholds = saved
     assert assistant.ask("please turn on the ceiling light").tier == "cache"  # said this way again: exact
     for other in ("turn off the ceiling light", "turn on the floor lamp", "is the ceiling light on"):
         assert assistant.ask(other).tier == "encoder", other

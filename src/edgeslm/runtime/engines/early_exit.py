@@ -39,6 +39,18 @@ class ExitPass:
     spans: list[list[TaggedSpan]] | None = None  # per sample, the slot tagger's spans, when asked for and there is one
 
 
+@dataclass(frozen=True)
+class FirstPass:
+    """The first segment's pass over a batch, which `go_on` finishes."""
+
+    texts: list[str]
+    mask: np.ndarray | None  # [batch, tokens] attention mask (None for an empty batch)
+    hidden: np.ndarray | None  # [batch, tokens, hidden_size]: the first segment's output
+    head: np.ndarray | None  # [batch, labels]: its exit head's logits
+    embedding: np.ndarray | None  # [batch, hidden_size] unit rows, when asked for
+    spans: list[list[TaggedSpan]] | None = None
+
+
 class EarlyExitClassifier:
     """predict(texts) -> [{"label", "score", "exit_layer"}]: like OnnxClassifier, plus the encoder layers
     each answer took. ONNX Runtime's workers do not spin by default here (registry.py says why)."""
@@ -127,7 +139,7 @@ class EarlyExitClassifier:
         if not texts:
             return np.zeros((0, self.plan.hidden_size), dtype=np.float32)
         feeds = self.encode(texts)
-        pooled = self.sessions[0].run([POOLED], {n: feeds[n] for n in self.first_inputs})[0]
+        pooled = self.sessions[0].run([POOLED], {k: feeds[k] for k in self.first_inputs})[0]
         return _unit(pooled)
 
     def predict_and_embed(self, texts: Sequence[str]) -> tuple[list[dict[str, Any]], np.ndarray]:
@@ -140,32 +152,42 @@ class EarlyExitClassifier:
         """One pass over the batch: every sample leaves at the first exit confident enough, and only
         those still running go on to the next segment. spans=True: also the slot tagger's spans (None
         when the bundle carries no tagger)."""
+        return self.go_on(self.first(texts, embed, spans))
+
+    def first(self, texts: Sequence[str], embed: bool = False, spans: bool = False) -> FirstPass:
+        """The first segment alone: its exit head, and the embedding and tagger spans that come from it.
+        `go_on` finishes the pass from here; a caller that needs only the embedding (a semantic cache
+        lookup that hits) stops here and pays nothing more."""
         check_texts(texts)
         n = len(texts)
+        embedding = np.zeros((n, self.plan.hidden_size), dtype=np.float32) if embed else None
+        if not n:
+            return FirstPass([], None, None, None, embedding, [] if spans and self.tagger else None)
+        feeds = self.encode(texts)
+        tagged: list[list[TaggedSpan]] | None = None
+        hidden, pooled, head = self.sessions[0].run([HIDDEN_OUT, POOLED, LOGITS], {k: feeds[k] for k in self.first_inputs})
+        if embedding is not None:
+            embedding[:] = _unit(pooled)
+        if spans and self.tagger is not None:
+            tagged = self.tagger.tag(hidden, feeds[MASK], self.offsets(texts), list(texts))
+        return FirstPass(list(texts), feeds[MASK], hidden, head, embedding, tagged)
+
+    def go_on(self, start: FirstPass) -> ExitPass:
+        """The rest of the pass `first` began: the samples the first exit head is sure of leave with its
+        logits, the others run on through the later segments."""
+        n = len(start.texts)
         logits = np.zeros((n, len(self.labels)), dtype=np.float32)
         exit_layer = np.zeros(n, dtype=np.int64)
-        embedding = np.zeros((n, self.plan.hidden_size), dtype=np.float32) if embed else None
-        tagged: list[list[TaggedSpan]] | None = None
         if not n:
-            return ExitPass(logits, exit_layer, embedding, [] if spans and self.tagger else None)
-        feeds = self.encode(texts)
-        mask = feeds[MASK]
+            return ExitPass(logits, exit_layer, start.embedding, start.spans)
+        assert start.mask is not None and start.hidden is not None and start.head is not None
+        mask, hidden, head = start.mask, start.hidden, start.head
         alive = np.arange(n)  # rows of the batch still running
-        feed = {name: feeds[name] for name in self.first_inputs}
-        for i, session in enumerate(self.sessions):
-            if i == len(self.sessions) - 1:
-                logits[alive] = session.run([LOGITS], feed)[0]
-                exit_layer[alive] = self.layers[i]
-                break
-            hidden, pooled, head = session.run([HIDDEN_OUT, POOLED, LOGITS], feed)
-            if i == 0 and embedding is not None:
-                embedding[:] = _unit(pooled)
-            if i == 0 and spans and self.tagger is not None:
-                tagged = self.tagger.tag(hidden, mask, self.offsets(texts), list(texts))
-            t = self.thresholds[i]
+        for i in range(1, len(self.sessions)):  # a plan has at least two segments (formats/early_exit.py)
+            t = self.thresholds[i - 1]  # the exit after segment i
             leave = _confidence(head) >= t if t is not None else np.zeros(len(alive), dtype=bool)
             logits[alive[leave]] = head[leave]
-            exit_layer[alive[leave]] = self.layers[i]
+            exit_layer[alive[leave]] = self.layers[i - 1]
             if leave.all():
                 break
             stay = ~leave
@@ -173,7 +195,12 @@ class EarlyExitClassifier:
             rest = mask[alive]
             width = int(np.flatnonzero(rest.any(axis=0)).max()) + 1  # the longest remaining text; the rest is padding
             feed = {HIDDEN_IN: np.ascontiguousarray(hidden[stay, :width]), MASK: np.ascontiguousarray(rest[:, :width])}
-        return ExitPass(logits, exit_layer, embedding, tagged)
+            if i == len(self.sessions) - 1:
+                logits[alive] = self.sessions[i].run([LOGITS], feed)[0]
+                exit_layer[alive] = self.layers[i]
+                break
+            hidden, _, head = self.sessions[i].run([HIDDEN_OUT, POOLED, LOGITS], feed)
+        return ExitPass(logits, exit_layer, start.embedding, start.spans)
 
     def offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         """Each word piece's character offsets in its text, as the feeds were encoded (about 20 µs a

@@ -28,31 +28,35 @@ class EncoderTier:
 
     def __init__(self, engine: Any, matcher: HomeMatcher):
         """`engine`: an intent classifier with `labels` and `logits(texts)` (OnnxClassifier); one with
-        `run(texts, embed=True)` (EarlyExitClassifier) also gives embeddings for the semantic cache."""
+        `first(texts, embed=True)` and `go_on(pass)` (EarlyExitClassifier) also gives embeddings for the semantic
+        cache from the first segment, and goes on from there only when the answer is needed."""
         self.engine, self.matcher = engine, matcher
         self.labels = list(engine.labels)
         self.fit = IntentFit(matcher.home)
         self.embeds = bool(getattr(engine, "embeds", False))
         self.tags = self.embeds and getattr(engine, "tagger", None) is not None  # a learned slot tagger rides the same pass
-        self._memo: tuple[tuple[str, str], np.ndarray, np.ndarray | None, dict[str, Any]] | None = None
+        self._memo: tuple[tuple[str, str], Any, np.ndarray | None, dict[str, Any]] | None = None
 
-    def probe(self, text: str, context: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
-        """(logits, embedding or None, the home's names found) for one command, kept for its answer."""
+    def probe(self, text: str, context: dict[str, Any] | None = None) -> tuple[Any, np.ndarray | None, dict[str, Any]]:
+        """(the pass so far, embedding or None, the home's names found) for one command, kept for its
+        answer. With an early-exit engine only the first segment has run: a semantic cache hit on its
+        embedding costs nothing more, and `answer` goes on from it."""
         key = (text, context_key(context))
         if self._memo is None or self._memo[0] != key:
             tagged: Any = ()
             if self.embeds:
-                out = self.engine.run([text], embed=True, spans=True) if self.tags else self.engine.run([text], embed=True)
-                logits, embedding = out.logits[0], out.embedding[0]
-                tagged = out.spans[0] if out.spans else ()
+                start = self.engine.first([text], embed=True, spans=self.tags)
+                embedding, tagged = start.embedding[0], (start.spans[0] if start.spans else ())
             else:
-                logits, embedding = self.engine.logits([text])[0], None
-            self._memo = (key, np.asarray(logits, dtype=np.float64), embedding, self.matcher.slots(text, None, context, tagged))
+                start, embedding = None, None
+            self._memo = (key, start, embedding, self.matcher.slots(text, None, context, tagged))
         return self._memo[1], self._memo[2], self._memo[3]
 
     def answer(self, text: str, context: dict[str, Any] | None = None) -> Answer:
-        logits, _, found = self.probe(text, context)
+        start, _, found = self.probe(text, context)
         self._memo = None  # a command is answered once; the next one with the same text is a new request
+        out = self.engine.go_on(start).logits[0] if start is not None else self.engine.logits([text])[0]
+        logits = np.asarray(out, dtype=np.float64)
         probs = np.exp(logits - logits.max())
         probs = np.where(self.fit.mask(self.labels, found), probs, 0.0)
         i = int(probs.argmax())
