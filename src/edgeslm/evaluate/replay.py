@@ -150,9 +150,7 @@ def replay(config: ReplayConfig, progress: bool = False) -> dict[str, Any]:
                            for t in assistant.tiers if t.name == "generative"), None)
         tiers = [*(["habits"] if assistant.habits is not None else []), *(["cache"] if assistant.cache is not None else []),
                  *(["semantic"] if assistant.semantic is not None else []), *(t.name for t in assistant.tiers)]
-        for store in (assistant.cache, assistant.semantic, assistant.habits, *assistant.tiers):
-            if store is not None and hasattr(store, "close"):
-                store.close()  # the generative tier's llama.cpp context too: a replay after this one needs the memory
+        assistant.close()  # the generative tier's llama.cpp context too: a replay after this one needs the memory
     if config.out:
         with Path(config.out).open("w", encoding="utf-8") as f:
             for c, a in zip(commands, answers, strict=True):

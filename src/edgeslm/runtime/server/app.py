@@ -79,7 +79,11 @@ class App:
         self.assisting = ThreadPoolExecutor(max_workers=2, thread_name_prefix="assist")
 
     def close(self) -> None:
-        self.assisting.shutdown(wait=False, cancel_futures=True)
+        # a command being answered finishes (milliseconds; a generative answer its few tokens), then what the
+        # assistant learned is committed to its file
+        self.assisting.shutdown(wait=True, cancel_futures=True)
+        if self.assistant is not None:
+            self.assistant.close()
         for b in self.batchers.values():
             b.close()
         self.generators.shutdown(wait=False, cancel_futures=True)
