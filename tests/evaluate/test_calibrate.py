@@ -138,3 +138,31 @@ def test_a_tier_after_the_encoder_is_scored_on_its_narrowed_search():
     assert right.tolist() == [True, True] and np.allclose(cost, 4e-3)  # encoder, then templates narrowed
     right, _, cost = cascade(t, (1, 0), (0.9,))
     assert right.tolist() == [True, False] and np.allclose(cost, [8e-3, 9e-3])  # templates first: the full search
+
+
+def test_a_second_look_is_skipped_only_where_it_never_made_an_unsure_answer_right():
+    from edgeslm.evaluate.calibrate import SECOND_LOOK_CHANCES, second_look
+    from edgeslm.runtime.tiers.policy import Policy
+
+    rng = np.random.default_rng(3)
+    n = 300
+    # the encoder (1 ms) is unsure (0.5) on a third; there the templates (5 ms) fix its HassGetState answers
+    # half the time and never its HassTurnOn ones (they are right or wrong for both alike); a rare intent
+    # (HassBroadcast, fewer chances than needed) keeps its second look even though it was never fixed
+    kinds = rng.choice(np.array(["HassTurnOn", "HassGetState", "sure"], dtype=object), n, p=[0.2, 0.2, 0.6])
+    kinds[:SECOND_LOOK_CHANCES - 1] = "HassBroadcast"
+    enc_conf = np.where(kinds == "sure", 0.99, 0.5)
+    enc_ok = np.where(kinds == "HassGetState", rng.random(n) < 0.5, rng.random(n) < 0.9)
+    tpl_ok = np.where(kinds == "HassGetState", True, enc_ok)
+    intents = np.array([[("HassTurnOn" if k == "sure" else k), "x"] for k in kinds], dtype=object)
+    t = Table(["encoder", "templates"], np.stack([enc_conf, np.ones(n)], 1), np.stack([enc_ok, tpl_ok], 1),
+              np.stack([np.full(n, 1e-3), np.full(n, 5e-3)], 1), intent=intents)
+    policy = Policy(order=["encoder", "templates"], thresholds={"encoder": 0.9})
+    skip, looked = second_look(t, policy)
+    assert skip == {"templates": ["HassTurnOn"]}
+    counts = looked["counts"]["templates"]
+    assert counts["HassGetState"]["fixes"] > 0 and counts["HassTurnOn"]["fixes"] == 0
+    assert counts["HassBroadcast"]["chances"] == SECOND_LOOK_CHANCES - 1
+    right, _, cost = cascade(t, (0, 1), (0.9,))
+    assert looked["accuracy"] == round(float(right.mean()), 4)  # nothing lost on validation
+    assert looked["cpu_ms_per_answer"] < float(cost.mean()) * 1e3  # and the second looks it skipped are saved

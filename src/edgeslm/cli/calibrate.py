@@ -46,4 +46,6 @@ def _text(r: dict) -> str:
     order = " -> ".join(f"{t} (stop at {r['thresholds'].get(t, 0.0):.3f})" for t in r["order"])
     return (f"{r['policy']} (sha256 {r['sha256'][:12]})\n{order}; cache from {r['cache_from']:.3f}\n"
             f"validation: {c['commands']} commands, accuracy {c['accuracy']:.4f} (target {r['target_accuracy']}), "
-            f"{c['cpu_ms_per_answer']:.2f} ms CPU per answer")
+            f"{c['cpu_ms_per_answer']:.2f} ms CPU per answer"
+            + "".join(f"\n{tier} not tried after an unsure {', '.join(intents)} (never made one right on validation)"
+                      for tier, intents in r.get("skip_after", {}).items()))

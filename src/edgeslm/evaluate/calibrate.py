@@ -33,6 +33,9 @@ GRID = 24  # threshold candidates per tier: quantiles of the confidences seen
 # looks safe (0.47 did, 2026-12-03). Real speech is not a generator's: only fillers and typos around the
 # same words (token set ratio >= 0.9) are trusted without the encoder; calibration may raise it.
 LEXICAL_FLOOR = 0.9
+# A later tier is skipped after an unsure answer of some intent only when it had at least this many such
+# commands on validation and fixed no more of them than it broke: an intent seen a few times keeps it.
+SECOND_LOOK_CHANCES = 20
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class Table:
     narrowed: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     narrowed_after: int | None = None  # the index of the tier whose candidates it narrows to
     scan_guard: list[tuple[str, str, str]] = field(default_factory=list)  # the guard from the home matcher's scan alone
+    intent: np.ndarray | None = None  # [commands, tiers] the intent each tier answered ("" for none)
 
 
 def answer_table(config: CalibrateConfig, progress: bool = False) -> Table:
@@ -88,9 +92,9 @@ def answer_table(config: CalibrateConfig, progress: bool = False) -> Table:
     from edgeslm.runtime.tiers.cache import context_key, normalize
     from edgeslm.runtime.tiers.semantic import guard_key
 
-    confidence, correct, cpu = [], [], []
+    confidence, correct, cpu, intents = [], [], [], []
     embeddings, guards, meanings, texts, scan_guards = [], [], [], [], []
-    narrow: dict[str, list[tuple[float, bool, float]]] = {}
+    narrow: dict[str, list[tuple[float, bool, float, str]]] = {}
     # the encoder first: a tier that narrows to its candidates is also scored that way
     names = sorted(config.tiers, key=lambda n: n != "encoder")
     for home, commands in _streams(config):
@@ -99,7 +103,7 @@ def answer_table(config: CalibrateConfig, progress: bool = False) -> Table:
         assistant = build_assistant(replay_config, Path(":memory:"), Policy())
         by_name = {t.name: t for t in assistant.tiers}
         for c in tqdm(commands, desc=f"calibrate {Path(home).stem}", disable=not progress, unit="cmd"):
-            row: dict[str, tuple[float, bool, float]] = {}
+            row: dict[str, tuple[float, bool, float, str]] = {}
             candidates: tuple[str, ...] = ()
             for name in names:
                 tier = by_name[name]
@@ -123,17 +127,18 @@ def answer_table(config: CalibrateConfig, progress: bool = False) -> Table:
             confidence.append([row[n][0] for n in config.tiers])
             correct.append([row[n][1] for n in config.tiers])
             cpu.append([row[n][2] for n in config.tiers])
-    columns = {config.tiers.index(n): tuple(np.array(col) for col in zip(*rows, strict=True)) for n, rows in narrow.items()
-               if len(rows) == len(confidence)}
+            intents.append([row[n][3] for n in config.tiers])
+    columns = {config.tiers.index(n): tuple(np.array(col) for col in list(zip(*rows, strict=True))[:3])
+               for n, rows in narrow.items() if len(rows) == len(confidence)}
     return Table(list(config.tiers), np.array(confidence), np.array(correct, dtype=bool), np.array(cpu),
                  np.stack(embeddings) if embeddings else None, guards, meanings, texts, columns,
-                 config.tiers.index("encoder") if columns else None, scan_guards)
+                 config.tiers.index("encoder") if columns else None, scan_guards, np.array(intents, dtype=object))
 
 
-def _scored(c: Command, answer: Any, cpu: float) -> tuple[float, bool, float]:
-    """(confidence or -1 for no answer, right or not, CPU seconds)."""
+def _scored(c: Command, answer: Any, cpu: float) -> tuple[float, bool, float, str]:
+    """(confidence or -1 for no answer, right or not, CPU seconds, the intent or "")."""
     ok = answer is not None and answer.intent == c.label and (not c.slots or slots_match(c.slots, answer.slots))
-    return (-1.0 if answer is None else answer.confidence, ok, cpu)
+    return (-1.0 if answer is None else answer.confidence, ok, cpu, "" if answer is None else answer.intent)
 
 
 def _streams(config: CalibrateConfig) -> list[tuple[str, list[Command]]]:
@@ -216,6 +221,70 @@ def choose(table: Table, target: float, cache_precision: float,
     return policy, measured
 
 
+def second_look(table: Table, policy: Policy, chances: int = SECOND_LOOK_CHANCES) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Which unsure answers a later tier of the policy's cascade is not worth trying on: per later tier and
+    per intent of the most confident earlier answer, the commands that reached it (`chances`), those its
+    answer made right (`fixes`) and made wrong (`breaks`). Skipped where it had at least `chances` and
+    fixed no more than it broke: the validation accuracy cannot drop, and the CPU it cost is saved.
+    Returns (Policy.skip_after, what was counted, and the cascade's accuracy and CPU with the skips)."""
+    if table.intent is None:  # a table without the tiers' intents: nothing to tell them apart by
+        return {}, {}
+    order = [table.tiers.index(name) for name in policy.order if name in table.tiers]
+    counts: dict[str, dict[str, list[int]]] = {}
+    for k in range(len(table.confidence)):
+        best = None  # the most confident earlier answer: (confidence, right, intent)
+        for step, t in enumerate(order):
+            name = table.tiers[t]
+            c, right, _ = (col[k] for col in _column(table, t, order[:step]))
+            taken = c >= 0 and (c >= policy.thresholds.get(name, 0.0) or step == len(order) - 1)
+            if best is not None:
+                n = counts.setdefault(name, {}).setdefault(best[2], [0, 0, 0])
+                n[0] += 1
+                n[1] += bool(taken and right and not best[1])
+                n[2] += bool(taken and best[1] and not right)
+            if taken:
+                break
+            if c >= 0 and (best is None or c > best[0]):
+                best = (c, bool(right), str(table.intent[k, t]))
+    skip = {tier: sorted(i for i, (n, fixes, breaks) in per.items() if n >= chances and fixes <= breaks)
+            for tier, per in counts.items()}
+    skip = {tier: intents for tier, intents in skip.items() if intents}
+    ok, cost = _cascade_skipping(table, order, policy, skip)
+    return skip, {"chances": chances, "counts": {t: {i: dict(zip(("chances", "fixes", "breaks"), v, strict=True))
+                                                    for i, v in sorted(per.items())} for t, per in counts.items()},
+                  "accuracy": round(float(ok.mean()), 4), "cpu_ms_per_answer": round(float(cost.mean()) * 1e3, 3)}
+
+
+def _column(table: Table, tier: int, before: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A tier's (confidence, correct, cpu) columns: its narrowed search when it comes after the tier it narrows to."""
+    if tier in table.narrowed and table.narrowed_after in before:
+        return table.narrowed[tier]
+    return table.confidence[:, tier], table.correct[:, tier], table.cpu[:, tier]
+
+
+def _cascade_skipping(table: Table, order: list[int], policy: Policy,
+                      skip: dict[str, list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """The policy's cascade command by command, a tier skipped after an unsure answer of an intent in `skip`
+    (the router's rule): right or not, and CPU seconds, per command."""
+    n = len(table.confidence)
+    ok, cost = np.zeros(n, dtype=bool), np.zeros(n)
+    for k in range(n):
+        best = None  # (confidence, right, intent)
+        for step, t in enumerate(order):
+            name = table.tiers[t]
+            if best is not None and best[2] in skip.get(name, ()):
+                continue
+            c, right, spent = (col[k] for col in _column(table, t, order[:step]))
+            cost[k] += spent
+            if c >= 0 and c >= policy.thresholds.get(name, 0.0):
+                best = (c, right, "")
+                break
+            if c >= 0 and (best is None or c > best[0]):
+                best = (c, right, str(table.intent[k, t]))
+        ok[k] = best is not None and bool(best[1])
+    return ok, cost
+
+
 def semantic_pairs(table: Table) -> tuple[np.ndarray, np.ndarray]:
     """What a semantic cache would have served on the validation commands in their order: for each
     command, the nearest earlier one with the same key said another way; (cosine, same meaning) [pairs]."""
@@ -292,7 +361,10 @@ def calibrate(config: CalibrateConfig, progress: bool = False) -> Policy:
     hits = sim >= lexical_from
     measured["lexical"] = {"pairs": len(sim), "from": lexical_from, "hits": int(hits.sum()),
                            "wrong_hits": int((hits & ~alike).sum())}
-    policy = Policy.from_dict({**policy.to_dict(), "semantic_from": semantic_from, "lexical_from": lexical_from})
+    skip, looked = second_look(table, policy)
+    measured["second_look"] = looked
+    policy = Policy.from_dict({**policy.to_dict(), "semantic_from": semantic_from, "lexical_from": lexical_from,
+                               "skip_after": skip})
     source = {"stream": str(config.stream)} if config.stream else {"household_weeks": list(config.seeds)}
     return Policy.from_dict({**policy.to_dict(), "calibration": {
         **measured, **source, "homes": [Path(h).name for h in config.homes], "bundle": Path(config.bundle).name,

@@ -136,3 +136,38 @@ def test_the_memo_is_bounded_and_forgets_the_least_recently_used(tmp_path, home,
         assistant.ask(text)
     assert len(assistant.memo) == 2
     assert [assistant.ask(t).tier for t in ("turn on a", "turn on c", "turn on b")] == ["memo", "memo", "encoder"]
+
+
+def test_a_tier_the_policy_skips_after_an_unsure_intent_is_not_tried(templates):
+    """The templates are not tried after an unsure encoder answer of an intent the calibration found they
+    never fixed; after any other unsure answer they are, and they answer."""
+    class Unsure:
+        name = "encoder"
+
+        def __init__(self, intent):
+            self.intent = intent
+
+        def answer(self, text, context=None):
+            return Answer(self.intent, {}, tier=self.name, confidence=0.5, candidates=("HassTurnOn", "HassTurnOff"))
+
+    class Watched:
+        name, narrows = "templates", True
+
+        def __init__(self):
+            self.runs = 0
+
+        def answer(self, text, context=None, candidates=()):
+            self.runs += 1
+            return templates.answer(text, context, candidates)
+
+    policy = Policy(order=["encoder", "templates"], thresholds={"encoder": 0.9},
+                    skip_after={"templates": ["HassTurnOn"]})
+    watched = Watched()
+    skipping = Assistant([Unsure("HassTurnOn"), watched], load_profile("this-machine"), policy)
+    answer = skipping.ask("turn off the ceiling light")
+    assert (answer.tier, answer.intent, watched.runs) == ("encoder", "HassTurnOn", 0)
+    looking = Assistant([Unsure("HassTurnOff"), watched], load_profile("this-machine"), policy)
+    answer = looking.ask("turn off the ceiling light")
+    assert (answer.tier, answer.intent, watched.runs) == ("templates", "HassTurnOff", 1)
+    with pytest.raises(Exception, match="skip_after"):
+        Policy(skip_after={"oracle": ["HassTurnOn"]})

@@ -38,6 +38,9 @@ class Policy(Config):
     # the word similarity (rapidfuzz token set ratio / 100) a semantic-cache entry with the same guard
     # needs to be served before any model runs (above 1: off)
     lexical_from: float = 1.01
+    # per tier, the intents after whose unsure answer by an earlier tier this one is not tried: on the
+    # validation commands it never made such an answer right (calibrate.py: `second_look`)
+    skip_after: dict = field(default_factory=dict)
     target_accuracy: float | None = None  # what the calibration aimed for
     calibration: dict = field(default_factory=dict)  # where the numbers came from, and what they measured
 
@@ -60,6 +63,13 @@ class Policy(Config):
         if not isinstance(self.lexical_from, int | float) or not 0.0 <= self.lexical_from <= 1.01:
             raise PolicyError(f"Policy.lexical_from: a word similarity in [0, 1] (or 1.01 for off), "
                               f"not {self.lexical_from!r}")
+        if not isinstance(self.skip_after, dict):
+            raise PolicyError("Policy.skip_after: an object of tier -> [intent, ...]")
+        for name, intents in self.skip_after.items():
+            if name not in ANSWERING:
+                raise PolicyError(f"Policy.skip_after: unknown tier {name!r}")
+            if not isinstance(intents, list) or not all(isinstance(i, str) and i for i in intents):
+                raise PolicyError(f"Policy.skip_after.{name}: a list of intent names")
         if self.target_accuracy is not None:
             _unit("Policy.target_accuracy", self.target_accuracy)
 

@@ -56,6 +56,7 @@ class Assistant:
         encoder = next((t for t in self.tiers if t.name == "encoder" and getattr(t, "embeds", False)), None)
         on = semantic is not None and encoder is not None and self.policy.semantic_from <= 1.0
         self.semantic, self.encoder = (semantic, encoder) if on else (None, None)
+        self.skip_after = {name: frozenset(intents) for name, intents in self.policy.skip_after.items()}
         self.answered: Counter = Counter()
         self.memo: OrderedDict[tuple[str, str], Answer] = OrderedDict()
 
@@ -74,6 +75,12 @@ class Assistant:
         answer.joules = meter.joules(self.profile)
         self.answered[answer.tier] += 1
         return answer
+
+    def close(self) -> None:
+        """Commit what was learned and close the stores, and the tiers that hold a model's context."""
+        for part in (self.cache, self.semantic, self.habits, *self.tiers):
+            if part is not None and hasattr(part, "close"):
+                part.close()
 
     def _descend(self, text: str, context: dict[str, Any] | None) -> Answer:
         if self.cache is not None and (hit := self.cache.get(text, context)) is not None:
@@ -99,6 +106,8 @@ class Assistant:
         best: Answer | None = None
         candidates: tuple[str, ...] = ()  # the likeliest intents an earlier tier found, for a tier that narrows
         for tier in self.tiers:
+            if best is not None and best.intent in self.skip_after.get(tier.name, ()):
+                continue  # on validation this tier never made such an unsure answer right (calibrate.py)
             if candidates and getattr(tier, "narrows", False):
                 answer = tier.answer(text, context, candidates)
             else:
