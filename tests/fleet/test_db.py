@@ -213,11 +213,17 @@ def test_device_state_and_telemetry_round_trip(registry, decoder_bundle: Path):
     sha = registry.publish_folder(decoder_bundle, PublishConfig(), "t")[0]["sha256"]
     tok = registry.create_enrolment_token(EnrolTokenConfig(), "admin")
     dev = registry.enrol(EnrolRequest(token=tok["token"], profile="rpi4"))["device_id"]
-    registry.record_state(dev, online=True, active_bundle=sha, inventory={"free_memory_mb": 900})
+    registry.record_presence(dev, online=True)
+    registry.record_state(dev, inventory={"free_memory_mb": 900}, active_bundle=sha, previous_bundle=None,
+                          active_policy="ab" * 32)
     d = registry.device(dev)
     assert d["online"] is True and d["active_bundle"] == sha and d["inventory"] == {"free_memory_mb": 900}
-    registry.record_state(dev, online=False)
+    assert d["active_policy"] == "ab" * 32
+    registry.record_presence(dev, online=False)
     assert registry.device(dev)["online"] is False and registry.device(dev)["active_bundle"] == sha
+    # a state message is the whole snapshot: no policy in it clears the one the registry showed
+    registry.record_state(dev, inventory={}, active_bundle=sha, previous_bundle=None, active_policy=None)
+    assert registry.device(dev)["active_policy"] is None
     t = Telemetry(window_start=10.0, window_end=70.0, requests=120, errors=1, escalations=6, latency_p50_ms=4.5,
                   latency_p90_ms=9.0, latency_p99_ms=20.0, joules=3.2, probe_accuracy=0.97,
                   tier_shares={"cache": 0.5, "encoder": 0.45}, bundle_sha256=sha)
@@ -225,7 +231,7 @@ def test_device_state_and_telemetry_round_trip(registry, decoder_bundle: Path):
     [row] = registry.telemetry(device_id=dev, bundle_sha256=sha)
     assert row["requests"] == 120 and row["latency_p90_ms"] == 9.0 and row["tier_shares"] == {"cache": 0.5, "encoder": 0.45}
     with pytest.raises(NotFound):
-        registry.record_state("dnosuchdevice0000", online=True)
+        registry.record_presence("dnosuchdevice0000", online=True)
 
 
 def test_rollout_tables_take_a_rollout_on_both_databases(registry, decoder_bundle: Path):

@@ -489,6 +489,49 @@ def test_a_rollout_carries_its_signed_policy_and_a_rollback_takes_both_back(flee
     _serves(fleet, devices[0], v1, policies["p1"])
 
 
+def _registry_shows_what_they_serve(fleet, devices, bundle: str, policy: str | None, what: str) -> None:
+    """The registry's view of each device (the API's devices list) is what its own folder holds: the bundle, and the
+    policy's sha256 or null when it serves none."""
+    for device in devices:
+        assert fleet.active(device) == bundle
+        served = device.agent.active_policy
+        assert (_sha(served) if served is not None else None) == policy
+
+    def shown() -> bool:
+        listed = {d["id"]: d for d in fleet.api("GET", "/v1/devices")[1]["devices"]}
+        return all((listed[d.id]["active_bundle"], listed[d.id]["active_policy"]) == (bundle, policy) for d in devices)
+    env.wait_for(shown, 30, f"the registry to show {what}")
+
+
+def test_a_bundle_without_a_policy_clears_the_policy_the_registry_shows(fleet, tmp_path, keys, bundles, policies):
+    """Installing, or rolling back to, a bundle that carries no policy leaves the device serving none: the registry
+    says so (it once kept showing the old policy as active, since a state message without one changed nothing)."""
+    devices = [fleet.add_device(env.ARM) for _ in range(2)]
+    v1, v2 = fleet.publish(bundles["v1"], "1"), fleet.publish(bundles["v2"], "2")
+    v3 = fleet.publish(env.make_bundle(tmp_path / "v3", keys.key, "v3"), "3")
+    p1, p2 = _upload(fleet, policies["p1"]), _upload(fleet, policies["p2"])
+    fleet.start_traffic()
+
+    def roll(release: str, policy: str | None) -> int:
+        record = fleet.rollouts.create(env_config(release, canary_fraction=1.0, policy=policy), actor="test")
+        fleet.wait_rollout(record["id"], ("completed",))
+        return record["id"]
+
+    roll("1", p1)
+    _registry_shows_what_they_serve(fleet, devices, v1, p1, "release 1 with p1")
+    fleet.wait_served(FAST["min_requests"])
+
+    roll("2", None)  # installs a bundle that carries no policy: p1 goes with v1
+    _registry_shows_what_they_serve(fleet, devices, v2, None, "release 2 with no policy")
+    fleet.wait_served(FAST["min_requests"])
+
+    third = roll("3", p2)
+    _registry_shows_what_they_serve(fleet, devices, v3, p2, "release 3 with p2")
+    fleet.rollouts.rollback(third, actor="test", reason="back to release 2")  # whose bundle carries no policy
+    fleet.wait_rollout(third, ("rolled_back",))
+    _registry_shows_what_they_serve(fleet, devices, v2, None, "the rollback to release 2, with no policy")
+
+
 @pytest.mark.parametrize("name, words", [("unsigned", "is not signed"), ("stranger", "not trusted here")])
 def test_a_policy_the_devices_cannot_trust_halts_the_rollout_and_nothing_changes(fleet, bundles, policies, name, words):
     devices = [fleet.add_device(env.ARM) for _ in range(2)]

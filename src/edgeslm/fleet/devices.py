@@ -151,20 +151,23 @@ class Devices:
             self.log_event(tx, actor, "device.updated", f"device:{device_id}", "tags set", {"tags": update.tags})
         return self.device(device_id)
 
-    def record_state(self, device_id: str, *, online: bool | None = None, inventory: dict[str, Any] | None = None,
-                     active_bundle: str | None = None, previous_bundle: str | None = None,
-                     active_policy: str | None = None) -> None:
-        """What a device reported (through the agent's MQTT messages): presence, inventory, what it serves.
-        Arguments left None keep their stored value; the device is marked seen now."""
-        sets, params = ["last_seen_at = ?"], [self.clock()]
-        for column, value in (("online", None if online is None else int(online)), ("active_bundle", active_bundle),
-                              ("previous_bundle", previous_bundle), ("active_policy", active_policy),
-                              ("inventory", None if inventory is None else json.dumps(inventory, sort_keys=True))):
-            if value is not None:
-                sets.append(f"{column} = ?")
-                params.append(value)
+    def record_presence(self, device_id: str, online: bool) -> None:
+        """A device said online, or its last will said offline; it is marked seen now."""
         with self.db.transaction() as tx:
-            if tx.run(f"UPDATE devices SET {', '.join(sets)} WHERE id = ?", (*params, device_id)) != 1:
+            if tx.run("UPDATE devices SET online = ?, last_seen_at = ? WHERE id = ?",
+                      (int(online), self.clock(), device_id)) != 1:
+                raise NotFound(f"no device {str(device_id)[:80]!r}")
+
+    def record_state(self, device_id: str, *, inventory: dict[str, Any], active_bundle: str | None,
+                     previous_bundle: str | None, active_policy: str | None) -> None:
+        """What a device serves, from its state message: a whole snapshot, so every column takes the reported value,
+        None included (a device that rolled back to, or installed, a bundle without a policy serves none, and a
+        None here once kept the old policy showing as active). The device is marked seen now."""
+        with self.db.transaction() as tx:
+            if tx.run("UPDATE devices SET last_seen_at = ?, inventory = ?, active_bundle = ?, previous_bundle = ?, "
+                      "active_policy = ? WHERE id = ?",
+                      (self.clock(), json.dumps(inventory, sort_keys=True), active_bundle, previous_bundle,
+                       active_policy, device_id)) != 1:
                 raise NotFound(f"no device {str(device_id)[:80]!r}")
 
     # -- groups ----------------------------------------------------------------------------------------

@@ -177,12 +177,13 @@ class DeviceLink:
                 self._online_since[device_id] = message.ts
             elif message.ts < self._online_since.get(device_id, 0.0):
                 return  # the will of a connection older than the one that said online since
-            reg.record_state(device_id, online=message.status == "online")
+            reg.record_presence(device_id, online=message.status == "online")
             if message.status == "online":
                 for fn in self.on_online:
                     fn(device_id)
         elif isinstance(message, State):
             inventory = {k: v for k, v in message.to_dict().items() if k not in ("v", "device_id")}
+            # the whole snapshot, None included: no policy in it means the device serves none
             reg.record_state(device_id, inventory=inventory, active_bundle=message.active, previous_bundle=message.previous,
                              active_policy=message.policy)
             for fn in self.on_state:
