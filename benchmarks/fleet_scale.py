@@ -37,7 +37,8 @@ def cpu_name() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", type=int, default=1000)
-    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--processes", type=int, default=8,
+                        help="agent processes for the healthy devices (8: 113 agents each; at most 120 fit one process)")
     parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated; '' for none")
     parser.add_argument("--db", help="postgresql:// URL (default SQLite)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/fleet_scale.json"))

@@ -83,6 +83,19 @@ def test_bad_settings_are_refused(bad: dict) -> None:
         SimulateConfig(**bad)
 
 
+def test_more_agents_than_one_process_can_run_are_refused_with_the_processes_needed() -> None:
+    """paho-mqtt's select() sees no file descriptor past 1023: 225 agents in a process held 1,112 in a rollout and some
+    never reconnected after a broker restart, so a process runs at most AGENTS_PER_PROCESS of them."""
+    from edgeslm.fleet.simulate.config import AGENTS_PER_PROCESS
+
+    faults = list(FAULTS)
+    with pytest.raises(ConfigError, match="would run 225 agents each.*give processes=8 or more"):
+        SimulateConfig(devices=1000, processes=4, faults=faults)
+    assert SimulateConfig(devices=1000, processes=8, faults=faults).processes == 8  # the benchmark's: 113 each
+    with pytest.raises(ConfigError, match="fault_fraction"):  # a fault's devices share one process, which is killed
+        SimulateConfig(devices=20 * AGENTS_PER_PROCESS, processes=64, faults=["kill"], fault_fraction=0.1)
+
+
 def test_a_used_workdir_is_refused(tmp_path) -> None:
     (tmp_path / "something").write_text("x")
     with pytest.raises(ConfigError, match="not empty"):

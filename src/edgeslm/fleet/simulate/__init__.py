@@ -4,7 +4,7 @@ on, $SYS statistics every second), the real control plane in its own process (re
 rollout engine: what `edgeslm fleet server` runs), and real agents (agent/agent.py: journal, resumable download,
 signature and file checks, probe set, atomic swap) spread over a few processes, each enrolled through the HTTP API.
 
-    report = simulate(SimulateConfig(devices=1000, processes=4, faults=["offline", "kill", "broker-restart"]))
+    report = simulate(SimulateConfig(devices=1000, processes=8, faults=["offline", "kill", "broker-restart"]))
 
 Two rollouts run: release 1 to every device (no faults: every device then has a working model), then release 2 with
 the faults injected while it runs. Faults:

@@ -53,6 +53,7 @@ class SysMonitor:
         self.client.reconnect_delay_set(0.2, 2.0)
         self.client.on_connect = lambda c, *_: c.subscribe([(f"$SYS/broker/{t}", 0) for t in SYS_TOPICS])
         self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
         self.client.connect_async(broker.host, broker.port, 30)
         self.client.loop_start()
 
@@ -66,6 +67,12 @@ class SysMonitor:
             if name != "clients/connected" and value < self.last.get(name, 0):  # the broker restarted
                 self.base[name] = self.base.get(name, 0) + self.last[name]
             self.last[name] = value
+
+    def _on_disconnect(self, *_: Any) -> None:
+        # paho calls this after every message of the old connection was handled, so no count of a stopped broker read
+        # late (the restart runs on another thread) can stand in for the new broker's
+        with self._lock:
+            self.last.pop("clients/connected", None)
 
     def counters(self) -> dict[str, int]:
         with self._lock:

@@ -198,7 +198,7 @@ class Simulation:
         with ThreadPoolExecutor(8) as pool:
             folders = list(pool.map(enrol, range(c.devices)))
         k = c.fault_devices()
-        kinds = [f for f in ("offline", "kill") if f in c.faults]
+        kinds = c.device_faults()
         fault_sets = {kind: folders[len(folders) - (j + 1) * k: len(folders) - j * k] for j, kind in enumerate(kinds)}
         healthy = folders[: len(folders) - len(kinds) * k]
         base = {"broker_host": self.broker.host, "broker_port": self.broker.port, "trust": str(trust),
