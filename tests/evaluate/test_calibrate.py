@@ -155,9 +155,12 @@ def test_a_second_look_is_skipped_only_where_it_never_made_an_unsure_answer_righ
     enc_ok = np.where(kinds == "HassGetState", rng.random(n) < 0.5, rng.random(n) < 0.9)
     tpl_ok = np.where(kinds == "HassGetState", True, enc_ok)
     intents = np.array([[("HassTurnOn" if k == "sure" else k), "x"] for k in kinds], dtype=object)
-    t = Table(["encoder", "templates"], np.stack([enc_conf, np.ones(n)], 1), np.stack([enc_ok, tpl_ok], 1),
+    # the templates answer at 0.95: below cache_from, so agreeing with the encoder makes nothing cacheable
+    t = Table(["encoder", "templates"], np.stack([enc_conf, np.full(n, 0.95)], 1), np.stack([enc_ok, tpl_ok], 1),
               np.stack([np.full(n, 1e-3), np.full(n, 5e-3)], 1), intent=intents)
-    policy = Policy(order=["encoder", "templates"], thresholds={"encoder": 0.9})
+    policy = Policy(order=["encoder", "templates"], thresholds={"encoder": 0.9}, cache_from=0.98)
+    # where agreeing would make the answer sure enough to cache (and seed the semantic cache), it is worth it
+    assert second_look(t, Policy.from_dict({**policy.to_dict(), "cache_from": 0.9}))[0] == {}
     skip, looked = second_look(t, policy)
     assert skip == {"templates": ["HassTurnOn"]}
     counts = looked["counts"]["templates"]

@@ -224,8 +224,11 @@ def choose(table: Table, target: float, cache_precision: float,
 def second_look(table: Table, policy: Policy, chances: int = SECOND_LOOK_CHANCES) -> tuple[dict[str, list[str]], dict[str, Any]]:
     """Which unsure answers a later tier of the policy's cascade is not worth trying on: per later tier and
     per intent of the most confident earlier answer, the commands that reached it (`chances`), those its
-    answer made right (`fixes`) and made wrong (`breaks`). Skipped where it had at least `chances` and
-    fixed no more than it broke: the validation accuracy cannot drop, and the CPU it cost is saved.
+    answer made right (`fixes`), made wrong (`breaks`), and made sure enough to be cached (`confirms`: right
+    both times, its confidence at least the policy's cache_from; a cached answer seeds the semantic cache, which
+    then answers the command's paraphrases: on a replayed household week, skipping the templates' confirmations
+    of the encoder's HassTurnOn cost a point of accuracy). Skipped where it had at least `chances` and
+    fixed and confirmed no more than it broke: the validation accuracy cannot drop, and the CPU it cost is saved.
     Returns (Policy.skip_after, what was counted, and the cascade's accuracy and CPU with the skips)."""
     if table.intent is None:  # a table without the tiers' intents: nothing to tell them apart by
         return {}, {}
@@ -238,19 +241,20 @@ def second_look(table: Table, policy: Policy, chances: int = SECOND_LOOK_CHANCES
             c, right, _ = (col[k] for col in _column(table, t, order[:step]))
             taken = c >= 0 and (c >= policy.thresholds.get(name, 0.0) or step == len(order) - 1)
             if best is not None:
-                n = counts.setdefault(name, {}).setdefault(best[2], [0, 0, 0])
+                n = counts.setdefault(name, {}).setdefault(best[2], [0, 0, 0, 0])
                 n[0] += 1
                 n[1] += bool(taken and right and not best[1])
                 n[2] += bool(taken and best[1] and not right)
+                n[3] += bool(taken and right and best[1] and c >= policy.cache_from)
             if taken:
                 break
             if c >= 0 and (best is None or c > best[0]):
                 best = (c, bool(right), str(table.intent[k, t]))
-    skip = {tier: sorted(i for i, (n, fixes, breaks) in per.items() if n >= chances and fixes <= breaks)
+    skip = {tier: sorted(i for i, (n, fixes, breaks, confirms) in per.items() if n >= chances and fixes + confirms <= breaks)
             for tier, per in counts.items()}
     skip = {tier: intents for tier, intents in skip.items() if intents}
     ok, cost = _cascade_skipping(table, order, policy, skip)
-    return skip, {"chances": chances, "counts": {t: {i: dict(zip(("chances", "fixes", "breaks"), v, strict=True))
+    return skip, {"chances": chances, "counts": {t: {i: dict(zip(("chances", "fixes", "breaks", "confirms"), v, strict=True))
                                                     for i, v in sorted(per.items())} for t, per in counts.items()},
                   "accuracy": round(float(ok.mean()), 4), "cpu_ms_per_answer": round(float(cost.mean()) * 1e3, 3)}
 
