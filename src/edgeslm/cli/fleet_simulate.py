@@ -16,8 +16,9 @@ def _faults(ctx: Any, param: Any, value: str) -> list[str]:
 
 @click.command("simulate")
 @click.option("--devices", type=int, default=100, show_default=True, help="Simulated devices (each a real agent).")
-@click.option("--processes", type=int, default=4, show_default=True,
-              help="Processes for the healthy devices' agents; each fault's devices get one more.")
+@click.option("--processes", type=int,
+              help="Processes for the healthy devices' agents; each fault's devices get one more. Default: 4, or "
+                   "enough for at most 120 agents each (paho-mqtt's select() sees no file descriptor past 1023).")
 @click.option("--faults", default="", callback=_faults, metavar="LIST",
               help="Comma-separated, during the second rollout: offline, kill, broker-restart.")
 @click.option("--fault-fraction", type=float, default=0.05, show_default=True, help="Share of devices per device fault.")
@@ -29,12 +30,15 @@ def _faults(ctx: Any, param: Any, value: str) -> list[str]:
 @click.option("--workdir", type=click.Path(), help="Keep the control plane's, broker's and agents' files and logs here.")
 @json_option
 @handle_errors
-def simulate(devices: int, processes: int, faults: list[str], fault_fraction: float, offline_s: float, db: str | None,
+def simulate(devices: int, processes: int | None, faults: list[str], fault_fraction: float, offline_s: float, db: str | None,
              bundle_kib: int, telemetry_interval: float, timeout_s: float, workdir: str | None, as_json: bool) -> None:
     """Simulate a fleet on this machine and report rollout time, control-plane CPU and memory, broker messages."""
     from edgeslm.fleet.simulate import SimulateConfig
     from edgeslm.fleet.simulate import simulate as run
+    from edgeslm.fleet.simulate.config import AGENTS_PER_PROCESS
 
+    if processes is None:
+        processes = max(4, -(-devices // AGENTS_PER_PROCESS))
     config = SimulateConfig(devices=devices, processes=processes, faults=faults, fault_fraction=fault_fraction,
                             offline_s=offline_s, db=db, bundle_kib=bundle_kib, telemetry_interval_s=telemetry_interval,
                             timeout_s=timeout_s, workdir=workdir)
