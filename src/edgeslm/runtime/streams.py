@@ -199,7 +199,7 @@ class StreamStore:
 
     def _append(self, sensor: str, ring: _Ring, arr: np.ndarray) -> list[Window]:
         n, k = self.length, len(arr)
-        first = n - ring.filled if ring.filled < n else self.hop - ring.since  # readings until the next window
+        first = self._pending(ring)  # readings until the next window
         ends = list(range(first, k + 1, self.hop))
         windows = []
         if ends:

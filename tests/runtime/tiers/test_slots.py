@@ -63,3 +63,32 @@ def test_two_names_never_share_a_word():
     spans = [(m.start, m.end) for m in matcher.find(text)]
     assert len(spans) >= 2
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:], strict=False))
+
+
+
+def test_a_scan_remembered_for_another_command_in_between_is_not_handed_out():
+    """The server answers commands in two threads sharing one matcher: another thread may replace the
+    remembered scan between any two steps of this one. Here it does so right after every read of it."""
+    home = load_home(HOMES[0])
+    one, two = "turn on the " + home.entities[0].name, "turn off the " + home.entities[1].name
+    want = {t: HomeMatcher(home).find(t) for t in (one, two)}
+    assert want[one] != want[two]
+    other = HomeMatcher(home)
+    other.find(two)
+    elsewhere = other._last  # what the other thread remembers: "two" and its names
+
+    class Racing(HomeMatcher):
+        @property
+        def _last(self):
+            value = self.__dict__["_last"]
+            self.__dict__["_last"] = elsewhere  # the other thread writes right after this read
+            return value
+
+        @_last.setter
+        def _last(self, value):
+            self.__dict__["_last"] = value
+
+    racing = Racing(home)
+    racing.find(one)  # remembers "one"...
+    racing.__dict__["_last"] = (tuple(normalize(one).split()), want[one])
+    assert racing.find(one) == want[one]  # ...and it is "one"'s names it answers with, never "two"'s

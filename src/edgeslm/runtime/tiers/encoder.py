@@ -8,6 +8,7 @@ up (`probe`); the answer then goes on from that same pass, so nothing is compute
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -35,26 +36,28 @@ class EncoderTier:
         self.fit = IntentFit(matcher.home)
         self.embeds = bool(getattr(engine, "embeds", False))
         self.tags = self.embeds and getattr(engine, "tagger", None) is not None  # a learned slot tagger rides the same pass
-        self._memo: tuple[tuple[str, str], Any, np.ndarray | None, dict[str, Any]] | None = None
+        # the probe kept for its answer, per thread: the server answers commands in two threads
+        self._local = threading.local()
 
     def probe(self, text: str, context: dict[str, Any] | None = None) -> tuple[Any, np.ndarray | None, dict[str, Any]]:
         """(the pass so far, embedding or None, the home's names found) for one command, kept for its
         answer. With an early-exit engine only the first segment has run: a semantic cache hit on its
         embedding costs nothing more, and `answer` goes on from it."""
         key = (text, context_key(context))
-        if self._memo is None or self._memo[0] != key:
+        memo = getattr(self._local, "memo", None)
+        if memo is None or memo[0] != key:
             tagged: Any = ()
             if self.embeds:
                 start = self.engine.first([text], embed=True, spans=self.tags)
                 embedding, tagged = start.embedding[0], (start.spans[0] if start.spans else ())
             else:
                 start, embedding = None, None
-            self._memo = (key, start, embedding, self.matcher.slots(text, None, context, tagged))
-        return self._memo[1], self._memo[2], self._memo[3]
+            memo = self._local.memo = (key, start, embedding, self.matcher.slots(text, None, context, tagged))
+        return memo[1], memo[2], memo[3]
 
     def answer(self, text: str, context: dict[str, Any] | None = None) -> Answer:
         start, _, found = self.probe(text, context)
-        self._memo = None  # a command is answered once; the next one with the same text is a new request
+        self._local.memo = None  # a command is answered once; the next one with the same text is a new request
         out = self.engine.go_on(start).logits[0] if start is not None else self.engine.logits([text])[0]
         logits = np.asarray(out, dtype=np.float64)
         probs = np.exp(logits - logits.max())

@@ -10,6 +10,7 @@ how sure it was, and what it cost (latency, and joules from the device profile's
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter, OrderedDict
 from dataclasses import replace
@@ -59,6 +60,7 @@ class Assistant:
         self.skip_after = {name: frozenset(intents) for name, intents in self.policy.skip_after.items()}
         self.answered: Counter = Counter()
         self.memo: OrderedDict[tuple[str, str], Answer] = OrderedDict()
+        self._memo_lock = threading.Lock()
 
     def ask(self, text: Any, context: dict[str, Any] | None = None, ts: float | None = None) -> Answer:
         """`ts`: when the command was said (a replayed stream's own time); habits learn only from before it."""
@@ -86,9 +88,13 @@ class Assistant:
         if self.cache is not None and (hit := self.cache.get(text, context)) is not None:
             return hit
         key = (normalize(text), context_key(context))
-        if self.cache is not None and (memo := self.memo.get(key)) is not None:
-            self.memo.move_to_end(key)
-            return replace(memo, tier="memo")
+        if self.cache is not None:
+            with self._memo_lock:  # the server answers commands in two threads
+                memo = self.memo.get(key)
+                if memo is not None:
+                    self.memo.move_to_end(key)
+            if memo is not None:
+                return replace(memo, tier="memo")
         seen = None  # the semantic cache's key for this command: its embedding and its guard
         if self.semantic is not None and self.encoder is not None and self.policy.lexical_from <= 1.0:
             scanned = guard_key(text, self.encoder.matcher.slots(text, None, context))  # no model run
@@ -127,9 +133,10 @@ class Assistant:
             if self.semantic is not None and seen is not None:
                 self.semantic.put(text, seen[0], seen[1], context, best)
         elif self.cache is not None:  # deterministic tiers: the same command gets this answer again
-            self.memo[key] = replace(best, candidates=())
-            if len(self.memo) > MEMO_ENTRIES:
-                self.memo.popitem(last=False)
+            with self._memo_lock:
+                self.memo[key] = replace(best, candidates=())
+                if len(self.memo) > MEMO_ENTRIES:
+                    self.memo.popitem(last=False)
         return best
 
 

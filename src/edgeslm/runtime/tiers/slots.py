@@ -70,9 +70,10 @@ class HomeMatcher:
         (`tagged`: objects with kind, start and end character offsets) over the words left, for the kinds
         of slot still missing."""
         words = normalize(text).split()
-        if tuple(words) != self._last[0]:
-            self._last = (tuple(words), self._blind_scan(words))
-        found = list(self._last[1])
+        last = self._last  # read once: the server answers commands in two threads, each may replace it
+        if tuple(words) != last[0]:
+            last = self._last = (tuple(words), self._blind_scan(words))
+        found = list(last[1])
         scanned = {m.kind for m in found}
         for span in tagged:
             m = self._in_span(words, len(normalize(text[:span.start]).split()), len(normalize(text[:span.end]).split()),
