@@ -165,10 +165,12 @@ def _is_habit_phrase(text: str) -> bool:
     return habit_phrase(text) is not None
 
 
-def cascade(table: Table, order: tuple[int, ...], thresholds: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cascade(table: Table, order: tuple[int, ...], thresholds: tuple[float, ...],
+            skip: dict[str, list[str]] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Score one cascade from the table: per command, right or not, its confidence and its CPU
     seconds. A tier stops the descent at or above its threshold; when none does, the most confident
-    answer seen is given."""
+    answer seen is given. `skip` (Policy.skip_after): a tier is not tried, nor paid for, after an unsure
+    answer of one of its intents, as the router does."""
     n = len(table.confidence)
     done = np.zeros(n, dtype=bool)
     ok = np.zeros(n, dtype=bool)
@@ -176,16 +178,19 @@ def cascade(table: Table, order: tuple[int, ...], thresholds: tuple[float, ...])
     cost = np.zeros(n)
     best_conf = np.full(n, -1.0)
     best_ok = np.zeros(n, dtype=bool)
+    best_intent = np.full(n, "", dtype=object)
     for step, (tier, threshold) in enumerate(zip(order, (*thresholds, 0.0)[:len(order)], strict=True)):
         live = ~done
-        c, right, spent = table.confidence[:, tier], table.correct[:, tier], table.cpu[:, tier]
-        if tier in table.narrowed and table.narrowed_after in order[:step]:
-            c, right, spent = table.narrowed[tier]
+        if skip and table.intent is not None and skip.get(table.tiers[tier]):
+            live &= ~((best_conf >= 0) & np.isin(best_intent, skip[table.tiers[tier]]))
+        c, right, spent = _column(table, tier, list(order[:step]))
         cost[live] += spent[live]
         better = live & (c > best_conf)
         best_conf[better], best_ok[better] = c[better], right[better]
-        take = (c >= threshold) & (c >= 0)  # c < 0: the tier gave no answer
-        stop = live if step == len(order) - 1 else live & take
+        if table.intent is not None:
+            best_intent[better] = table.intent[better, tier]
+        take = live & (c >= threshold) & (c >= 0)  # c < 0: the tier gave no answer
+        stop = ~done if step == len(order) - 1 else take
         ok[stop] = np.where(take[stop], right[stop], best_ok[stop])
         conf[stop] = np.where(take[stop], c[stop], best_conf[stop])
         done |= stop
@@ -253,7 +258,7 @@ def second_look(table: Table, policy: Policy, chances: int = SECOND_LOOK_CHANCES
     skip = {tier: sorted(i for i, (n, fixes, breaks, confirms) in per.items() if n >= chances and fixes + confirms <= breaks)
             for tier, per in counts.items()}
     skip = {tier: intents for tier, intents in skip.items() if intents}
-    ok, cost = _cascade_skipping(table, order, policy, skip)
+    ok, _, cost = cascade(table, tuple(order), tuple(policy.thresholds.get(table.tiers[t], 0.0) for t in order[:-1]), skip)
     return skip, {"chances": chances, "counts": {t: {i: dict(zip(("chances", "fixes", "breaks", "confirms"), v, strict=True))
                                                     for i, v in sorted(per.items())} for t, per in counts.items()},
                   "accuracy": round(float(ok.mean()), 4), "cpu_ms_per_answer": round(float(cost.mean()) * 1e3, 3)}
@@ -264,29 +269,6 @@ def _column(table: Table, tier: int, before: list[int]) -> tuple[np.ndarray, np.
     if tier in table.narrowed and table.narrowed_after in before:
         return table.narrowed[tier]
     return table.confidence[:, tier], table.correct[:, tier], table.cpu[:, tier]
-
-
-def _cascade_skipping(table: Table, order: list[int], policy: Policy,
-                      skip: dict[str, list[str]]) -> tuple[np.ndarray, np.ndarray]:
-    """The policy's cascade command by command, a tier skipped after an unsure answer of an intent in `skip`
-    (the router's rule): right or not, and CPU seconds, per command."""
-    n = len(table.confidence)
-    ok, cost = np.zeros(n, dtype=bool), np.zeros(n)
-    for k in range(n):
-        best = None  # (confidence, right, intent)
-        for step, t in enumerate(order):
-            name = table.tiers[t]
-            if best is not None and best[2] in skip.get(name, ()):
-                continue
-            c, right, spent = (col[k] for col in _column(table, t, order[:step]))
-            cost[k] += spent
-            if c >= 0 and c >= policy.thresholds.get(name, 0.0):
-                best = (c, right, "")
-                break
-            if c >= 0 and (best is None or c > best[0]):
-                best = (c, right, str(table.intent[k, t]))
-        ok[k] = best is not None and bool(best[1])
-    return ok, cost
 
 
 def semantic_pairs(table: Table) -> tuple[np.ndarray, np.ndarray]:
