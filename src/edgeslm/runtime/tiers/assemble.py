@@ -11,6 +11,7 @@ from edgeslm.errors import ConfigError
 from edgeslm.runtime.profiles import DeviceProfile
 from edgeslm.runtime.tiers.home import Home
 from edgeslm.runtime.tiers.policy import POLICY_FILE, Policy, load_policy
+from edgeslm.runtime.tiers.resident import Residency
 from edgeslm.runtime.tiers.router import Assistant
 
 TIERS = ("habits", "cache", "templates", "encoder", "generative", "remote")
@@ -103,12 +104,14 @@ def generative_tier(home: Home, model: str | Path | None, threads: int) -> Any:
 
 def assemble(home: Home, tiers: list[str], profile: DeviceProfile, engine: Any = None, store: str = ":memory:",
              warm: bool = True, policy: Policy | None = None, remote: str | None = None,
-             generative: str | Path | None = None) -> Assistant:
+             generative: str | Path | None = None, residency: Residency | None = None) -> Assistant:
     """`engine`: anything with `predict(texts)` (the encoder tier's intent classifier); `store`: the
     SQLite file that keeps the cache and habits across restarts; `policy`: the router's order and
     thresholds (the built-in default when None); `remote`: the OpenAI-compatible endpoint of the
     remote tier (off unless given; it sees only PII-redacted text); `generative`: the generative tier's
-    model, a GGUF file or a llama.cpp bundle folder (default: the built-in SmolLM2-135M)."""
+    model, a GGUF file or a llama.cpp bundle folder (default: the built-in SmolLM2-135M); `residency`: the
+    generative tier is released when idle and loaded again ahead of the commands the habits expect for
+    it (resident.py; off when None: it stays loaded)."""
     check_tiers(tiers, "tiers")
     if "remote" in tiers and not remote:
         raise ConfigError("the remote tier needs an endpoint: --remote URL (an OpenAI-compatible server)")
@@ -124,13 +127,21 @@ def assemble(home: Home, tiers: list[str], profile: DeviceProfile, engine: Any =
         if engine is None:
             raise ConfigError("the encoder tier needs an intent classifier bundle")
         answering.append(EncoderTier(engine, HomeMatcher(home)))
-    if "generative" in tiers:
+    if "generative" in tiers and residency is not None:
+        from edgeslm.runtime.tiers.resident import Resident
+
+        kept = Resident("generative", lambda: generative_tier(home, generative, profile.threads))
+        if warm:
+            kept.preload()  # loaded at start, as without residency; released when idle
+        answering.append(kept)
+    elif "generative" in tiers:
         answering.append(generative_tier(home, generative, profile.threads))
     # hassil compiles its grammar on first use (about 0.4 s), the generative tier evaluates its prompt
     # prefix into the KV cache (seconds): not on a user's request
     if warm:
         for tier in answering:
-            tier.answer("turn on the light")
+            if tier.name != "generative" or residency is None:  # a kept one warmed itself when it loaded
+                tier.answer("turn on the light")
     if "remote" in tiers:  # not warmed: that would send a request to the endpoint at every start
         from edgeslm.runtime.tiers.remote import RemoteTier
 
@@ -150,7 +161,7 @@ def assemble(home: Home, tiers: list[str], profile: DeviceProfile, engine: Any =
         from edgeslm.runtime.tiers.habits import Habits
 
         habits = Habits(store, home.digest())
-    return Assistant(answering, profile, policy, cache=cache, habits=habits, semantic=semantic)
+    return Assistant(answering, profile, policy, cache=cache, habits=habits, semantic=semantic, residency=residency)
 
 
 def default_policy(bundle: Any) -> tuple[Policy, str]:

@@ -2,7 +2,9 @@
 It answers the phrases that only history can resolve: "the usual" (the command asked most often at
 this hour of this kind of day, seen on at least `min_days` days), "same as yesterday" (what was asked
 yesterday within an hour of now) and "do that again" (the last command). It learns only from the past:
-each answer is recorded after it is given, with the stream's own timestamp.
+each answer is recorded after it is given, with the stream's own timestamp, and with the tier that gave
+it: `expect` says on what share of days of this kind each tier answered a command at this time of
+day, which is when a released heavy tier is loaded ahead of them (resident.py, the pre-warm).
 
 Kept in SQLite beside the exact cache (store.py): bounded (oldest first), survives a restart, and a
 changed home drops what was learned about the old one.
@@ -22,7 +24,8 @@ from edgeslm.runtime.tiers.store import HomeStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
-  home TEXT NOT NULL, ts REAL NOT NULL, context TEXT NOT NULL, intent TEXT NOT NULL, slots TEXT NOT NULL
+  home TEXT NOT NULL, ts REAL NOT NULL, context TEXT NOT NULL, intent TEXT NOT NULL, slots TEXT NOT NULL,
+  tier TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS history_ts ON history (home, ts);
 """
@@ -30,6 +33,7 @@ USUAL = re.compile(r"^(?:(?:do|the|my|same|as|usual|please|just|thing|routine)\s
 YESTERDAY = re.compile(r"\b(?:same as|like) yesterday\b")
 AGAIN = re.compile(r"^(?:(?:do|that|it|this|again|please|once more|repeat|same|thing)\s*)+$")
 DAY = 86_400.0
+SLOT = 900.0  # expect() counts commands per quarter hour of the day
 
 
 def habit_phrase(text: str) -> str | None:
@@ -53,6 +57,15 @@ class Habits(HomeStore):
             raise EdgeslmError("Habits.max_entries and min_days must be at least 1")
         self.min_days = min_days
         super().__init__(path, home_digest, max_entries)
+        with self._lock:
+            if "tier" not in {row[1] for row in self.db.execute("PRAGMA table_info(history)").fetchall()}:
+                self.db.execute("ALTER TABLE history ADD COLUMN tier TEXT NOT NULL DEFAULT ''")  # a store from before
+            rows = self.db.execute("SELECT ts, tier FROM history WHERE home = ?", (self.home,)).fetchall()
+        # (weekend, tier) -> quarter hour -> the days it answered then; weekend -> the days seen
+        self._slots: dict[tuple[bool, str], dict[int, set[int]]] = {}
+        self._days: dict[bool, set[int]] = {False: set(), True: set()}
+        for ts, tier in rows:
+            self._note(ts, tier)
 
     def answer(self, text: str, context: dict[str, Any] | None = None, ts: float | None = None) -> Answer | None:
         phrase = habit_phrase(text)
@@ -95,11 +108,38 @@ class Habits(HomeStore):
     def observe(self, answer: Answer, context: dict[str, Any] | None = None, ts: float | None = None) -> None:
         if answer.intent in ("unknown", "HassNevermind"):
             return
+        now = time.time() if ts is None else ts
         with self._lock:
-            self.db.execute("INSERT INTO history (home, ts, context, intent, slots) VALUES (?, ?, ?, ?, ?)",
-                            (self.home, time.time() if ts is None else ts, context_key(context), answer.intent,
-                             json.dumps(answer.slots, sort_keys=True, ensure_ascii=False)))
+            self.db.execute("INSERT INTO history (home, ts, context, intent, slots, tier) VALUES (?, ?, ?, ?, ?, ?)",
+                            (self.home, now, context_key(context), answer.intent,
+                             json.dumps(answer.slots, sort_keys=True, ensure_ascii=False), answer.tier))
             self._added()
+            self._note(now, answer.tier)
+
+    def expect(self, now: float, within: float, tiers: tuple[str, ...]) -> dict[str, float]:
+        """For each of `tiers`, the share of earlier days of this kind (weekday or weekend) on which it
+        answered a command in [now, now + within) of the day; {} before `min_days` such days were seen."""
+        weekend = time.gmtime(now).tm_wday >= 5
+        today = int(now // DAY)
+        with self._lock:
+            days = sum(1 for d in self._days[weekend] if d < today)
+            if days < self.min_days:
+                return {}
+            first, last = int((now % DAY) // SLOT), int(((now % DAY) + max(within, 1.0) - 1e-6) // SLOT)
+            slots = [k % int(DAY // SLOT) for k in range(first, last + 1)]  # the quarter hours the span touches
+            out = {}
+            for tier in tiers:
+                by_slot = self._slots.get((weekend, tier), {})
+                seen = set().union(*(by_slot.get(slot, ()) for slot in slots))
+                out[tier] = sum(1 for d in seen if d < today) / days
+        return out
+
+    def _note(self, ts: float, tier: str) -> None:
+        """Count a command in expect()'s tables (the lock held, or still being built)."""
+        weekend, day = time.gmtime(ts).tm_wday >= 5, int(ts // DAY)
+        self._days[weekend].add(day)
+        if tier:
+            self._slots.setdefault((weekend, tier), {}).setdefault(int((ts % DAY) // SLOT), set()).add(day)
 
     def _one(self, sql: str, args: tuple) -> tuple | None:
         with self._lock:

@@ -6,7 +6,10 @@ semantic cache, which answers it said another way (when the encoder gives embedd
 `semantic_from` is at most 1). An answer no tier was sure enough of is not remembered by the caches, but
 the same command said the same way again gets the same tiers' same answer: a bounded memo in memory
 serves it (tier "memo") instead of running the tiers again. Every answer says which tier gave it,
-how sure it was, and what it cost (latency, and joules from the device profile's power model)."""
+how sure it was, and what it cost (latency, and joules from the device profile's power model).
+
+With a `Residency`, the heavy tiers (resident.py) are released when idle and loaded again ahead of the
+commands the habits expect for them; `tick` is that timer, stepped by the stream's own time in a replay."""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from edgeslm.runtime.tiers.answer import Answer
 from edgeslm.runtime.tiers.cache import ExactCache, context_key, normalize
 from edgeslm.runtime.tiers.habits import Habits
 from edgeslm.runtime.tiers.policy import ANSWERING, Policy
+from edgeslm.runtime.tiers.resident import Residency, Resident
 from edgeslm.runtime.tiers.semantic import SemanticCache, guard_key
 
 MAX_COMMAND_CHARS = MAX_REQUEST_CHARS  # the same limit as /v1/classify's texts
@@ -46,7 +50,8 @@ class Tier(Protocol):
 
 class Assistant:
     def __init__(self, tiers: list[Tier], profile: DeviceProfile, policy: Policy | None = None,
-                 cache: ExactCache | None = None, habits: Habits | None = None, semantic: SemanticCache | None = None):
+                 cache: ExactCache | None = None, habits: Habits | None = None, semantic: SemanticCache | None = None,
+                 residency: Residency | None = None):
         if not tiers:
             raise EdgeslmError("the assistant needs at least one tier besides the cache and habits")
         answering = [t.name for t in tiers if t.name in ANSWERING]
@@ -61,10 +66,17 @@ class Assistant:
         self.answered: Counter = Counter()
         self.memo: OrderedDict[tuple[str, str], Answer] = OrderedDict()
         self._memo_lock = threading.Lock()
+        self.residency = residency
+        self.residents = [t for t in self.tiers if isinstance(t, Resident)]
+        self._ticked: float | None = None  # the timer's last look, on the assistant's clock
+        self._clock_lock = threading.Lock()
+        self._stop_clock: threading.Event | None = None
 
     def ask(self, text: Any, context: dict[str, Any] | None = None, ts: float | None = None) -> Answer:
         """`ts`: when the command was said (a replayed stream's own time); habits learn only from before it."""
         text = check_command(text)
+        if self.residents and ts is not None:
+            self._catch_up(ts)  # a replay: what the timer did between the last command and this one
         meter = CpuMeter()
         started = time.perf_counter()
         with meter:
@@ -76,10 +88,63 @@ class Assistant:
         answer.latency_ms = round((time.perf_counter() - started) * 1e3, 3)
         answer.joules = meter.joules(self.profile)
         self.answered[answer.tier] += 1
+        if self.residents:
+            now = time.time() if ts is None else ts
+            for r in self.residents:
+                r.started(now)
+                if r.used:
+                    r.used, r.last_used = False, now
         return answer
+
+    def tick(self, now: float) -> None:
+        """The residency timer's look at `now`: release a kept tier idle for `idle_s` unless the habits
+        expect commands for it within `lead_s`; load a released one they expect commands for."""
+        if self.residency is None or not self.residents:
+            return
+        cfg = self.residency
+        expected = self.habits.expect(now, cfg.lead_s, tuple(r.name for r in self.residents)) \
+            if self.habits is not None else {}
+        for r in self.residents:
+            soon = expected.get(r.name, 0.0) >= cfg.min_expected
+            if r.loaded and not soon and r.last_used is not None and now - r.last_used >= cfg.idle_s:
+                r.release(now)
+            elif not r.loaded and soon:
+                r.warm(now)
+
+    def _catch_up(self, now: float) -> None:
+        with self._clock_lock:
+            if self._ticked is None:
+                self._ticked = now
+                for r in self.residents:
+                    r.started(now)
+                return
+            step = self.residency.tick_s if self.residency is not None else None
+            while step is not None and self._ticked + step < now:
+                self._ticked += step
+                self.tick(self._ticked)
+
+    def residency_report(self, until: float | None) -> dict[str, Any]:
+        return {r.name: r.report(until) for r in self.residents}
+
+    def start_clock(self) -> None:
+        """The server's residency timer: `tick` on the wall clock every `tick_s`, in a thread of its own
+        (a replay steps it by the stream's time instead)."""
+        if self.residency is None or not self.residents or self._stop_clock is not None:
+            return
+        stop, every = threading.Event(), self.residency.tick_s
+        for r in self.residents:
+            r.started(time.time())
+
+        def run() -> None:
+            while not stop.wait(every):
+                self.tick(time.time())
+        self._stop_clock = stop
+        threading.Thread(target=run, name="residency", daemon=True).start()
 
     def close(self) -> None:
         """Commit what was learned and close the stores, and the tiers that hold a model's context."""
+        if self._stop_clock is not None:
+            self._stop_clock.set()
         for part in (self.cache, self.semantic, self.habits, *self.tiers):
             if part is not None and hasattr(part, "close"):
                 part.close()
