@@ -50,3 +50,22 @@ def test_cli_refuses_a_token_window_for_series(tmp_path):
     result = CliRunner().invoke(cli, ["train", "--model", "ts-transformer", "--data", "ecg5000", "--max-length", "64",
                                       "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "a series model reads the series' own length" in result.output
+
+
+def test_a_weight_average_is_what_is_scored_and_kept(tmp_path):
+    from edgeslm.train.series import train_series
+
+    small = {"data": "ecg5000", "limit_train": 120, "max_steps": 24, "batch_size": 32, "patch": 8, "stride": 8,
+             "d_model": 32, "heads": 2, "layers": 1, "ff": 64, "epochs": 8, "threads": 2}
+    plain = train_series(SeriesTrainConfig(**small), tmp_path / "plain")
+    averaged = train_series(SeriesTrainConfig(**small, ema=0.9), tmp_path / "ema")
+    a, _ = load_series_model(tmp_path / "plain")
+    b, _ = load_series_model(tmp_path / "ema")
+    # the same seed and batches: the kept weights differ only because the average is what is kept...
+    assert any(not (pa == pb).all() for pa, pb in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    # ...and the validation score recorded for the chosen epoch is the kept model's own
+    best = next(h for h in averaged["history"] if h["step"] == averaged["best_step"])
+    assert best["val_accuracy"] == averaged["metrics"]["val"]["accuracy"]
+    assert plain["config"]["ema"] == 0.0 and averaged["config"]["ema"] == 0.9
+    with pytest.raises(ConfigError, match="ema"):
+        SeriesTrainConfig(ema=1.0)

@@ -3,6 +3,9 @@ built-in UCR set or the user's JSONL, keep the weights of the best validation ep
 folder (train/run.py's layout: model/model.safetensors, run.json, data/{val,test}.jsonl) that export
 and compress read.
 
+With `ema` > 0 the weights kept are an exponential moving average of the trained ones (BatchNorm's
+statistics included), chosen and scored the same way.
+
 Augmentation (training batches only): a random circular shift of each series and Gaussian jitter. The
 graph z-normalises each series, so amplitude scaling would change nothing.
 """
@@ -53,6 +56,10 @@ class SeriesTrainConfig(Config):
     patience: int | None = None  # epochs without a better validation score before stopping (None: run all)
     limit_train: int | None = None  # use only N training series (tests, smoke runs)
     threads: int | None = None  # torch threads (default: torch's)
+    # decay of an exponential moving average of the weights, updated every step (0: off). The average is
+    # what validation scores and what is kept: it smooths the step-to-step swings a small training set
+    # gives (FordA's validation accuracy moved by 3-5 points between epochs without it).
+    ema: float = 0.0
 
     def validate(self) -> None:
         if self.model != "ts-transformer":
@@ -67,6 +74,8 @@ class SeriesTrainConfig(Config):
             raise ConfigError("train: shift must be in [0, 1) and jitter in [0, 1]")
         if (self.patience is not None and self.patience < 1) or (self.limit_train is not None and self.limit_train < 2):
             raise ConfigError("train: patience >= 1 and limit_train >= 2")
+        if not 0 <= self.ema < 1:
+            raise ConfigError("train: ema must be in [0, 1) (0: no weight average)")
         if self.threads is not None and not 1 <= self.threads <= 256:
             raise ConfigError("train: threads must be between 1 and 256")
 
@@ -173,6 +182,12 @@ def train_series(config: SeriesTrainConfig, out: Path, progress: bool = False) -
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, warmup))
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    averaged = None
+    if config.ema > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
+    kept = model if averaged is None else averaged.module  # what validation scores and what is saved
 
     best: tuple[float, float] = (-1.0, -math.inf)  # (val accuracy, -val loss): small val sets tie on accuracy
     best_state, best_step, history, step, stale = None, 0, [], 0, 0
@@ -191,19 +206,21 @@ def train_series(config: SeriesTrainConfig, out: Path, progress: bool = False) -
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             step += 1
             if bar is not None:
                 bar.update(1)
             if step >= total:
                 break
-        val_logits = predict_logits(model, data.x_val)
+        val_logits = predict_logits(kept, data.x_val)
         val_acc = float((val_logits.argmax(-1) == data.y_val).mean())
         val_loss = float(loss_fn(torch.from_numpy(val_logits), torch.from_numpy(data.y_val)))
         history.append({"step": step, "val_accuracy": round(val_acc, 4), "val_loss": round(val_loss, 4),
                         "train_loss": round(float(loss.detach()), 4)})
         if (val_acc, -val_loss) > best:
             best, best_step, stale = (val_acc, -val_loss), step, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().clone() for k, v in kept.state_dict().items()}
         else:
             stale += 1
             if config.patience is not None and stale >= config.patience:

@@ -105,3 +105,17 @@ def test_a_tier_in_use_is_not_released_and_residency_is_validated(tmp_path):
     for bad in ({"idle_s": 0}, {"tick_s": -1}, {"lead_s": -5}, {"min_expected": 0}):
         with pytest.raises(ConfigError, match="residency"):
             Residency(**bad)
+
+
+def test_the_servers_clock_releases_an_idle_tier_on_its_own(tmp_path):
+    import time
+
+    assistant, kept = kept_assistant(tmp_path, Residency(idle_s=0.2, tick_s=0.05))
+    assistant.start_clock()  # serve --idle-release: a thread looks every tick_s on the wall clock
+    assert assistant.ask("turn on the floor lamp").tier == "templates" and kept.loaded
+    deadline = time.monotonic() + 10
+    while kept.loaded and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not kept.loaded and kept.report(None)["releases"] == 1
+    assert assistant.ask("turn on the floor lamp").tier == "templates" and kept.report(None)["cold_starts"] == 1
+    assistant.close()
