@@ -226,3 +226,33 @@ def test_engine_and_bench_import_without_torch():
     """)
     r = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_a_prompts_kv_cache_written_to_a_file_is_read_back_by_another_engine(engine, smol_bundle, tmp_path):
+    from edgeslm.formats.reader import open_bundle
+    from edgeslm.runtime.engines.llama import LlamaEngine, collect
+
+    prefix = "Answer with one word.\n" + "".join(f"Q: what colour is item {i}? A: red\n" for i in range(12))
+    tokens = engine.tokenize(prefix)
+    engine.reset()
+    engine.prefill(tokens)
+    state = tmp_path / "prefix.kvstate"
+    engine.save_prompt(state)
+    assert state.stat().st_size > 0 and not list(tmp_path.glob("*.tmp"))
+    want, cold = collect(engine.complete(prefix + "Q: what colour is the sky? A:", max_tokens=8, temperature=0))
+    assert cold.cached_tokens == len(tokens)  # prefill() filled the cache the request reused
+
+    other = LlamaEngine.from_bundle(open_bundle(smol_bundle), threads=2, n_ctx=N_CTX)
+    try:
+        assert other.load_prompt(state, tokens)
+        got, warm = collect(other.complete(prefix + "Q: what colour is the sky? A:", max_tokens=8, temperature=0))
+        assert got == want and warm.cached_tokens == len(tokens)
+        # another prompt's tokens, a truncated file, a missing one: refused, and the engine starts clean
+        assert not other.load_prompt(state, tokens[:-1])
+        state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+        assert not other.load_prompt(state, tokens)
+        assert not other.load_prompt(tmp_path / "missing.kvstate", tokens)
+        again, d = collect(other.complete(prefix + "Q: what colour is the sky? A:", max_tokens=8, temperature=0))
+        assert again == want and d.cached_tokens == 0
+    finally:
+        other.close()

@@ -34,8 +34,8 @@ def engine():
 
 
 @pytest.fixture(scope="module")
-def loft(engine):
-    return GenerativeTier(engine, load_home(HOMES / "harbor-loft.yaml"))
+def loft(engine, tmp_path_factory):
+    return GenerativeTier(engine, load_home(HOMES / "harbor-loft.yaml"), prompt_cache=tmp_path_factory.mktemp("prompts"))
 
 
 def check_valid(tier: GenerativeTier, answer, home: Home | None = None) -> None:
@@ -112,6 +112,24 @@ def test_the_prompt_prefix_is_computed_once_and_reused(loft, engine):
     prefix = len(engine.tokenize(loft.prefix))
     assert loft.last.prompt_tokens > prefix and loft.last.cached_tokens >= prefix - 1
     assert loft.last.prompt_tokens - loft.last.cached_tokens < 40  # the request's own tokens only
+
+
+@pytest.mark.model
+def test_the_prompts_kv_cache_is_kept_in_a_file_and_read_back_by_the_next_opening(loft, engine):
+    from edgeslm.runtime.engines.llama import LlamaEngine
+
+    assert loft.primed == "written" and len(list(loft.prompt_cache.glob("prefix-*.kvstate"))) == 1
+    want = loft.answer("switch off the kettle")
+    fresh = LlamaEngine(smollm2(), threads=2, n_ctx=engine.n_ctx)  # a restart, or a reload after an idle release
+    try:
+        again = GenerativeTier(fresh, loft.home, prompt_cache=loft.prompt_cache)
+        assert again.primed == "loaded"
+        got = again.answer("switch off the kettle")
+        assert (got.intent, got.slots) == (want.intent, want.slots)
+        # the prefix as cached (its last token may merge with the request's first when the whole prompt is read)
+        assert again.last.cached_tokens >= len(fresh.tokenize(again.prefix)) - 1
+    finally:
+        fresh.close()
 
 
 @pytest.mark.model

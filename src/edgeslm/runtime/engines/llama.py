@@ -173,6 +173,52 @@ class LlamaEngine:
         with self._lock:
             self._llm.reset()
 
+    def prefill(self, tokens: Sequence[int]) -> None:
+        """Evaluate `tokens` into the KV cache as the whole context (a fixed prompt prefix), no sampling."""
+        with self._lock:
+            llm = self._llm
+            keep = _common_prefix(llm._input_ids, tokens)
+            llm.n_tokens = keep
+            llm.eval(list(tokens[keep:]))
+            llm._requires_eval = True  # the next request decodes at least one token before sampling
+
+    def save_prompt(self, path: Path) -> None:
+        """Write the KV cache of the context evaluated so far to `path` (llama.cpp's own state file, with
+        its tokens), through a temporary file: a crash or a full disk never leaves half a file there."""
+        lc = self._llama_cpp
+        with self._lock:
+            llm = self._llm
+            n = int(llm.n_tokens)
+            tokens = (lc.llama_token * max(1, n))(*llm.input_ids[:n].tolist())
+            tmp = path.with_name(path.name + ".tmp")
+            if not lc.llama_state_save_file(llm.ctx, str(tmp).encode(), tokens, n):
+                tmp.unlink(missing_ok=True)
+                raise OSError(f"{tmp}: llama.cpp could not write the state file")
+        os.replace(tmp, path)
+
+    def load_prompt(self, path: Path, tokens: Sequence[int]) -> bool:
+        """Load a state file `save_prompt` wrote for exactly these `tokens` into the KV cache. False (and a
+        clean context) when it cannot: missing, truncated, from another model or another prompt."""
+        lc = self._llama_cpp
+        with self._lock:
+            llm = self._llm
+            out = (lc.llama_token * self.n_ctx)()
+            count = ctypes.c_size_t(0)
+            try:
+                ok = path.is_file() and lc.llama_state_load_file(llm.ctx, str(path).encode(), out, self.n_ctx,
+                                                                 ctypes.byref(count))
+            except OSError:
+                ok = False
+            n = int(count.value)
+            if not ok or n != len(tokens) or list(out[:n]) != list(tokens):
+                llm.reset()
+                llm._ctx.kv_cache_clear()
+                return False
+            llm.input_ids[:n] = tokens
+            llm.n_tokens = n
+            llm._requires_eval = True
+            return True
+
     def memory_bytes(self) -> int:
         """Model file (mmapped) + KV cache at full context: n_ctx x layers x (kv heads x head dim) x K,V x f16.
         Compute buffers (a few MB for small models) are not counted. The shape comes from the metadata

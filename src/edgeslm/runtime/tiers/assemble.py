@@ -86,13 +86,14 @@ def open_generative(model: str | Path | None, threads: int, n_ctx: int = GENERAT
     return LlamaEngine.from_bundle(bundle, threads=threads, n_ctx=n_ctx)
 
 
-def generative_tier(home: Home, model: str | Path | None, threads: int) -> Any:
-    """The generative tier over `home`, on an engine whose context holds the home's prompt."""
+def generative_tier(home: Home, model: str | Path | None, threads: int, prompt_cache: Path | None = None) -> Any:
+    """The generative tier over `home`, on an engine whose context holds the home's prompt (read from
+    `prompt_cache` when an earlier opening wrote it there)."""
     from edgeslm.runtime.tiers.generative import ContextTooSmall, GenerativeTier
 
     def on(llm: Any) -> Any:
         try:
-            return GenerativeTier(llm, home)
+            return GenerativeTier(llm, home, prompt_cache=prompt_cache)
         except BaseException:
             llm.close()
             raise
@@ -127,15 +128,18 @@ def assemble(home: Home, tiers: list[str], profile: DeviceProfile, engine: Any =
         if engine is None:
             raise ConfigError("the encoder tier needs an intent classifier bundle")
         answering.append(EncoderTier(engine, HomeMatcher(home)))
+    # the prompt's KV cache is kept beside the store, so a restart or a reload after an idle release
+    # reads it back instead of evaluating 3,300 tokens again
+    prompts = None if store == ":memory:" else Path(store).with_name(Path(store).name + ".prompts")
     if "generative" in tiers and residency is not None:
         from edgeslm.runtime.tiers.resident import Resident
 
-        kept = Resident("generative", lambda: generative_tier(home, generative, profile.threads))
+        kept = Resident("generative", lambda: generative_tier(home, generative, profile.threads, prompts))
         if warm:
             kept.preload()  # loaded at start, as without residency; released when idle
         answering.append(kept)
     elif "generative" in tiers:
-        answering.append(generative_tier(home, generative, profile.threads))
+        answering.append(generative_tier(home, generative, profile.threads, prompts))
     # hassil compiles its grammar on first use (about 0.4 s), the generative tier evaluates its prompt
     # prefix into the KV cache (seconds): not on a user's request
     if warm:
