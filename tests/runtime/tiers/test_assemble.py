@@ -53,3 +53,14 @@ def test_without_the_builtin_model_the_error_says_how_to_install_it(monkeypatch)
 def test_a_bundle_of_another_engine_is_refused(tiny_bundle):
     with pytest.raises(ConfigError, match="a bundle for 'onnxruntime'; the generative tier needs a llama.cpp"):
         assemble(load_home(HOME), ["generative"], load_profile("this-machine"), generative=tiny_bundle)
+
+
+def test_idle_release_applies_to_the_generative_tier_and_takes_seconds(tmp_path):
+    from edgeslm.runtime.tiers.resident import Residency
+
+    with pytest.raises(ConfigError, match="add generative to --tiers"):
+        assemble(load_home(HOME), ["templates"], load_profile("this-machine"), residency=Residency())
+    with pytest.raises(ConfigError, match="idle_release must be a number of seconds"):
+        ReplayConfig(stream=tmp_path / "s.jsonl", home=HOME, tiers=["templates"], idle_release=0)
+    with pytest.raises(ConfigError, match="idle_release_s must be a number of seconds"):
+        ServeConfig(bundles=["b"], home=str(HOME), idle_release_s=-1.0)

@@ -114,6 +114,9 @@ def assemble(home: Home, tiers: list[str], profile: DeviceProfile, engine: Any =
     generative tier is released when idle and loaded again ahead of the commands the habits expect for
     it (resident.py; off when None: it stays loaded)."""
     check_tiers(tiers, "tiers")
+    if residency is not None and "generative" not in tiers:
+        raise ConfigError("releasing an idle tier (--idle-release) applies to the generative tier: add generative to "
+                          "--tiers")
     if "remote" in tiers and not remote:
         raise ConfigError("the remote tier needs an endpoint: --remote URL (an OpenAI-compatible server)")
     answering: list[Any] = []
