@@ -33,7 +33,8 @@ from edgeslm.models.registry import ModelSource, resolve
 log = logging.getLogger(__name__)
 
 
-def quantize_file(src: Path, dst: Path, qtype: str, threads: int = 2, embeddings_q8: bool = False) -> None:
+def quantize_file(src: Path, dst: Path, qtype: str, threads: int = 2, embeddings_q8: bool = False,
+                  allow_requantize: bool = False) -> None:
     """llama.cpp's quantizer (llama_model_quantize), the same code as its llama-quantize tool;
     `embeddings_q8` keeps the output layer and token embeddings at Q8_0 (its --output-tensor-type and
     --token-embedding-type)."""
@@ -45,6 +46,7 @@ def quantize_file(src: Path, dst: Path, qtype: str, threads: int = 2, embeddings
     params = lc.llama_model_quantize_default_params()
     params.nthread = threads
     params.ftype = getattr(lc, f"LLAMA_FTYPE_MOSTLY_{qtype}")
+    params.allow_requantize = allow_requantize  # select's calibration file: a quantized source, timed only
     if embeddings_q8:
         params.output_tensor_type = params.token_embedding_type = lc.GGML_TYPE_Q8_0
     with quiet_llama():
@@ -77,10 +79,45 @@ class EmbeddingsQ8(Repair):
 DECODER_REPAIRS: tuple[Repair, ...] = (EmbeddingsQ8(),)
 
 
+@dataclass(frozen=True)
+class Unquantized:
+    """SOURCE already converted to the unquantized GGUF that the guard measures against (select keeps it
+    in its cache: converting SmolLM2 took 60 s here, quantizing it 2 s), and that file's perplexity on
+    the recipe's window and text when known."""
+
+    path: Path
+    conversion: dict[str, Any]
+    note: str | None = None
+    perplexity: dict[str, Any] | None = None
+
+
+def convert_unquantized(source: str, outtype: str, folder: Path) -> Unquantized:
+    """SOURCE as an unquantized GGUF (f16 or f32) in `folder`, through an HF folder."""
+    src = resolve(source)
+    _check_source(src)
+    stem = _stem(src)
+    t = time.perf_counter()
+    hf, pre, note = hf_folder(src, folder)
+    log.info("source ready as an HF folder in %.1f s", time.perf_counter() - t)
+    path = folder / f"{stem}.{outtype.upper()}.gguf"
+    conversion = hf_to_gguf(hf, path, outtype, pre=pre, name=stem)
+    log.info("wrote %s (%d bytes) at %.1f s", path.name, path.stat().st_size, time.perf_counter() - t)
+    if hf != src.path:
+        shutil.rmtree(hf, ignore_errors=True)  # the dequantized copy is big and no longer needed
+    return Unquantized(path, conversion, note)
+
+
+def _stem(src: ModelSource) -> str:
+    # the folder's name for HF sources (resolve names a .safetensors source after its file), else the model's
+    return src.path.name if src.format == "hf-folder" else src.name.removesuffix(".gguf")
+
+
 def compress_decoder(source: str, recipe: Recipe, out: Path, eval_text: Path | None = None, threads: int = 2,
-                     echo: Callable[[str], Any] | None = None, name: str | None = None) -> dict[str, Any]:
-    """Convert SOURCE to GGUF, quantize it under the recipe's perplexity ceiling relative to the
-    unquantized file (both measured on the same held-out text), write a decoder bundle."""
+                     echo: Callable[[str], Any] | None = None, name: str | None = None,
+                     unquantized: Unquantized | None = None) -> dict[str, Any]:
+    """Convert SOURCE to GGUF (or take `unquantized`, converted from it before), quantize it under the
+    recipe's perplexity ceiling relative to the unquantized file (both measured on the same held-out
+    text), write a decoder bundle."""
     from edgeslm.formats.gguf import read_header
 
     say = echo or (lambda _: None)
@@ -93,21 +130,15 @@ def compress_decoder(source: str, recipe: Recipe, out: Path, eval_text: Path | N
     _check_source(src)
     text_name, text = read_eval_text(eval_text) if eval_text is not None else default_eval_text()
     out = Path(out)
-    # the folder's name for HF sources (resolve names a .safetensors source after its file), else the model's
-    stem = src.path.name if src.format == "hf-folder" else src.name.removesuffix(".gguf")
+    stem = _stem(src)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.convert.", dir=out.parent))  # beside the bundle: same disk
     try:
         t = time.perf_counter()
-        folder, pre, note = hf_folder(src, tmp)
-        log.info("source ready as an HF folder in %.1f s", time.perf_counter() - t)
-        f16 = tmp / f"{stem}.{config.outtype.upper()}.gguf"
-        conversion = hf_to_gguf(folder, f16, config.outtype, pre=pre, name=stem)
-        log.info("wrote %s (%d bytes) at %.1f s", f16.name, f16.stat().st_size, time.perf_counter() - t)
-        if folder != src.path:
-            shutil.rmtree(folder, ignore_errors=True)  # the dequantized copy is big and no longer needed
+        unq = unquantized or convert_unquantized(source, config.outtype, tmp)
+        f16, conversion, note = unq.path, unq.conversion, unq.note
         kw = dict(max_tokens=config.eval_tokens, n_ctx=config.n_ctx, stride=config.stride, threads=threads)
-        before = perplexity(f16, text, **kw)
+        before = unq.perplexity or perplexity(f16, text, **kw)
         bar = Bar("perplexity", recipe.ceiling * before["perplexity"], False,
                   f"{recipe.ceiling}x {config.outtype.upper()} {before['perplexity']:.3f}")
         say(f"{config.outtype.upper()} perplexity {before['perplexity']:.3f}; ceiling {recipe.ceiling}x = {bar.limit:.3f}")

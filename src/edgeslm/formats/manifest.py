@@ -13,6 +13,8 @@ format_version history:
   4 — time series: task `series-classification` on engine `onnxruntime-series` (SERIES_ENGINE). The graph
       takes float32 [batch, length, channels]; its static length and channels are the contract, read from
       the graph itself, so the manifest needs no tokenizer. Only such bundles are stamped 4.
+  5 — a decoder's `selection`: its metrics tok_s, ttft_ms, ppl and ppl_ratio (SELECTION_METRIC_SINCE).
+      Only bundles whose selection carries one are stamped 5.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 from edgeslm.errors import BundleError
 
 FORMAT = "edgeslm-bundle"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 4 << 20
 EARLY_EXIT_ENGINE = "onnxruntime-early-exit"
@@ -38,7 +40,8 @@ FIELD_SINCE = {"selection": 3}  # optional top-level field -> the format version
 # selection: what `edgeslm select` recorded; predicted and measured hold the same metrics
 SELECTION_FIELDS = {"budget", "profile", "candidate", "threads", "predicted", "measured", "search"}
 SELECTION_REQUIRED = {"budget", "profile", "candidate", "threads", "predicted", "measured"}
-SELECTION_METRICS = {"p50_ms", "p90_ms", "ram_mb", "size_mb", "joules", "accuracy"}
+SELECTION_METRICS = {"p50_ms", "p90_ms", "ram_mb", "size_mb", "joules", "accuracy", "tok_s", "ttft_ms", "ppl", "ppl_ratio"}
+SELECTION_METRIC_SINCE = {"tok_s": 5, "ttft_ms": 5, "ppl": 5, "ppl_ratio": 5}  # a decoder's; older readers refuse them
 
 
 @dataclass(frozen=True)
@@ -172,12 +175,19 @@ class Manifest:
                               f"including input_ids, got {inputs!r}")
         if self.selection:
             _check_selection(where, self.selection)
+            need = required_version(self.engine, {"selection": self.selection})
+            if self.format_version < need:
+                raise BundleError(f"{where}: a decoder's selection metrics need bundle format version {need}, "
+                                  f"this manifest says {self.format_version}")
 
 
 def required_version(engine: str, fields: dict[str, Any] | None = None) -> int:
     """The lowest format version that can describe a bundle for this engine with these fields."""
     present = [since for name, since in FIELD_SINCE.items() if (fields or {}).get(name)]
-    return max([ENGINE_SINCE.get(engine, 1), *present])
+    selection = (fields or {}).get("selection") or {}
+    metrics = [since for block in ("predicted", "measured") if isinstance(selection.get(block), dict)
+               for name, since in SELECTION_METRIC_SINCE.items() if name in selection[block]]
+    return max([ENGINE_SINCE.get(engine, 1), *present, *metrics])
 
 
 def _check_selection(where: str, sel: dict[str, Any]) -> None:

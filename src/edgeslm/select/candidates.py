@@ -23,16 +23,21 @@ class Candidate:
         return f"{self.recipe.name}@{self.threads}t"
 
 
-def encoder_recipes(names: list[str] | None = None) -> list[Recipe]:
-    """The named recipes (built-ins or YAML paths), or every built-in encoder recipe."""
+def recipes_for(family: str, names: list[str] | None = None) -> list[Recipe]:
+    """The named recipes (built-ins or YAML paths), or every built-in recipe for this family (a
+    decoder's: the gguf-* ones, one per GGUF type)."""
     if names:
         recipes = [load_recipe(n) for n in names]
-        wrong = [r.name for r in recipes if "encoder" not in r.families]
+        wrong = [r.name for r in recipes if family not in r.families]
         if wrong:
-            raise ConfigError(f"recipe(s) {', '.join(wrong)} do not compress encoders; select searches encoder runs")
+            raise ConfigError(f"recipe(s) {', '.join(wrong)} do not compress {family}s, and the source is a {family}")
         return recipes
     recipes = [load_recipe(n) for n in builtin_names()]
-    return [r for r in recipes if "encoder" in r.families]
+    return [r for r in recipes if family in r.families]
+
+
+def encoder_recipes(names: list[str] | None = None) -> list[Recipe]:
+    return recipes_for("encoder", names)
 
 
 def thread_options(profile_threads: int, usable: int | None = None) -> tuple[list[int], list[int]]:

@@ -26,10 +26,11 @@ def frontier(rows: Sequence[dict[str, Any]], objectives: Sequence[tuple[str, boo
     return [i for i, r in enumerate(rows) if not any(dominates(o, r, objectives) for j, o in enumerate(rows) if j != i)]
 
 
-def choose(rows: Sequence[dict[str, Any]], meets: Sequence[bool]) -> int | None:
-    """The row to ship among those that meet the budget: most accurate, then fastest p90, smallest,
-    least energy. None when no row meets it."""
+def choose(rows: Sequence[dict[str, Any]], meets: Sequence[bool],
+           objectives: Sequence[tuple[str, bool]] = OBJECTIVES) -> int | None:
+    """The row to ship among those that meet the budget: best on the first objective (most accurate,
+    lowest perplexity), ties broken by the next (fastest, smallest, least energy). None when no row meets it."""
     ok = [i for i, m in enumerate(meets) if m]
     if not ok:
         return None
-    return min(ok, key=lambda i: (-rows[i]["accuracy"], rows[i]["p90_ms"], rows[i]["size_mb"], rows[i]["joules"]))
+    return min(ok, key=lambda i: tuple(-rows[i][n] if higher else rows[i][n] for n, higher in objectives))

@@ -58,3 +58,52 @@ def plot_frontier(result: dict[str, Any], path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_decoder_frontier(result: dict[str, Any], path: Path) -> Path:
+    """A decoder's frontier: perplexity against measured tokens/s (marker area ~ file size), and predicted
+    against measured ms per token and time to first token."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [c for c in result["candidates"] if c["status"] == "measured"]
+    front, chosen = set(result["frontier"]), (result.get("chosen") or {}).get("name")
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 5))
+    tps = [r["measured"]["tok_s"] for r in rows]
+    ppl = [r["quality"]["ppl"] for r in rows]
+    ax.scatter(tps, ppl, s=[max(10.0, r["measured"]["size_mb"] * 2) for r in rows], c="tab:blue", alpha=0.7,
+               edgecolors="k")
+    fr = sorted((r for r in rows if r["name"] in front), key=lambda r: r["measured"]["tok_s"])
+    ax.plot([r["measured"]["tok_s"] for r in fr], [r["quality"]["ppl"] for r in fr], "k--", lw=1, label="Pareto frontier")
+    for r, x, y in zip(rows, tps, ppl, strict=True):
+        ax.annotate(r["name"], (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points",
+                    weight="bold" if r["name"] == chosen else "normal")
+    floor = dict(result["budget"].get("floors") or {}).get("tok_s")
+    if floor:
+        ax.axvline(floor, color="r", lw=1, label=f"tok/s floor {floor:g}")
+    if chosen:
+        c = next(r for r in rows if r["name"] == chosen)
+        ax.scatter([c["measured"]["tok_s"]], [c["quality"]["ppl"]], marker="*", s=300, c="r", label=f"chosen: {chosen}")
+    ax.set_xlabel("measured tokens/s (batch 1)")
+    ax.set_ylabel("perplexity on held-out text")
+    ax.set_title(f"profile {result['profile']['name']}: {result['budget']['text']}", fontsize=9)
+    ax.legend(fontsize=7)
+    for key, marker in (("ms_per_token", "o"), ("ttft_ms", "s")):
+        ax2.scatter([r["measured"][key] for r in rows], [r["predicted"][key] for r in rows], marker=marker, label=key)
+    hi = max([r["measured"][k] for r in rows for k in ("ms_per_token", "ttft_ms")] + [1]) * 1.1
+    ax2.plot([1, hi], [1, hi], "k-", lw=1)
+    ax2.set_xscale("log")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("measured ms")
+    ax2.set_ylabel("predicted ms (before quantizing)")
+    err = result.get("per_token_prediction_error_median")
+    ax2.set_title(f"cost model: median per-token error {err:.1%}" if err is not None else "cost model", fontsize=9)
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -40,6 +40,8 @@ class SelectConfig(Config):
     exhaustive: bool = False  # compress and measure every candidate (the benchmark's reference)
     latency_calls: int = 300
     cache: Path | None = None
+    requests: int = 3  # a decoder's measurement: cold requests on the fixed prompt (medians)
+    new_tokens: int = 32  # tokens each of them generates
 
     def validate(self) -> None:
         parse_budget(self.budget)
@@ -51,6 +53,8 @@ class SelectConfig(Config):
             raise ConfigError("select: latency_calls must be >= 20 (a p90 needs them)")
         if any(t < 1 for t in self.threads):
             raise ConfigError("select: threads must be >= 1")
+        if not 1 <= self.requests <= 50 or not 2 <= self.new_tokens <= 512:
+            raise ConfigError("select: requests must be in [1, 50] and new_tokens in [2, 512]")
 
 
 @dataclass
@@ -129,16 +133,22 @@ def select(source: Path | str, config: SelectConfig, out: Path | None = None, pl
     from edgeslm.data.records import read_examples
     from edgeslm.export.onnx import EXPORTER
     from edgeslm.runtime.profiles import load_profile
+    from edgeslm.select.decoder import decoder_source, select_decoder
 
+    decoder = decoder_source(source)
+    if decoder is not None:
+        return select_decoder(decoder, config, out, plot, say)
     say = say or (lambda _: None)
     started = time.perf_counter()
     budget = parse_budget(config.budget)
+    budget.check_family("encoder")
     profile = load_profile(config.profile)
     store = Store(config.cache)
     run = resolve_source(Path(source))
     info = RunInfo.load(run)
     if info.record["base_model"].get("family", "encoder") != "encoder":
-        raise ConfigError("select searches encoder runs; for a decoder, compare the gguf-* recipes with `edgeslm compress`")
+        raise ConfigError("this run fine-tuned a decoder; select takes the decoder model itself (smollm2-135m, "
+                          "a LLaMA folder or .gguf) and compares the gguf-* recipes")
     shape = costmodel.EncoderShape.from_config(json.loads((run.model / "config.json").read_text(encoding="utf-8")))
     val = read_examples(run.split("val"), labels=info.labels)
     test = read_examples(run.split("test"), labels=info.labels)
@@ -189,7 +199,7 @@ def select(source: Path | str, config: SelectConfig, out: Path | None = None, pl
     chosen = measured[pick] if pick is not None else None
     errors = [costmodel.relative_error(r.predicted["p90_ms"], r.measured["p90_ms"]) for r in measured]
     result: dict[str, Any] = {
-        "run": str(run.path), "profile": profile.to_dict(), "budget": budget.to_dict(), "fp32": fp32,
+        "family": "encoder", "run": str(run.path), "profile": profile.to_dict(), "budget": budget.to_dict(), "fp32": fp32,
         "accuracy_floor": floor, "mode": "exhaustive" if config.exhaustive else "select",
         "candidates": [r.to_dict() for r in rows],
         "frontier": [measured[i].candidate.name for i in front],
