@@ -133,6 +133,31 @@ def test_the_prompts_kv_cache_is_kept_in_a_file_and_read_back_by_the_next_openin
 
 
 @pytest.mark.model
+def test_a_released_tier_keeps_its_prompt_and_grammar_and_reopens_only_its_engine(loft, engine):
+    from edgeslm.runtime.engines.llama import LlamaEngine
+    from edgeslm.runtime.tiers.resident import Resident
+
+    def open_engine():
+        return LlamaEngine(smollm2(), threads=2, n_ctx=engine.n_ctx)
+    built = []
+
+    def build():
+        built.append(1)
+        return GenerativeTier(open_engine(), loft.home, prompt_cache=loft.prompt_cache, reopen=open_engine)
+    kept = Resident("generative", build)
+    kept.preload()
+    want = kept.answer("switch off the kettle")
+    tier = kept.tier
+    kept.release(None)  # --idle-release: the model and its KV cache are freed
+    assert not kept.loaded and tier.engine is None
+    got = kept.answer("switch off the kettle")  # a cold start: the engine reopened, the prefix read from its file
+    assert kept.tier is tier and tier.primed == "loaded" and len(built) == 1
+    assert (got.intent, got.slots) == (want.intent, want.slots) and kept.report(None)["cold_starts"] == 1
+    kept.close()
+    assert tier.engine is None and not kept.loaded
+
+
+@pytest.mark.model
 def test_the_rooms_context_fills_the_area(loft):
     answer = loft.answer("turn the lights on", {"area": "Galley"})
     check_valid(loft, answer)

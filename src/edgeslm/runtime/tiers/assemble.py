@@ -91,16 +91,18 @@ def generative_tier(home: Home, model: str | Path | None, threads: int, prompt_c
     `prompt_cache` when an earlier opening wrote it there)."""
     from edgeslm.runtime.tiers.generative import ContextTooSmall, GenerativeTier
 
-    def on(llm: Any) -> Any:
+    def on(n_ctx: int) -> Any:
+        llm = open_generative(model, threads, n_ctx)
         try:
-            return GenerativeTier(llm, home, prompt_cache=prompt_cache)
+            return GenerativeTier(llm, home, prompt_cache=prompt_cache,
+                                  reopen=lambda: open_generative(model, threads, n_ctx))
         except BaseException:
             llm.close()
             raise
     try:
-        return on(open_generative(model, threads))
+        return on(GENERATIVE_CTX)
     except ContextTooSmall as exc:
-        return on(open_generative(model, threads, n_ctx=-(-exc.need // 256) * 256))
+        return on(-(-exc.need // 256) * 256)
 
 
 def assemble(home: Home, tiers: list[str], profile: DeviceProfile, engine: Any = None, store: str = ":memory:",

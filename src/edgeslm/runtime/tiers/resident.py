@@ -18,7 +18,7 @@ from typing import Any
 
 from edgeslm.errors import ConfigError
 
-WARM_UP = "turn on the light"  # a command that makes a freshly opened tier evaluate its fixed prompt
+WARM_UP = "turn on the light"  # a pre-warm's command, when a freshly opened tier must evaluate its fixed prompt
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class Resident:
         self.loaded_at: float | None = None
         self.resident_s = 0.0  # time loaded, on the assistant's clock
         self.used = False  # answered a command since the last look (the assistant reads and clears it)
+        self._suspended: Any = None  # a released tier that keeps what it built (suspend/resume), or None
         self._prewarmed = False  # loaded by a pre-warm and not yet used
 
     @property
@@ -75,6 +76,8 @@ class Resident:
         with self.lock:
             if self.tier is None:
                 self._load(None)
+                if getattr(self.tier, "primed", "no") == "no":
+                    self.tier.answer(WARM_UP)
 
     def warm(self, now: float) -> None:
         """Load ahead of a command the habits expect."""
@@ -82,6 +85,8 @@ class Resident:
             if self.tier is None:
                 self.counts["prewarms"] += 1
                 self._load(now)
+                if getattr(self.tier, "primed", "no") == "no":  # a prompt not read from a file: evaluated now,
+                    self.tier.answer(WARM_UP)  # off the command's path
                 self._prewarmed = True
                 self.last_used = now  # not released before its commands had a chance
 
@@ -92,7 +97,11 @@ class Resident:
             if self._prewarmed:
                 self.counts["prewarms_wasted"] += 1
                 self._prewarmed = False
-            self.tier.close() if hasattr(self.tier, "close") else None
+            if hasattr(self.tier, "suspend") and getattr(self.tier, "_reopen", None) is not None:
+                self.tier.suspend()  # the engine goes, the prompt and grammar built from the home stay
+                self._suspended = self.tier
+            elif hasattr(self.tier, "close"):
+                self.tier.close()
             self.tier = None
             self.counts["releases"] += 1
             if now is not None and self.loaded_at is not None:
@@ -101,6 +110,9 @@ class Resident:
 
     def close(self) -> None:
         self.release(None)
+        if self._suspended is not None and hasattr(self._suspended, "close"):
+            self._suspended.close()
+        self._suspended = None
 
     def report(self, until: float | None) -> dict[str, Any]:
         """Counts, and the time it was loaded up to `until` (the stream's last command)."""
@@ -118,7 +130,10 @@ class Resident:
             self.last_used = now
 
     def _load(self, now: float | None) -> None:
-        self.tier = self._open()
+        if self._suspended is not None:
+            self._suspended.resume()
+            self.tier, self._suspended = self._suspended, None
+        else:
+            self.tier = self._open()
         self.counts["loads"] += 1
-        self.tier.answer(WARM_UP)  # the fixed prompt into the KV cache (generative), the grammar parsed (templates)
         self.loaded_at = now
