@@ -72,15 +72,17 @@ class Budget:
         return self.accuracy
 
     def violations(self, metrics: dict[str, Any], fp32_accuracy: float | None = None, margin: float = 0.0,
-                   f16_ppl: float | None = None) -> list[str]:
+                   f16_ppl: float | None = None, exact: tuple[str, ...] = ()) -> list[str]:
         """Which limits `metrics` break, as `p90_ms 6.10 > 5`. `margin` widens the cost limits (a share:
         0.25 lets a predicted 6.2 ms pass a 5 ms limit, and a predicted 32 tok/s a 40 tok/s floor) so a
-        prediction's error does not drop the winner; a metric that is absent or None is not judged."""
+        prediction's error does not drop the winner; the metrics in `exact` are predicted exactly and get no
+        margin (a GGUF file's size); a metric that is absent or None is not judged."""
         out = []
         for name, limit in self.limits:
             value = metrics.get(name)
-            if value is not None and value > limit * (1 + margin):
-                out.append(f"{name} {value:.3g} > {limit:g}" + (f" (+{margin:.0%} margin)" if margin else ""))
+            m = 0.0 if name in exact else margin
+            if value is not None and value > limit * (1 + m):
+                out.append(f"{name} {value:.3g} > {limit:g}" + (f" (+{m:.0%} margin)" if m else ""))
         for name, limit in self.floors:
             value = metrics.get(name)
             if value is not None and value < limit / (1 + margin):

@@ -28,7 +28,10 @@ from edgeslm.select.cache import Store, code_version, content_key, machine_facts
 from edgeslm.select.candidates import recipes_for, thread_options
 from edgeslm.select.pareto import choose, frontier
 
-CALIBRATION_VERSION = 1
+CALIBRATION_VERSION = 2
+# ggml type -> the file type whose quantization is mostly that type: the calibration files
+FTYPE_OF = {"Q8_0": "Q8_0", "Q4_0": "Q4_0", "Q4_1": "Q4_1", "Q5_0": "Q5_0", "Q5_1": "Q5_1", "Q6_K": "Q6_K", "Q4_K": "Q4_K_S",
+            "Q5_K": "Q5_K_S", "Q3_K": "Q3_K_S", "Q2_K": "Q2_K"}
 OBJECTIVES = (("ppl", False), ("tok_s", True), ("ttft_ms", False), ("size_mb", False), ("joules", False))
 COSTS = ("tok_s", "ttft_ms", "ram_mb", "size_mb", "joules")
 
@@ -125,7 +128,7 @@ def select_decoder(src: Any, config: Any, out: Path | None = None, plot: Path | 
         recipes.append(r)
     emulable, beyond = _threads(profile, config)
     ctx = _Work(store, src, sha, config, say)
-    shape, cals = ctx.calibrations(emulable)
+    shape, cals = ctx.calibrations(emulable, [r.gguf.qtype for r in recipes])
     rows: list[DecoderRow] = []
     for recipe in recipes:
         key = content_key("gguf-artefact", sha, recipe.to_dict(), code_version(), _llama_version())
@@ -206,7 +209,8 @@ def _threads(profile: Any, config: Any) -> tuple[list[int], list[int]]:
 
 def _violations(metrics: dict[str, Any], budget: Budget, memory_budget_mb: int, margin: float = 0.0,
                 f16_ppl: float | None = None) -> list[str]:
-    out = budget.violations(metrics, None, margin, f16_ppl=f16_ppl)
+    # a file's size is llama.cpp's type mix times its block sizes: predicted to the byte, so no margin
+    out = budget.violations(metrics, None, margin, f16_ppl=f16_ppl, exact=("size_mb",))
     ram = metrics.get("ram_mb")
     if ram is not None and ram > memory_budget_mb * (1 + margin):
         out.append(f"ram_mb {ram:.3g} > the profile's memory budget {memory_budget_mb}")
@@ -273,35 +277,52 @@ class _Work:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-    def calibrations(self, threads: list[int]) -> tuple[gc.DecoderShape, dict[int, gc.DecoderCalibration]]:
-        """The calibration file (the source GGUF, or the unquantized conversion of a folder), its Q8_0
-        requantization, and per thread count the rates their runs imply."""
-        from edgeslm.compress.gguf import quantize_file
+    def calibrations(self, threads: list[int], ftypes: list[str]) -> tuple[gc.DecoderShape, dict[int, gc.DecoderCalibration]]:
+        """The calibration file (the source GGUF, or the unquantized conversion of a folder) requantized to
+        Q8_0 and to each candidate's main ggml type, timed with it at every thread count: per-type rates."""
         from edgeslm.select.decoder_measure import MEASURE_VERSION, N_CTX, measure_gguf
 
         base = self.src.path if self.src.path.is_file() else self.unquantized().path
         shape, mix = read_gguf(base)
-        q8 = self.store.root / "reference" / content_key("q8_0", self.sha, _llama_version()) / "calibration.Q8_0.gguf"
+        types = ["Q8_0"]
+        for ftype in ftypes:  # each candidate's biggest type by bytes, unless the source's own
+            sizes: dict[str, int] = {}
+            for t in shape.tensors:
+                ty = gc.tensor_type(t, ftype, shape.layers, shape.tied)
+                sizes[ty] = sizes.get(ty, 0) + gc.tensor_bytes(t, ty)
+            main = max(sizes, key=lambda k: sizes[k])
+            if main in FTYPE_OF and main not in types and main != max(set(mix.values()) - {"F32"}, key=list(mix.values()).count):
+                types.append(main)
         cals = {}
         for t in threads:
             key = content_key("decoder-calibration", CALIBRATION_VERSION, MEASURE_VERSION, self._facts(), t, self.sha,
-                              self.config.requests, self.config.new_tokens, N_CTX)
+                              types, self.config.requests, self.config.new_tokens, N_CTX)
             hit = self.store.get("calibration", key)
             if hit:
                 cals[t] = gc.DecoderCalibration.from_dict(hit)
                 continue
-            if not q8.is_file():
-                q8.parent.mkdir(parents=True, exist_ok=True)
-                tmp = q8.with_name(q8.name + ".tmp")
-                quantize_file(base, tmp, "Q8_0", threads=max(threads), allow_requantize=True)
-                tmp.replace(q8)
             t0 = time.perf_counter()
-            runs = [(read_gguf(q8)[1], measure_gguf(q8, t, self.config.requests, self.config.new_tokens)),
-                    (mix, measure_gguf(base, t, self.config.requests, self.config.new_tokens))]
+            runs = []
+            for ty in types:
+                path = self._requantized(base, FTYPE_OF[ty], max(threads))
+                runs.append((read_gguf(path)[1], measure_gguf(path, t, self.config.requests, self.config.new_tokens)))
+            runs.append((mix, measure_gguf(base, t, self.config.requests, self.config.new_tokens)))
             cals[t] = gc.calibrate_from(shape, runs, t, N_CTX)
             self.store.put("calibration", key, cals[t].to_dict())
-            self.say(f"calibrated {t} thread(s) on {base.name} and its Q8_0 in {time.perf_counter() - t0:.1f} s")
+            self.say(f"calibrated {t} thread(s) on {base.name} and its {', '.join(types)} in {time.perf_counter() - t0:.1f} s")
         return shape, cals
+
+    def _requantized(self, base: Path, ftype: str, threads: int) -> Path:
+        """`base` requantized to `ftype` by llama.cpp (a second or two): timed only, never shipped."""
+        from edgeslm.compress.gguf import quantize_file
+
+        path = self.store.root / "reference" / content_key(ftype, self.sha, _llama_version()) / f"calibration.{ftype}.gguf"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            quantize_file(base, tmp, ftype, threads=threads, allow_requantize=True)
+            tmp.replace(path)
+        return path
 
     def artefact(self, key: str, recipe: Any) -> tuple[dict[str, Any], bool]:
         """The quantized bundle's record (cached), and whether it was made now."""
