@@ -53,8 +53,10 @@ test: $(BIN)/.installed $(DEVICE_VENV)/.installed lint
 
 # The slow property tier: 10,000 generated inputs for every parser of untrusted input. CI runs it after
 # `make test`. One process took 20 min on 2 cores (hypothesis generates on one core), so the server's request
-# fuzzers run in a second process beside the rest; the second's log follows the first's.
-SLOW_APART := tests/runtime/server/test_schemas.py tests/fleet/test_rollout_plan.py tests/runtime/server/test_app.py
+# fuzzers and the decoder select (about 2 min) run in a second process beside the rest; the second's log follows
+# the first's.
+SLOW_APART := tests/runtime/server/test_schemas.py tests/fleet/test_rollout_plan.py tests/runtime/server/test_app.py \
+	tests/select/test_decoder_select.py
 test-slow: $(BIN)/.installed
 	@$(BIN)/python -m pytest -q -ra -m slow --durations=10 -p no:cacheprovider $(SLOW_APART) > .test-slow-apart.log 2>&1 & apart=$$!; \
 	$(BIN)/python -m pytest -q -ra -m slow --durations=10 $(addprefix --ignore=,$(SLOW_APART)); rest=$$?; \
