@@ -1,7 +1,7 @@
 """What each built-in recipe does to the cost model's inputs, and the thread counts a profile allows."""
 
 from edgeslm.compress.recipe import load_recipe
-from edgeslm.select.candidates import compress_cost, encoder_recipes, spec_for, thread_options
+from edgeslm.select.candidates import compress_cost, encoder_recipes, profile_threads, spec_for, thread_options
 from edgeslm.select.costmodel import EncoderShape
 
 MINILM = EncoderShape(layers=6, hidden=384, ffn=1536, heads=12, vocab=30522, positions=512, labels=42)
@@ -29,3 +29,23 @@ def test_thread_counts_split_by_what_this_machine_can_emulate():
     assert thread_options(4, usable=2) == ([1, 2], [4])
     assert thread_options(6, usable=8) == ([1, 2, 4, 6], [])
     assert thread_options(1, usable=2) == ([1], [])
+
+
+def test_the_thread_counts_a_profile_allows_are_checked_for_encoders_and_decoders_alike():
+    import os
+
+    import pytest
+
+    from edgeslm.errors import ConfigError
+    from edgeslm.runtime.profiles import load_profile
+
+    one = load_profile("rpi4")  # 4 threads
+    usable = len(os.sched_getaffinity(0))
+    assert profile_threads(one, [1]) == ([1], [])
+    assert profile_threads(one, []) == thread_options(one.threads, usable)
+    with pytest.raises(ConfigError, match=r"threads \[8\]: profile rpi4 allows at most 4"):
+        profile_threads(one, [1, 8])
+    if usable < 4:
+        with pytest.raises(ConfigError, match="can be emulated"):
+            profile_threads(one, [4])
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from edgeslm.compress.recipe import Recipe, builtin_names, load_recipe
 from edgeslm.errors import ConfigError
@@ -46,6 +47,21 @@ def thread_options(profile_threads: int, usable: int | None = None) -> tuple[lis
     usable = usable or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     counts = sorted({t for t in (1, 2, 4, 8, 16, 32) if t <= profile_threads} | {profile_threads})
     return [t for t in counts if t <= usable], [t for t in counts if t > usable]
+
+
+def profile_threads(profile: Any, wanted: list[int] | None) -> tuple[list[int], list[int]]:
+    """thread_options for a profile, kept to the `wanted` counts (select --threads; empty: all), checked:
+    a count past the profile's, or none this machine can emulate, is a ConfigError."""
+    emulable, beyond = thread_options(profile.threads)
+    if wanted:
+        wrong = [t for t in wanted if t > profile.threads]
+        if wrong:
+            raise ConfigError(f"threads {wrong}: profile {profile.name} allows at most {profile.threads}")
+        emulable = [t for t in emulable if t in wanted]
+        beyond = [t for t in beyond if t in wanted]
+    if not emulable:
+        raise ConfigError(f"none of the thread counts {beyond} can be emulated on this machine's CPUs")
+    return emulable, beyond
 
 
 def spec_for(recipe: Recipe, shape: EncoderShape) -> VariantSpec:

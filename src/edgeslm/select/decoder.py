@@ -25,7 +25,7 @@ from edgeslm.errors import ConfigError
 from edgeslm.select import gguf_costmodel as gc
 from edgeslm.select.budget import Budget, parse_budget
 from edgeslm.select.cache import Store, code_version, content_key, machine_facts
-from edgeslm.select.candidates import recipes_for, thread_options
+from edgeslm.select.candidates import profile_threads, recipes_for, thread_options
 from edgeslm.select.pareto import choose, frontier
 
 CALIBRATION_VERSION = 2
@@ -126,7 +126,7 @@ def select_decoder(src: Any, config: Any, out: Path | None = None, plot: Path | 
         if budget.ppl_share is not None and budget.ppl_share < r.ceiling:
             r = with_bar(r, ceiling=budget.ppl_share)  # the guard refuses what the budget would
         recipes.append(r)
-    emulable, beyond = _threads(profile, config)
+    emulable, beyond = profile_threads(profile, config.threads)
     ctx = _Work(store, src, sha, config, say)
     shape, cals = ctx.calibrations(emulable, [r.gguf.qtype for r in recipes])
     rows: list[DecoderRow] = []
@@ -192,19 +192,6 @@ def gc_error(predicted: float, measured: float) -> float:
 
 def _median(xs: list[float]) -> float | None:
     return round(statistics.median(xs), 4) if xs else None
-
-
-def _threads(profile: Any, config: Any) -> tuple[list[int], list[int]]:
-    emulable, beyond = thread_options(profile.threads)
-    if config.threads:
-        wrong = [t for t in config.threads if t > profile.threads]
-        if wrong:
-            raise ConfigError(f"threads {wrong}: profile {profile.name} allows at most {profile.threads}")
-        emulable = [t for t in emulable if t in config.threads]
-        beyond = [t for t in beyond if t in config.threads]
-    if not emulable:
-        raise ConfigError(f"none of the thread counts {beyond} can be emulated on this machine's CPUs")
-    return emulable, beyond
 
 
 def _violations(metrics: dict[str, Any], budget: Budget, memory_budget_mb: int, margin: float = 0.0,

@@ -52,12 +52,7 @@ def plot_frontier(result: dict[str, Any], path: Path) -> Path:
     err = result.get("p90_prediction_error_median")
     ax2.set_title(f"cost model: median p90 error {err:.1%}" if err is not None else "cost model", fontsize=9)
     ax2.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_decoder_frontier(result: dict[str, Any], path: Path) -> Path:
@@ -101,6 +96,12 @@ def plot_decoder_frontier(result: dict[str, Any], path: Path) -> Path:
     err = result.get("per_token_prediction_error_median")
     ax2.set_title(f"cost model: median per-token error {err:.1%}" if err is not None else "cost model", fontsize=9)
     ax2.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

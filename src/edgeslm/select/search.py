@@ -25,7 +25,7 @@ from edgeslm.errors import ConfigError
 from edgeslm.select import costmodel
 from edgeslm.select.budget import Budget, parse_budget
 from edgeslm.select.cache import Store, code_version, content_key, machine_facts
-from edgeslm.select.candidates import Candidate, compress_cost, encoder_recipes, spec_for, thread_options
+from edgeslm.select.candidates import Candidate, compress_cost, encoder_recipes, profile_threads, spec_for
 from edgeslm.select.pareto import choose, frontier
 
 
@@ -157,15 +157,7 @@ def select(source: Path | str, config: SelectConfig, out: Path | None = None, pl
     floor = budget.accuracy_floor(fp32["val"])
     say(f"fp32 validation accuracy {fp32['val']:.4f}" + (f"; budget floor {floor:.4f}" if floor is not None else ""))
 
-    emulable, beyond = thread_options(profile.threads)
-    if config.threads:
-        wrong = [t for t in config.threads if t > profile.threads]
-        if wrong:
-            raise ConfigError(f"threads {wrong}: profile {profile.name} allows at most {profile.threads}")
-        emulable = [t for t in emulable if t in config.threads]
-        beyond = [t for t in beyond if t in config.threads]
-    if not emulable:
-        raise ConfigError(f"none of the thread counts {beyond} can be emulated on this machine's CPUs")
+    emulable, beyond = profile_threads(profile, config.threads)
     recipes = []
     for r in encoder_recipes(config.recipes):
         share = max(r.floor, floor / fp32["val"]) if floor is not None else r.floor
