@@ -158,8 +158,8 @@ def replay(config: ReplayConfig, progress: bool = False) -> dict[str, Any]:
                 answers.append(assistant.ask(c.text, c.context, c.ts))
         fallbacks = {k: v for t in assistant.tiers for k, v in getattr(t, "fallbacks", {}).items()}
         # the generative tier's model, and why it gave no answer (the warm-up request included), counted
-        generative = next(({"model": str(t.engine.model_path), "declined": dict(t.declined)}
-                           for t in assistant.tiers if t.name == "generative" and hasattr(t, "engine")), None)
+        generative = next(({"model": str(t.model_path), "declined": dict(t.declined)}
+                           for t in assistant.tiers if t.name == "generative"), None)
         residency = assistant.residency_report(next((c.ts for c in reversed(commands) if c.ts is not None), None))
         tiers = [*(["habits"] if assistant.habits is not None else []), *(["cache"] if assistant.cache is not None else []),
                  *(["semantic"] if assistant.semantic is not None else []), *(t.name for t in assistant.tiers)]

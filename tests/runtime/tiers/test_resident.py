@@ -44,6 +44,23 @@ def test_habits_expect_the_commands_each_tier_answered_at_this_time_on_days_of_t
     assert again.expect(thursday + 7 * HOUR, 15 * MINUTE, ("generative",)) == {"generative": 1.0}
 
 
+def test_expectations_look_at_the_last_eight_weeks_and_stay_bounded(tmp_path):
+    from edgeslm.runtime.tiers.habits import EXPECT_DAYS
+
+    h = Habits(str(tmp_path / "h.sqlite"), "home")
+    for day in range(70):  # ten weeks of a 20:00 command; the generative tier answered at 07:05 in the first two only
+        h.observe(Answer("HassTurnOff", {"name": "Floor Lamp"}, tier="cache"), None, MONDAY + day * DAY + 20 * HOUR)
+        if day < 14:
+            h.observe(LAMP, None, MONDAY + day * DAY + 7 * HOUR + 5 * MINUTE)
+    monday = MONDAY + 70 * DAY
+    assert h.expect(monday + 7 * HOUR, 15 * MINUTE, ("generative",)) == {"generative": 0.0}  # an old habit, gone
+    assert h.expect(monday + 19 * HOUR + 50 * MINUTE, 15 * MINUTE, ("cache",)) == {"cache": 1.0}
+    assert len(h._days[False]) + len(h._days[True]) <= EXPECT_DAYS + 1
+    h.close()
+    again = Habits(str(tmp_path / "h.sqlite"), "home")  # rebuilt from the file in time order: the same window
+    assert again.expect(monday + 7 * HOUR, 15 * MINUTE, ("generative",)) == {"generative": 0.0}
+
+
 def test_a_habit_store_from_before_tiers_were_recorded_is_upgraded_in_place(tmp_path):
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path)

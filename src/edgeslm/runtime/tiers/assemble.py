@@ -11,7 +11,7 @@ from edgeslm.errors import ConfigError
 from edgeslm.runtime.profiles import DeviceProfile
 from edgeslm.runtime.tiers.home import Home
 from edgeslm.runtime.tiers.policy import POLICY_FILE, Policy, load_policy
-from edgeslm.runtime.tiers.resident import Residency
+from edgeslm.runtime.tiers.resident import Residency, Resident, warm_up
 from edgeslm.runtime.tiers.router import Assistant
 
 TIERS = ("habits", "cache", "templates", "encoder", "generative", "remote")
@@ -137,8 +137,6 @@ def assemble(home: Home, tiers: list[str], profile: DeviceProfile, engine: Any =
     # reads it back instead of evaluating 3,300 tokens again
     prompts = None if store == ":memory:" else Path(store).with_name(Path(store).name + ".prompts")
     if "generative" in tiers and residency is not None:
-        from edgeslm.runtime.tiers.resident import Resident
-
         kept = Resident("generative", lambda: generative_tier(home, generative, profile.threads, prompts))
         if warm:
             kept.preload()  # loaded at start, as without residency; released when idle
@@ -149,8 +147,8 @@ def assemble(home: Home, tiers: list[str], profile: DeviceProfile, engine: Any =
     # prefix into the KV cache (seconds): not on a user's request
     if warm:
         for tier in answering:
-            if tier.name != "generative" or residency is None:  # a kept one warmed itself when it loaded
-                tier.answer("turn on the light")
+            if not isinstance(tier, Resident):  # a kept one warmed itself when it loaded
+                warm_up(tier)
     if "remote" in tiers:  # not warmed: that would send a request to the endpoint at every start
         from edgeslm.runtime.tiers.remote import RemoteTier
 

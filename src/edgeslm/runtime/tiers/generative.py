@@ -115,11 +115,16 @@ class GenerativeTier:
         self.prompt_cache = None if prompt_cache is None else Path(prompt_cache)
         self.primed = "no" if self.prompt_cache is None else self._prime(self.prompt_cache, prefix_tokens)
         self._reopen, self._prefix_tokens = reopen, prefix_tokens  # `resume`: a new engine, same prompt
+        self.model_path = Path(engine.model_path)
+
+    @property
+    def can_suspend(self) -> bool:
+        return self._reopen is not None
 
     def suspend(self) -> None:
         """Free the engine (model and KV cache) and keep the rest: the prompt, grammar and schema built
         from the home (1.6 s of hassil and grammar work on 2 cores) are what `resume` reuses."""
-        if self._reopen is None:
+        if not self.can_suspend:
             raise GenerativeError("this tier was built on an engine it cannot reopen; close it instead")
         self.engine.close()
         self.engine = None

@@ -34,6 +34,7 @@ YESTERDAY = re.compile(r"\b(?:same as|like) yesterday\b")
 AGAIN = re.compile(r"^(?:(?:do|that|it|this|again|please|once more|repeat|same|thing)\s*)+$")
 DAY = 86_400.0
 SLOT = 900.0  # expect() counts commands per quarter hour of the day
+EXPECT_DAYS = 56  # ...over the last eight weeks
 
 
 def habit_phrase(text: str) -> str | None:
@@ -60,10 +61,12 @@ class Habits(HomeStore):
         with self._lock:
             if "tier" not in {row[1] for row in self.db.execute("PRAGMA table_info(history)").fetchall()}:
                 self.db.execute("ALTER TABLE history ADD COLUMN tier TEXT NOT NULL DEFAULT ''")  # a store from before
-            rows = self.db.execute("SELECT ts, tier FROM history WHERE home = ?", (self.home,)).fetchall()
-        # (weekend, tier) -> quarter hour -> the days it answered then; weekend -> the days seen
+            rows = self.db.execute("SELECT ts, tier FROM history WHERE home = ? ORDER BY ts", (self.home,)).fetchall()
+        # (weekend, tier) -> quarter hour -> the days it answered then; weekend -> the days seen; the last
+        # EXPECT_DAYS days only, so these tables stay bounded like the store itself
         self._slots: dict[tuple[bool, str], dict[int, set[int]]] = {}
         self._days: dict[bool, set[int]] = {False: set(), True: set()}
+        self._newest = -1
         for ts, tier in rows:
             self._note(ts, tier)
 
@@ -117,7 +120,8 @@ class Habits(HomeStore):
             self._note(now, answer.tier)
 
     def expect(self, now: float, within: float, tiers: tuple[str, ...]) -> dict[str, float]:
-        """For each of `tiers`, the share of earlier days of this kind (weekday or weekend) on which it
+        """For each of `tiers`, the share of earlier days of this kind (weekday or weekend; the last
+        EXPECT_DAYS) on which it
         answered a command in [now, now + within) of the day; {} before `min_days` such days were seen."""
         weekend = time.gmtime(now).tm_wday >= 5
         today = int(now // DAY)
@@ -137,6 +141,12 @@ class Habits(HomeStore):
     def _note(self, ts: float, tier: str) -> None:
         """Count a command in expect()'s tables (the lock held, or still being built)."""
         weekend, day = time.gmtime(ts).tm_wday >= 5, int(ts // DAY)
+        if day > self._newest:  # a new day: forget those past the window
+            self._newest, oldest = day, day - EXPECT_DAYS
+            for seen in (*self._days.values(), *(s for by_slot in self._slots.values() for s in by_slot.values())):
+                seen.difference_update([d for d in seen if d < oldest])
+        elif day < self._newest - EXPECT_DAYS:
+            return
         self._days[weekend].add(day)
         if tier:
             self._slots.setdefault((weekend, tier), {}).setdefault(int((ts % DAY) // SLOT), set()).add(day)

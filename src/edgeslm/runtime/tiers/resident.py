@@ -18,7 +18,14 @@ from typing import Any
 
 from edgeslm.errors import ConfigError
 
-WARM_UP = "turn on the light"  # a pre-warm's command, when a freshly opened tier must evaluate its fixed prompt
+WARM_UP = "turn on the light"  # the command `warm_up` sends
+
+
+def warm_up(tier: Any) -> None:
+    """One command through a freshly built tier, so the first user's does not pay for what it builds on
+    first use (hassil's matcher state; a generative prompt not read from its file, evaluated)."""
+    if getattr(tier, "primed", "no") == "no":
+        tier.answer(WARM_UP)
 
 
 @dataclass(frozen=True)
@@ -54,8 +61,8 @@ class Resident:
     def loaded(self) -> bool:
         return self.tier is not None
 
-    def __getattr__(self, key: str) -> Any:  # the tier's own attributes (narrows, embeds, declined...) while loaded
-        tier = self.__dict__.get("tier")
+    def __getattr__(self, key: str) -> Any:  # the tier's own attributes (narrows, embeds, declined...)
+        tier = self.__dict__.get("tier") or self.__dict__.get("_suspended")  # a suspended one keeps its own
         if tier is None:
             raise AttributeError(key)
         return getattr(tier, key)
@@ -76,8 +83,7 @@ class Resident:
         with self.lock:
             if self.tier is None:
                 self._load(None)
-                if getattr(self.tier, "primed", "no") == "no":
-                    self.tier.answer(WARM_UP)
+                warm_up(self.tier)
 
     def warm(self, now: float) -> None:
         """Load ahead of a command the habits expect."""
@@ -85,8 +91,7 @@ class Resident:
             if self.tier is None:
                 self.counts["prewarms"] += 1
                 self._load(now)
-                if getattr(self.tier, "primed", "no") == "no":  # a prompt not read from a file: evaluated now,
-                    self.tier.answer(WARM_UP)  # off the command's path
+                warm_up(self.tier)  # what it must evaluate, evaluated now, off the command's path
                 self._prewarmed = True
                 self.last_used = now  # not released before its commands had a chance
 
@@ -97,7 +102,7 @@ class Resident:
             if self._prewarmed:
                 self.counts["prewarms_wasted"] += 1
                 self._prewarmed = False
-            if hasattr(self.tier, "suspend") and getattr(self.tier, "_reopen", None) is not None:
+            if getattr(self.tier, "can_suspend", False):
                 self.tier.suspend()  # the engine goes, the prompt and grammar built from the home stay
                 self._suspended = self.tier
             elif hasattr(self.tier, "close"):
