@@ -13,16 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from edgeslm.errors import EdgeslmError
+from edgeslm.select.measure import PROC_STATUS
 
 MEASURE_VERSION = 1  # bump when how a decoder is measured changes: cached measurements go stale
 N_CTX = 2048  # what `edgeslm serve` and bench give a decoder
 
-_PROBE = r"""
+_PROBE = PROC_STATUS + r"""
 import json, statistics, sys, time
-def status(key):
-    for line in open('/proc/self/status'):
-        if line.startswith(key):
-            return int(line.split()[1]) * 1024
 a = json.loads(sys.argv[1])
 import numpy, llama_cpp, jinja2  # the libraries' own memory is the device's baseline, not the model's
 from edgeslm.runtime.engines.llama import LlamaEngine, collect

@@ -16,12 +16,17 @@ from edgeslm.runtime.energy import CpuMeter
 
 MEASURE_VERSION = 1  # bump when how latency or memory is measured changes: cached measurements go stale
 
-_RSS_PROBE = r"""
-import json, sys
+# a child process's memory in bytes from its own /proc/self/status (VmRSS now, VmHWM its peak): the line
+# every probe script starts with these lines
+PROC_STATUS = r"""
 def status(key):
     for line in open('/proc/self/status'):
         if line.startswith(key):
             return int(line.split()[1]) * 1024
+"""
+
+_RSS_PROBE = PROC_STATUS + r"""
+import json, sys
 a = json.loads(sys.argv[1])
 import numpy, onnxruntime, tokenizers  # the libraries' own memory is the device's baseline, not the model's
 from edgeslm.runtime.engines.onnx import OnnxClassifier
