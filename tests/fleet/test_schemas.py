@@ -46,6 +46,9 @@ def test_round_trip(config):
     (EnrolTokenConfig, {"uses": True}, "expected int"),
     (EnrolTokenConfig, {"ttl_s": 10}, "between 60 s"),
     (EnrolRequest, {"token": "t", "profile": "rpi4", "isa": ["sse9"]}, "unknown ISA"),
+    (EnrolRequest, {"token": "t", "profile": "rpi4", "isa": [[]]}, "unknown ISA"),  # found by the API fuzz
+    (PublishConfig, {"isa": [{}]}, "unknown ISA"),
+    (GroupConfig, {"name": "g", "tags": [{}]}, "is not a name"),
     (EnrolRequest, {"token": "", "profile": "rpi4"}, "enrolment token"),
     (EnrolRequest, {"token": "t", "profile": "rpi4", "memory_bytes": -1}, "positive"),
     (PublishConfig, {"release": ""}, "is not a name"),

@@ -47,7 +47,7 @@ def check_isa(value: Any, where: str) -> list[str]:
     if not isinstance(value, list) or len(value) > len(ISA_FLAGS):
         raise ConfigError(f"{where}: a list of ISA names from {', '.join(ISA_FLAGS)}")
     for name in value:
-        if name not in ISA_FLAGS:
+        if not isinstance(name, str) or name not in ISA_FLAGS:
             raise ConfigError(f"{where}: unknown ISA {str(name)[:40]!r}; known: {', '.join(ISA_FLAGS)}")
     if len(set(value)) != len(value):
         raise ConfigError(f"{where}: an ISA is repeated")
