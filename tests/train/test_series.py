@@ -11,7 +11,7 @@ from edgeslm.cli.main import cli
 from edgeslm.data.series import read_series_rows
 from edgeslm.errors import ConfigError
 from edgeslm.train.run import RunFolder
-from edgeslm.train.series import SeriesTrainConfig, is_series_run, load_series_model, lr_factor
+from edgeslm.train.series import SeriesTrainConfig, augment, is_series_run, load_series_model, lr_factor
 
 
 def test_the_run_learned_and_kept_its_splits(series_run):
@@ -38,6 +38,24 @@ def test_config_round_trips_and_refuses_nonsense():
     with pytest.raises(ConfigError, match="multiple of heads"):
         SeriesTrainConfig(d_model=30, heads=4).shape(140, 1, 5)
     assert SeriesTrainConfig(patch=16, stride=8).shape(10, 1, 2).patch == 10  # short series: one patch, not an error
+    with pytest.raises(ConfigError, match="probabilities"):
+        SeriesTrainConfig(flip=1.5)
+
+
+def test_sign_flip_and_time_reversal_are_what_they_say_and_off_by_default():
+    import torch
+
+    x = torch.arange(24, dtype=torch.float32).reshape(2, 6, 2) + 1
+    assert torch.equal(augment(x, 0.0, 0.0, torch.Generator().manual_seed(0), flip=1.0), -x)
+    assert torch.equal(augment(x, 0.0, 0.0, torch.Generator().manual_seed(0), reverse=1.0), x.flip(1))
+    # off: no draw is taken, so a config without them trains exactly as before they existed
+    g, plain = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(augment(x, 0.5, 0.1, g), augment(x, 0.5, 0.1, plain))
+    assert torch.equal(g.get_state(), plain.get_state())
+    ramp = torch.arange(1, 7, dtype=torch.float32).reshape(1, 6, 1).repeat(64, 1, 1)
+    some = augment(ramp, 0.0, 0.0, torch.Generator().manual_seed(0), flip=0.5, reverse=0.5)
+    kinds = {(bool(s[0, 0] < 0), bool(s[0, 0].abs() > s[-1, 0].abs())) for s in some}  # (negated, reversed)
+    assert len(kinds) == 4  # each of the four (flipped or not, reversed or not) happens
 
 
 def test_schedule_warms_up_then_decays_to_zero():
@@ -69,3 +87,30 @@ def test_a_weight_average_is_what_is_scored_and_kept(tmp_path):
     assert plain["config"]["ema"] == 0.0 and averaged["config"]["ema"] == 0.9
     with pytest.raises(ConfigError, match="ema"):
         SeriesTrainConfig(ema=1.0)
+
+
+def test_a_deeper_stem_keeps_the_length_exports_and_leaves_one_layer_runs_readable(tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from edgeslm.export.series import export_series_onnx
+    from edgeslm.models.ts_transformer import TsTransformer, TsTransformerShape
+
+    torch.manual_seed(0)
+    one = TsTransformer(TsTransformerShape(length=140, classes=5, stem=8))
+    # a run trained before stem_layers existed has exactly these weights, so it still loads
+    assert {k for k in one.state_dict() if k.startswith("stem.")} == {
+        "stem.0.weight", "stem.0.bias", "stem.1.weight", "stem.1.bias", "stem.1.running_mean", "stem.1.running_var",
+        "stem.1.num_batches_tracked"}
+    deep = TsTransformer(TsTransformerShape(length=140, classes=5, stem=8, stem_layers=3)).eval()
+    x = torch.randn(3, 140, 1)
+    assert deep.stem(x.transpose(1, 2)).shape == (3, 8, 140)  # dilations 1, 2, 4 pad to the same length
+    path = tmp_path / "model.onnx"
+    export_series_onnx(deep, path)
+    session = ort.InferenceSession(str(path))
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        assert np.abs(got - deep(x).numpy()).max() < 1e-4
+    with pytest.raises(ConfigError, match="stem_layers"):
+        TsTransformerShape(stem_layers=0)

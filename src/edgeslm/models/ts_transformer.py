@@ -1,7 +1,8 @@
 """`ts-transformer`: a small transformer encoder for time series, trained from scratch (nothing to load).
 
     x [B, L, C] -> per-series, per-channel z-normalisation (optional, inside the graph)
-                -> conv stem [B, S, L] -> patch embedding (Conv1d, kernel `patch`, stride `stride`) [B, T, D]
+                -> conv stem [B, S, L] (`stem_layers` convolutions, kernel 7, dilation 1, 2, 4, ...)
+                -> patch embedding (Conv1d, kernel `patch`, stride `stride`) [B, T, D]
                 -> + learned positions -> `layers` pre-norm blocks (multi-head attention, GELU MLP)
                 -> mean over T -> LayerNorm -> Linear -> logits [B, K]
 
@@ -33,6 +34,7 @@ class TsTransformerShape(Config):
     patch: int = 16
     stride: int = 8
     stem: int = 32  # channels of the conv stem before patching; 0: patch the raw series
+    stem_layers: int = 1  # convolutions in the stem; each after the first doubles its dilation (a wider view)
     d_model: int = 64
     heads: int = 4
     layers: int = 3
@@ -45,8 +47,10 @@ class TsTransformerShape(Config):
             raise ConfigError("ts-transformer: length >= 4, channels in [1, 64], classes >= 2")
         if not 1 <= self.patch <= self.length or not 1 <= self.stride <= self.patch:
             raise ConfigError(f"ts-transformer: patch must be in [1, length={self.length}] and stride in [1, patch]")
-        if self.d_model % self.heads or self.d_model < 8 or self.layers < 1 or self.ff < 8 or self.stem < 0:
-            raise ConfigError("ts-transformer: d_model must be a multiple of heads (>= 8), layers >= 1, ff >= 8, stem >= 0")
+        if self.d_model % self.heads or self.d_model < 8 or self.layers < 1 or self.ff < 8 or self.stem < 0 \
+                or not 1 <= self.stem_layers <= 6:
+            raise ConfigError("ts-transformer: d_model must be a multiple of heads (>= 8), layers >= 1, ff >= 8, stem >= 0, "
+                              "stem_layers in [1, 6]")
         if not 0 <= self.dropout < 1:
             raise ConfigError("ts-transformer: dropout must be in [0, 1)")
 
@@ -78,8 +82,11 @@ class TsTransformer(nn.Module):
         self.shape = shape
         s = shape
         patch_in = s.stem or s.channels
-        self.stem = (nn.Sequential(nn.Conv1d(s.channels, s.stem, 7, padding=3), nn.BatchNorm1d(s.stem), nn.GELU())
-                     if s.stem else nn.Identity())
+        stem: list[nn.Module] = []
+        for i in range(s.stem_layers if s.stem else 0):
+            stem += [nn.Conv1d(s.stem if i else s.channels, s.stem, 7, padding=3 * 2 ** i, dilation=2 ** i),
+                     nn.BatchNorm1d(s.stem), nn.GELU()]
+        self.stem = nn.Sequential(*stem) if stem else nn.Identity()
         self.patch = nn.Conv1d(patch_in, s.d_model, s.patch, stride=s.stride)
         self.pos = nn.Parameter(torch.randn(1, s.tokens, s.d_model) * 0.02)
         self.drop = nn.Dropout(s.dropout)

@@ -6,8 +6,10 @@ and compress read.
 With `ema` > 0 the weights kept are an exponential moving average of the trained ones (BatchNorm's
 statistics included), chosen and scored the same way.
 
-Augmentation (training batches only): a random circular shift of each series and Gaussian jitter. The
-graph z-normalises each series, so amplitude scaling would change nothing.
+Augmentation (training batches only): a random circular shift of each series and Gaussian jitter, and
+where the class does not depend on the series' sign or direction of time (stationary noise such as
+FordA's engine sound; not heartbeats) a random sign flip and time reversal. The graph z-normalises each
+series, so amplitude scaling would change nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class SeriesTrainConfig(Config):
     patch: int = 16
     stride: int = 8
     stem: int = 32
+    stem_layers: int = 1
     d_model: int = 64
     heads: int = 4
     layers: int = 3
@@ -53,6 +56,8 @@ class SeriesTrainConfig(Config):
     label_smoothing: float = 0.1
     shift: float = 0.1  # random circular shift of up to this share of the length (0: none)
     jitter: float = 0.03  # Gaussian noise, in units of each series' standard deviation (0: none)
+    flip: float = 0.0  # probability of negating a training series (only where the sign carries no class)
+    reverse: float = 0.0  # probability of reversing a training series in time (only for stationary signals)
     patience: int | None = None  # epochs without a better validation score before stopping (None: run all)
     limit_train: int | None = None  # use only N training series (tests, smoke runs)
     threads: int | None = None  # torch threads (default: torch's)
@@ -72,6 +77,8 @@ class SeriesTrainConfig(Config):
             raise ConfigError("train: warmup and label_smoothing must be in [0, 1)")
         if not 0 <= self.shift < 1 or not 0 <= self.jitter <= 1:
             raise ConfigError("train: shift must be in [0, 1) and jitter in [0, 1]")
+        if not 0 <= self.flip <= 1 or not 0 <= self.reverse <= 1:
+            raise ConfigError("train: flip and reverse are probabilities in [0, 1]")
         if (self.patience is not None and self.patience < 1) or (self.limit_train is not None and self.limit_train < 2):
             raise ConfigError("train: patience >= 1 and limit_train >= 2")
         if not 0 <= self.ema < 1:
@@ -83,7 +90,8 @@ class SeriesTrainConfig(Config):
         from edgeslm.models.ts_transformer import TsTransformerShape
 
         return TsTransformerShape(length=length, channels=channels, classes=classes, patch=min(self.patch, length),
-                                  stride=min(self.stride, self.patch, length), stem=self.stem, d_model=self.d_model,
+                                  stride=min(self.stride, self.patch, length), stem=self.stem,
+                                  stem_layers=self.stem_layers, d_model=self.d_model,
                                   heads=self.heads, layers=self.layers, ff=self.ff, dropout=self.dropout,
                                   normalize=self.normalize)
 
@@ -129,11 +137,17 @@ def predict_logits(model: Any, x: np.ndarray, batch: int = 256) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, model.shape.classes), np.float32)
 
 
-def augment(x: Any, shift: float, jitter: float, generator: Any) -> Any:
-    """x [B, L, C]: each series rolled by its own random offset and given Gaussian noise."""
+def augment(x: Any, shift: float, jitter: float, generator: Any, flip: float = 0.0, reverse: float = 0.0) -> Any:
+    """x [B, L, C]: each series rolled by its own random offset and given Gaussian noise; with
+    probability `flip` negated, with probability `reverse` reversed in time."""
     import torch
 
     b, length, c = x.shape
+    if reverse > 0:
+        back = torch.rand(b, generator=generator) < reverse
+        x = torch.where(back[:, None, None], x.flip(1), x)
+    if flip > 0:
+        x = x * torch.where(torch.rand(b, generator=generator) < flip, -1.0, 1.0)[:, None, None]
     if shift > 0:
         most = max(1, int(length * shift))
         k = torch.randint(-most, most + 1, (b, 1), generator=generator)
@@ -199,7 +213,7 @@ def train_series(config: SeriesTrainConfig, out: Path, progress: bool = False) -
             idx = order[i:i + config.batch_size]
             if len(idx) < 2:  # BatchNorm needs two series
                 continue
-            xb = augment(xt[idx], config.shift, config.jitter, generator)
+            xb = augment(xt[idx], config.shift, config.jitter, generator, config.flip, config.reverse)
             loss = loss_fn(model(xb), yt[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
