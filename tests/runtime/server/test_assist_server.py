@@ -37,6 +37,44 @@ def test_a_command_is_answered_then_remembered(loft):
     assert metrics.value(tier="templates") == 2 and metrics.value(tier="cache") == 1
 
 
+def test_metrics_show_a_kept_tier_released_and_loaded_again(tiny_bundle, tmp_path):
+    """serve --idle-release's counters on /metrics: the server's own clock releases the idle tier, the next
+    command loads it again (a cold start). The kept tier is hassil's, so no model file is needed."""
+    import time
+
+    from edgeslm.runtime.profiles import load_profile
+    from edgeslm.runtime.tiers.home import load_home
+    from edgeslm.runtime.tiers.resident import Residency, Resident
+    from edgeslm.runtime.tiers.router import Assistant
+    from edgeslm.runtime.tiers.templates import TemplateTier
+
+    running, stop = start_server(ServeConfig(bundles=[str(tiny_bundle)], port=0, home=str(HOME), tiers=["templates"]))
+    try:
+        home = load_home(HOME)
+        kept = Resident("templates", lambda: TemplateTier(home))
+        kept.preload()
+        assistant = Assistant([kept], load_profile("this-machine"), residency=Residency(idle_s=0.2, tick_s=0.05))
+        running.app.assistant.close()  # the server's own tiers, swapped for one kept tier (serve builds it
+        # around the generative tier only, whose model this test need not load)
+        running.app.assistant = assistant
+        assistant.start_clock()
+        assert running.json("POST", "/v1/assist", {"text": "turn on the desk lamp"})[1]["tier"] == "templates"
+        deadline = time.monotonic() + 10
+        while kept.loaded and time.monotonic() < deadline:
+            time.sleep(0.05)
+        families = parse(running.request("GET", "/metrics")[2].decode())
+        assert families["edgeslm_assist_tier_loaded"].value(tier="templates") == 0
+        events = families["edgeslm_assist_residency_events"]
+        assert events.value(tier="templates", kind="releases") == 1
+        assert events.value(tier="templates", kind="cold_starts") == 0
+        assert running.json("POST", "/v1/assist", {"text": "turn off the desk lamp"})[1]["tier"] == "templates"
+        families = parse(running.request("GET", "/metrics")[2].decode())
+        assert families["edgeslm_assist_tier_loaded"].value(tier="templates") == 1
+        assert families["edgeslm_assist_residency_events"].value(tier="templates", kind="cold_starts") == 1
+    finally:
+        stop()
+
+
 @pytest.mark.parametrize("body, words", [
     ({}, "text"), ({"text": ""}, "empty"), ({"text": "x" * 3000}, "limit"), ({"text": "on", "context": []}, "context"),
     ({"text": "on", "context": {"room": "Galley"}}, "context.room"), ({"text": "on", "extra": 1}, "unknown"),

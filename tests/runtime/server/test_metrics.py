@@ -33,6 +33,8 @@ CONTRACT = {
     "edgeslm_energy_joules_per_inference": ("gauge", set()),
     "edgeslm_stream_sensors": ("gauge", {"model"}),  # new with /v1/stream's serve settings (issue 14)
     "edgeslm_stream_window_bytes": ("gauge", {"model"}),
+    "edgeslm_assist_tier_loaded": ("gauge", {"tier"}),  # serve --idle-release (issue 12)
+    "edgeslm_assist_residency_events": ("gauge", {"tier", "kind"}),
 }
 
 

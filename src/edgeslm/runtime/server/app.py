@@ -46,6 +46,7 @@ from edgeslm.runtime.server.limits import BodyLimits, Limits
 from edgeslm.runtime.server.metrics import CONTENT_TYPE, LiveGauge, Metrics
 from edgeslm.runtime.server.openapi import openapi
 from edgeslm.runtime.streams import StreamError, StreamSettings, StreamStore
+from edgeslm.runtime.tiers.resident import EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -374,10 +375,21 @@ class App:
                       self._sensor_counts, ("model",)),
             LiveGauge("edgeslm_stream_window_bytes", "Bytes of the sensors' window buffers",
                       lambda: [((m,), s.nbytes()) for m, s in sorted(self.streams.items())], ("model",)),
+            LiveGauge("edgeslm_assist_tier_loaded", "1 while a tier kept by serve --idle-release holds its model, "
+                      "0 while released", lambda: [((r.name,), float(r.loaded)) for r in self._residents()], ("tier",)),
+            LiveGauge("edgeslm_assist_residency_events", "A kept tier's loads, cold starts, pre-warms (used, wasted) "
+                      "and releases since start", lambda: [((r.name, kind), r.counts.get(kind, 0))
+                                                           for r in self._residents() for kind in EVENTS],
+                      ("tier", "kind")),
         ])
         m = self.metrics
         self.requests, self.server_errors, self.latency = m.requests, m.server_errors, m.latency
         self.inference, self.batch_size, self.tokens = m.inference, m.batch_size, m.tokens
+
+    def _residents(self) -> list[Any]:
+        # read at registration too (prometheus_client describes a collector by collecting it), before
+        # the App has its assistant
+        return list(getattr(getattr(self, "assistant", None), "residents", ()))
 
     def _sensor_counts(self) -> list[tuple[tuple[str], int]]:
         counts = []

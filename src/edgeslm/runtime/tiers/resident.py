@@ -21,6 +21,11 @@ from edgeslm.errors import ConfigError
 WARM_UP = "turn on the light"  # the command `warm_up` sends
 
 
+# what a kept tier counts: loads of its model, those a command waited for (cold starts), those the habits
+# asked for ahead (pre-warms) and whether a command then used them, and releases
+EVENTS = ("loads", "cold_starts", "prewarms", "prewarms_used", "prewarms_wasted", "releases")
+
+
 def warm_up(tier: Any) -> None:
     """One command through a freshly built tier, so the first user's does not pay for what it builds on
     first use (hassil's matcher state; a generative prompt not read from its file, evaluated)."""
@@ -49,7 +54,7 @@ class Resident:
         self.name, self._open = name, open_tier
         self.tier: Any = None
         self.lock = threading.RLock()
-        self.counts: Counter = Counter()  # loads, cold_starts, prewarms, prewarms_used, prewarms_wasted, releases
+        self.counts: Counter = Counter()  # of EVENTS
         self.last_used: float | None = None
         self.loaded_at: float | None = None
         self.resident_s = 0.0  # time loaded, on the assistant's clock
@@ -124,9 +129,7 @@ class Resident:
         held = self.resident_s
         if self.tier is not None and self.loaded_at is not None and until is not None:
             held += max(0.0, until - self.loaded_at)
-        return {**{k: self.counts.get(k, 0) for k in
-                   ("loads", "cold_starts", "prewarms", "prewarms_used", "prewarms_wasted", "releases")},
-                "resident_s": round(held, 1)}
+        return {**{k: self.counts.get(k, 0) for k in EVENTS}, "resident_s": round(held, 1)}
 
     def started(self, now: float) -> None:
         """The assistant's clock has started: a tier loaded at start counts as loaded from `now`."""
