@@ -1,6 +1,8 @@
 """Pareto frontier and choice over accuracy (up) and p90, size, joules (down)."""
 
-from edgeslm.select.pareto import choose, dominates, frontier
+from types import SimpleNamespace
+
+from edgeslm.select.pareto import choose, dominates, frontier, skip_dominated
 
 
 def row(acc, p90, size=10.0, joules=0.01):
@@ -23,3 +25,26 @@ def test_choose_the_most_accurate_that_meets_then_the_fastest():
     assert choose(rows, [False, True, True, True]) == 2
     assert choose(rows, [True, True, True, True]) == 0
     assert choose(rows, [False] * 4) is None
+
+
+def _row(name, artefact, **predicted):
+    return SimpleNamespace(name=name, artefact=artefact, predicted=predicted, status="pending", reason="")
+
+
+def test_a_candidate_predicted_worse_on_every_cost_is_skipped_only_when_its_quality_is_no_better():
+    costs = {"p90_ms": 10.0, "joules": 1.0, "size_mb": 20.0}
+    fast, slow = _row("a@2t", "a", **costs), _row("a@1t", "a", **{**costs, "p90_ms": 20.0, "joules": 2.0})
+    other = _row("b@2t", "b", **{k: 2 * v for k, v in costs.items()})
+    close = _row("a@4t", "a", **{**costs, "p90_ms": 10.5, "joules": 1.05})  # within the margin: kept
+    rows = [slow, fast, other, close]
+    skip_dominated(rows, {"a": None, "b": None}, True, ("p90_ms", "joules"), 0.1, lambda r: r.name)
+    # one artefact shares its quality, so costs decide; another artefact's quality is unknown: kept
+    assert [r.status for r in rows] == ["skipped", "pending", "pending", "pending"] and slow.reason.endswith("a@2t")
+    for higher, quality, skipped in ((True, {"a": 0.9, "b": 0.8}, "skipped"), (True, {"a": 0.8, "b": 0.9}, "pending"),
+                                     (False, {"a": 9.0, "b": 10.0}, "skipped"), (False, {"a": 10.0, "b": 9.0}, "pending")):
+        rows = [_row("a@2t", "a", **costs), _row("b@2t", "b", **{k: 2 * v for k, v in costs.items()})]
+        skip_dominated(rows, quality, higher, ("p90_ms", "joules"), 0.1, lambda r: r.name)
+        assert rows[1].status == skipped, (higher, quality)
+    bigger = [_row("a", "a", **costs), _row("b", "b", **{**costs, "p90_ms": 50.0, "joules": 5.0, "size_mb": 19.0})]
+    skip_dominated(bigger, {"a": 0.9, "b": 0.8}, True, ("p90_ms", "joules"), 0.1, lambda r: r.name)
+    assert bigger[1].status == "pending"  # a smaller file is a trade-off between artefacts

@@ -26,7 +26,7 @@ from edgeslm.select import gguf_costmodel as gc
 from edgeslm.select.budget import Budget, parse_budget
 from edgeslm.select.cache import Store, code_version, content_key, machine_facts
 from edgeslm.select.candidates import profile_threads, recipes_for, thread_options
-from edgeslm.select.pareto import choose, frontier
+from edgeslm.select.pareto import choose, frontier, skip_dominated
 
 CALIBRATION_VERSION = 2
 # ggml type -> the file type whose quantization is mostly that type: the calibration files
@@ -221,19 +221,7 @@ def _skip_predicted(rows: list[DecoderRow], budget: Budget, memory_budget_mb: in
                            f16_ppl=rec["report"]["perplexity_before"] if rec else None)
         if over:
             r.status, r.reason = "skipped", "predicted over budget: " + "; ".join(over)
-    live = [r for r in rows if r.status == "pending"]
-    for b in live:
-        for a in live:
-            if a is b or a.status != "pending":
-                continue
-            same = a.artefact == b.artefact
-            pa, pb = known.get(a.artefact), known.get(b.artefact)
-            if not same and (pa is None or pb is None or pa > pb):
-                continue
-            costs = ("ms_per_token", "ttft_ms", "joules") + (() if same else ("size_mb",))
-            if all(a.predicted[c] * (1 + margin) <= b.predicted[c] for c in costs):
-                b.status, b.reason = "skipped", f"predicted dominated by {a.name}"
-                break
+    skip_dominated(rows, known, False, ("ms_per_token", "ttft_ms", "joules"), margin, lambda a: a.name)
 
 
 class _Work:

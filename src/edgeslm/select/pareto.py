@@ -1,9 +1,11 @@
 """Pareto frontier and the choice, over measured candidates: accuracy (higher is better) against p90
-latency, size and joules per answer (lower is better). Pure functions over metric dicts."""
+latency, size and joules per answer (lower is better). Pure functions over metric dicts; and, before
+anything is measured, the skipping of candidates another one is predicted to beat (encoders and decoders
+alike)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 OBJECTIVES: tuple[tuple[str, bool], ...] = (("accuracy", True), ("p90_ms", False), ("size_mb", False), ("joules", False))
@@ -34,3 +36,24 @@ def choose(rows: Sequence[dict[str, Any]], meets: Sequence[bool],
     if not ok:
         return None
     return min(ok, key=lambda i: tuple(-rows[i][n] if higher else rows[i][n] for n, higher in objectives))
+
+
+def skip_dominated(rows: Sequence[Any], known: dict[str, float | None], higher: bool, costs: Sequence[str],
+                   margin: float, name: Callable[[Any], str]) -> None:
+    """Mark `skipped` each pending row (`.status`, `.artefact`, `.predicted`) that another pending row beats
+    by `margin` on every predicted cost in `costs` (and on size_mb, between different artefacts) with a
+    quality at least as good. Rows of one artefact share its quality; between artefacts both must be known:
+    `known[artefact]` (None: not measured yet), higher better when `higher` (accuracy) else lower (perplexity)."""
+    live = [r for r in rows if r.status == "pending"]
+    for b in live:
+        for a in live:
+            if a is b or a.status != "pending":
+                continue
+            same = a.artefact == b.artefact
+            qa, qb = known.get(a.artefact), known.get(b.artefact)
+            if not same and (qa is None or qb is None or (qa < qb if higher else qa > qb)):
+                continue
+            every = tuple(costs) + (() if same else ("size_mb",))
+            if all(a.predicted[c] * (1 + margin) <= b.predicted[c] for c in every):
+                b.status, b.reason = "skipped", f"predicted dominated by {name(a)}"
+                break

@@ -26,7 +26,7 @@ from edgeslm.select import costmodel
 from edgeslm.select.budget import Budget, parse_budget
 from edgeslm.select.cache import Store, code_version, content_key, machine_facts
 from edgeslm.select.candidates import Candidate, compress_cost, encoder_recipes, profile_threads, spec_for
-from edgeslm.select.pareto import choose, frontier
+from edgeslm.select.pareto import choose, frontier, skip_dominated
 
 
 @dataclass(frozen=True)
@@ -283,19 +283,7 @@ def _skip_predicted(rows: list[Row], budget: Budget, fp32_val: float, memory_bud
         over = _violations({**r.predicted, "accuracy": known[r.artefact]}, budget, fp32_val, memory_budget_mb, margin)
         if over:
             r.status, r.reason = "skipped", "predicted over budget: " + "; ".join(over)
-    live = [r for r in rows if r.status == "pending"]
-    for b in live:
-        for a in live:
-            if a is b or a.status != "pending":
-                continue
-            same = a.artefact == b.artefact
-            acc_a, acc_b = known.get(a.artefact), known.get(b.artefact)
-            if not same and (acc_a is None or acc_b is None or acc_a < acc_b):
-                continue
-            costs = ("p90_ms", "joules") if same else ("p90_ms", "size_mb", "joules")
-            if all(a.predicted[c] * (1 + margin) <= b.predicted[c] for c in costs):
-                b.status, b.reason = "skipped", f"predicted dominated by {a.candidate.name}"
-                break
+    skip_dominated(rows, known, True, ("p90_ms", "joules"), margin, lambda a: a.candidate.name)
 
 
 def _search(rows: list[Row], store: Store, info: RunInfo, budget: Budget, fp32: dict[str, float], profile: Any,
