@@ -72,6 +72,9 @@ def test_a_bad_or_edited_policy_is_refused_with_the_reason(tmp_path, edit, words
 @pytest.mark.parametrize("raw, words", [
     (b"", "not a JSON policy"), (b'{"order": ["encoder"],', "not a JSON policy"), (b"\xff\xfe{}", "not a JSON policy"),
     (b"[1, 2]", "a JSON object"), (b'{"cache_from": NaN, "sha256": "x"}', "not a JSON policy"),
+    # which copy a reader keeps is the reader's choice: the hash would not say which was measured
+    (b'{"cache_from": 0.9, "cache_from": 0.1, "sha256": "x"}', "appears twice"),
+    (b"[" * 100_000 + b"]" * 100_000, "not a JSON policy"),
 ])
 def test_truncated_or_junk_files_are_refused(tmp_path, raw, words):
     path = tmp_path / "p.json"

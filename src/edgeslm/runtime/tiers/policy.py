@@ -17,6 +17,7 @@ from typing import Any
 
 from edgeslm.config import Config
 from edgeslm.errors import ConfigError
+from edgeslm.formats import strict_json
 
 ANSWERING = ("encoder", "templates", "generative", "remote")  # the tiers a policy orders
 MAX_POLICY_BYTES = 1 << 20
@@ -118,8 +119,8 @@ def load_policy(path: Path) -> Policy:
     if len(raw) > MAX_POLICY_BYTES:
         raise PolicyError(f"{path}: over {MAX_POLICY_BYTES} bytes; not a policy file")
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+        data = strict_json.loads(raw)  # NaN, Infinity or a repeated key: not the file that was hashed
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise PolicyError(f"{path}: not a JSON policy ({exc}); write it again with `edgeslm calibrate`") from None
     if not isinstance(data, dict):
         raise PolicyError(f"{path}: a policy is a JSON object")
@@ -136,6 +137,3 @@ def load_policy(path: Path) -> Policy:
         raise PolicyError(f"{path}: the content does not match its sha256 (edited or damaged since it was written)")
     return policy
 
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
