@@ -51,6 +51,10 @@ def test_slot_matching_compares_names_without_case():
     (['{"text": "a", "slots": [1]}'], "slots has the wrong type"),
     (['{"text": "a", "ts": 5}', '{"text": "b", "ts": 4}'], ":2: ts 4 is before"),
     ([""], "no commands"),
+    (['{"text": "a", "ts": ' + "1" * 5000 + "}"], ":1: not JSON"),  # past Python's digit limit
+    (['{"text": "a", "ts": NaN}'], ":1: not JSON"),
+    (['{"text": "a", "text": "b"}'], ":1: not JSON: field 'text' appears twice"),
+    (["[" * 30_000 + "]" * 30_000], ":1: not JSON"),  # under the line limit, past the stack
 ])
 def test_malformed_streams_name_the_line(tmp_path, lines, words):
     path = tmp_path / "s.jsonl"

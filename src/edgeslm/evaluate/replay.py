@@ -16,6 +16,7 @@ from tqdm import tqdm
 from edgeslm.config import Config
 from edgeslm.errors import ConfigError, DataError
 from edgeslm.evaluate.metrics import latency_summary
+from edgeslm.formats import strict_json
 from edgeslm.runtime.energy import CpuMeter
 from edgeslm.runtime.tiers.answer import Answer
 from edgeslm.runtime.tiers.assemble import check_tiers, generative_model
@@ -78,11 +79,13 @@ def read_stream(path: Path, limit: int | None = None) -> list[Command]:
             if not raw.strip():
                 continue
             try:
-                row = json.loads(raw.decode("utf-8"))
+                row = strict_json.loads(raw)
             except UnicodeDecodeError as exc:
                 raise DataError(f"{where}: not UTF-8 (byte {exc.start})") from None
             except json.JSONDecodeError as exc:
                 raise DataError(f"{where}: not JSON: {exc.msg}") from None
+            except (ValueError, RecursionError) as exc:  # NaN, a repeated key, a number too long, nesting too deep
+                raise DataError(f"{where}: not JSON: {str(exc)[:80] or 'nested too deeply'}") from None
             rows.append(_command(row, where))
             if rows[-1].ts is not None and len(rows) > 1 and rows[-2].ts is not None and rows[-1].ts < rows[-2].ts:
                 raise DataError(f"{where}: ts {rows[-1].ts} is before the previous row's {rows[-2].ts}; "

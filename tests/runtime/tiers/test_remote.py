@@ -18,7 +18,7 @@ from edgeslm.data.pii_commands import held_out, pii_commands
 from edgeslm.runtime.profiles import load_profile
 from edgeslm.runtime.tiers.home import load_home
 from edgeslm.runtime.tiers.pii import PiiRedactor
-from edgeslm.runtime.tiers.remote import RemoteConfig, RemoteError, RemoteTier
+from edgeslm.runtime.tiers.remote import RemoteConfig, RemoteError, RemoteTier, _Fallback, _parse
 from edgeslm.runtime.tiers.router import Assistant
 
 HOMES = Path(__file__).resolve().parents[3] / "homes"
@@ -203,6 +203,24 @@ def test_an_endpoint_that_fails_or_lies_gives_no_answer_and_a_counted_reason(llm
     assert tier.answer("turn on the floor lamp") is None
     assert tier.answer("turn on the floor lamp") is None
     assert tier.fallbacks == {reason: 2}
+
+
+def _reply(content: str) -> bytes:
+    return json.dumps({"choices": [{"message": {"content": content}}]}).encode()
+
+
+@pytest.mark.parametrize("reply", [
+    b'{"choices": [' + b"1" * 5000 + b"]}",  # past Python's digit limit: a ValueError that is not a JSONDecodeError
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"choices": [], "choices": [{"message": {"content": "{}"}}]}',  # which copy counts would be a guess
+    _reply('{"intent": "HassTurnOn", "slots": {"brightness": ' + "9" * 5000 + "}}"),
+    _reply('{"intent": "HassTurnOn", "slots": {"brightness": NaN}}'),
+    _reply("[" * 100_000 + "]" * 100_000),
+])
+def test_a_reply_that_is_not_strict_json_is_a_not_json_fallback(reply):
+    with pytest.raises(_Fallback) as info:
+        _parse(reply)
+    assert info.value.reason == "not_json"
 
 
 def test_a_fenced_answer_is_read_and_a_message_gets_its_people_back_on_the_device(llm):

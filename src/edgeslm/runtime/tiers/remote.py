@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 from edgeslm.config import Config
 from edgeslm.errors import ConfigError
+from edgeslm.formats import strict_json
 from edgeslm.runtime.tiers.answer import Answer
 from edgeslm.runtime.tiers.home import Home
 from edgeslm.runtime.tiers.pii import PiiRedactor, Redaction
@@ -182,9 +183,9 @@ class RemoteTier:
 
 def _parse(reply: bytes) -> tuple[Any, Any]:
     """The chat-completions reply -> (intent, slots), or _Fallback saying what was wrong with it."""
-    try:
-        doc = json.loads(reply.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    try:  # strictly: NaN, a repeated key, a number past Python's digit limit or nesting past the stack is junk
+        doc = strict_json.loads(reply)
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise _Fallback("not_json", "the endpoint's reply is not JSON") from None
     try:
         content = doc["choices"][0]["message"]["content"]
@@ -196,8 +197,8 @@ def _parse(reply: bytes) -> tuple[Any, Any]:
     if content.startswith("```"):  # models fence JSON even when asked not to
         content = content.strip("`").removeprefix("json").strip()
     try:
-        answer = json.loads(content)
-    except (json.JSONDecodeError, RecursionError):
+        answer = strict_json.loads(content.encode("utf-8", "surrogatepass"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise _Fallback("not_json", f"the model's answer is not JSON: {content[:80]!r}") from None
     if not isinstance(answer, dict) or not isinstance(answer.get("intent"), str):
         raise _Fallback("bad_shape", 'the model\'s answer is not {"intent": ..., "slots": {...}}')
