@@ -79,6 +79,7 @@ def _read_config(path: Path) -> dict:
     import yaml
 
     from edgeslm.errors import ConfigError
+    from edgeslm.formats import strict_yaml
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -86,7 +87,7 @@ def _read_config(path: Path) -> dict:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     if path.suffix in (".yaml", ".yml"):
         try:
-            data = yaml.safe_load(text)
+            data = strict_yaml.safe_load(text)
         except yaml.YAMLError as exc:
             where = getattr(exc, "problem_mark", None)
             at = f" at line {where.line + 1}" if where is not None else ""
@@ -96,6 +97,8 @@ def _read_config(path: Path) -> dict:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        except (ValueError, RecursionError) as exc:  # a number past Python's digit limit, nesting past the stack
+            raise ConfigError(f"{path}: not valid JSON ({str(exc)[:80] or 'nested too deeply'})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

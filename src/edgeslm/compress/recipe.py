@@ -14,6 +14,7 @@ import yaml
 from edgeslm.compress.modifiers import MODIFIERS, TORCH_MODIFIERS, GgufQuantConfig, QuantizeConfig
 from edgeslm.config import Config
 from edgeslm.errors import ConfigError
+from edgeslm.formats import strict_yaml
 
 RECIPE_FIELDS = {"name", "description", "floor", "ceiling", "families", "modifiers", "version"}
 
@@ -129,7 +130,7 @@ def load_recipe(name_or_path: str) -> Recipe:
             raise ConfigError(f"{name_or_path!r} is neither a built-in recipe ({', '.join(builtin_names())}) nor a YAML file")
         text, where = path.read_text(encoding="utf-8"), str(path)
     try:
-        data = yaml.safe_load(text)
+        data = strict_yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML ({exc})") from None
     return Recipe.from_dict(data, where)

@@ -19,6 +19,7 @@ import yaml
 
 from edgeslm.config import Config
 from edgeslm.errors import ConfigError
+from edgeslm.formats import strict_yaml
 from edgeslm.runtime.cpu import cpu_flags
 
 log = logging.getLogger(__name__)
@@ -213,7 +214,7 @@ def list_profiles() -> dict[str, str]:
 
 def parse_profile(text: str, where: str, default_name: str | None = None) -> DeviceProfile:
     try:
-        data = yaml.safe_load(text)
+        data = strict_yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML ({exc})") from None
     if isinstance(data, dict) and default_name and "name" not in data:

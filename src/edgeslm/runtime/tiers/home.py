@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from edgeslm.errors import EdgeslmError
+from edgeslm.formats import strict_yaml
 
 MAX_HOME_BYTES = 4 << 20
 _ID = re.compile(r"[a-z0-9_]+")
@@ -124,7 +125,7 @@ def load_home(path: Path | str) -> Home:
 
 def parse_home(text: str) -> Home:
     try:
-        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        doc = strict_yaml.safe_load(text, _Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}: " if mark else ""
