@@ -121,8 +121,8 @@ class Habits(HomeStore):
 
     def expect(self, now: float, within: float, tiers: tuple[str, ...]) -> dict[str, float]:
         """For each of `tiers`, the share of earlier days of this kind (weekday or weekend; the last
-        EXPECT_DAYS) on which it
-        answered a command in [now, now + within) of the day; {} before `min_days` such days were seen."""
+        EXPECT_DAYS) on which it answered a command in [now, now + within) of the day; {} before
+        `min_days` such days were seen."""
         weekend = time.gmtime(now).tm_wday >= 5
         today = int(now // DAY)
         with self._lock:
