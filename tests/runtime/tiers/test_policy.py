@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edgeslm.errors import ConfigError
 from edgeslm.runtime.tiers.policy import Policy, PolicyError, load_policy, write_policy
@@ -92,3 +94,18 @@ def test_restrict_keeps_the_calibrated_order_and_appends_new_tiers():
     policy = Policy(order=["encoder", "templates"], thresholds={"encoder": 0.9})
     assert policy.restrict(["templates"]).order == ["templates"]
     assert policy.restrict(["templates", "encoder", "generative"]).order == ["encoder", "templates", "generative"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=400), st.builds(
+    lambda body, key, value: json.dumps({**body, key: value}).encode(),
+    st.just(Policy().to_dict()), st.sampled_from(["order", "thresholds", "cache_from", "skip_after", "sha256", "x"]),
+    st.one_of(st.none(), st.integers(), st.floats(), st.text(max_size=10), st.lists(st.text(max_size=5), max_size=3)))))
+def test_any_bytes_are_a_policy_or_a_policy_error(tmp_path, raw):
+    path = tmp_path / "junk.json"
+    path.write_bytes(raw)
+    try:
+        policy = load_policy(path)
+    except PolicyError:
+        return
+    assert isinstance(policy, Policy)

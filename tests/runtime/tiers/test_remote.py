@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgeslm.data.pii_commands import held_out, pii_commands
 from edgeslm.runtime.profiles import load_profile
@@ -120,11 +122,11 @@ def test_a_good_endpoint_answers_with_the_homes_spelling_and_the_remote_tier(llm
 
 
 def test_the_url_may_be_a_base_a_v1_base_or_the_full_path():
-    for given, path in [("http://h:1", "/v1/chat/completions"), ("http://h:1/", "/v1/chat/completions"),
+    for url_given, path in [("http://h:1", "/v1/chat/completions"), ("http://h:1/", "/v1/chat/completions"),
                         ("http://h:1/v1", "/v1/chat/completions"), ("https://h/api/v1/", "/api/v1/chat/completions"),
                         ("http://h:1/openai/deployments/x/chat/completions?api-version=1",
                          "/openai/deployments/x/chat/completions?api-version=1")]:
-        assert RemoteConfig(url=given).endpoint == path
+        assert RemoteConfig(url=url_given).endpoint == path
 
 
 @pytest.mark.parametrize("bad", [{"url": "ftp://host/v1"}, {"url": "host:8080"}, {"url": "http://h:99999/v1"},
@@ -221,6 +223,25 @@ def test_a_reply_that_is_not_strict_json_is_a_not_json_fallback(reply):
     with pytest.raises(_Fallback) as info:
         _parse(reply)
     assert info.value.reason == "not_json"
+
+
+JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                       lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                       max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=300),
+                 JSONISH.map(lambda v: json.dumps(v).encode()),
+                 JSONISH.map(lambda v: _reply(json.dumps(v))),
+                 st.text(max_size=200).map(_reply)))
+def test_any_reply_is_an_intent_and_slots_or_a_counted_fallback(reply):
+    try:
+        intent, slots = _parse(reply)
+    except _Fallback as exc:
+        assert exc.reason in ("not_json", "bad_shape")
+        return
+    assert isinstance(intent, str)  # the slots are checked against the home next (AnswerCheck)
 
 
 def test_a_fenced_answer_is_read_and_a_message_gets_its_people_back_on_the_device(llm):
