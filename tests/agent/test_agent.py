@@ -98,6 +98,37 @@ def last_state(observer, device: str = DEVICE) -> State:
     return [parse(State, p) for t, p, _ in observer.messages if t == topic(device, "state")][-1]
 
 
+def test_a_request_during_activation_is_served_by_the_new_bundle_not_refused(agent, observer, archive_server, archives):
+    """The `active` link and the engine change together: a request arriving just after the link was renamed waits
+    for the new engine instead of finding none (CI caught `agent.active` set while `classify` still said no bundle)."""
+    got: list = []
+    activate = agent.store.activate
+
+    def slow_activate(sha):
+        activate(sha)
+        asker = threading.Thread(target=lambda: got.append(_try(lambda: agent.classify(["turn on the kitchen lights"]))))
+        asker.start()
+        asker.join(0.3)  # it answers or fails now (before the fix), or waits for the engine (after it)
+        got.append(asker)
+
+    agent.store.activate = slow_activate
+    v1 = archives["v1"]
+    archive_server.add(v1)
+    assert wait_event(observer, install(observer, v1, archive_server)).kind == "install_activated"
+    assert eventually(lambda: len(got) == 2)
+    asker = next(g for g in got if isinstance(g, threading.Thread))
+    asker.join(10)
+    answer = next(g for g in got if not isinstance(g, threading.Thread))
+    assert isinstance(answer, list) and answer[0]["label"] == "TurnOn", answer
+
+
+def _try(call):
+    try:
+        return call()
+    except Exception as exc:  # what the request would have answered
+        return exc
+
+
 def test_install_reports_inventory_events_and_telemetry(agent, observer, archive_server, archives, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     first = observer.wait_for(lambda ms: [parse(State, p) for t, p, retain in ms if t == topic(DEVICE, "state")])

@@ -18,6 +18,7 @@ import queue
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -296,8 +297,7 @@ class Agent:
             except EdgeslmError as exc:
                 failure += f"; the previous version fails too: {exc}"
             else:
-                self.store.swap_back(previous)
-                self._serve(engine)
+                self._serve(engine, lambda: self.store.swap_back(previous))
                 log.error("%s; serving the previous version %s", failure, previous[:16])
                 self._event("rolled_back", None, active, reason=failure, probe_accuracy=self._accuracy(previous))
                 return
@@ -313,8 +313,12 @@ class Agent:
             install.verify_policy(self.store.policy_path(policy), self.trust, ())
         return install.check(self.store.bundle_dir(sha), None, self.profile.threads).engine
 
-    def _serve(self, engine: Any) -> None:
+    def _serve(self, engine: Any, switch: Callable[[], Any] | None = None) -> None:
+        """Serve `engine`. `switch`, the store's change of the `active` link, runs under the same lock: a request
+        sees the old link and engine or the new ones, never the new link before its engine is in place."""
         with self._engine_lock:
+            if switch is not None:
+                switch()
             old, self._engine = self._engine, engine if self.config.keep_engine else None
         install.close_engine(old)
         if not self.config.keep_engine:
@@ -403,8 +407,7 @@ class Agent:
         self.store.write_note(sha, {"name": checked.name, "bytes": _folder_bytes(target), "signed_by": signer,
                                     "probe_accuracy": checked.probe_accuracy, "probe_size": checked.probe_size,
                                     "installed_at": time.time(), "policy": policy})
-        self.store.activate(sha)  # the commit point: one rename of the `active` link
-        self._serve(checked.engine)
+        self._serve(checked.engine, lambda: self.store.activate(sha))  # the commit point: one rename of the `active` link
         self._installing = None
         self._event("install_activated", command, sha, probe_accuracy=checked.probe_accuracy)
         log.info("bundle %s (%s) is active", sha[:16], checked.name)
@@ -438,8 +441,7 @@ class Agent:
         except EdgeslmError as exc:
             self._event("rollback_failed", command, target, reason=f"the previous version fails its check: {exc}")
             return
-        self.store.swap_back(target)
-        self._serve(engine)
+        self._serve(engine, lambda: self.store.swap_back(target))
         # sha256: the bundle rolled back from; active: the one serving now
         self._event("rolled_back", command, active, reason=command.reason, probe_accuracy=self._accuracy(target))
         log.info("rolled back from %s to %s", (active or "none")[:16], target[:16])
