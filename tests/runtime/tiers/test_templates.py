@@ -51,3 +51,28 @@ def test_the_grammar_is_parsed_and_prefiltered_at_start_not_on_a_users_command()
     blocks = [block for intent in tier.intents.intents.values() for block in intent.data]
     assert blocks and all(block.__dict__.get("sentences") is not None for block in blocks)
     assert all(s.required_clauses is not None for block in blocks for s in block.sentences)
+
+
+def test_candidates_are_searched_likeliest_first_and_the_rest_only_when_it_does_not_match(cottage, monkeypatch):
+    import hassil
+
+    searched = []
+    real = hassil.recognize_best
+
+    def spy(text, intents, **kwargs):
+        searched.append(sorted(intents.intents))
+        return real(text, intents, **kwargs)
+
+    monkeypatch.setattr(hassil, "recognize_best", spy)
+    answer = cottage.answer("turn on the floor lamp", None, ("HassTurnOn", "HassTurnOff", "HassGetState"))
+    assert (answer.intent, answer.slots) == ("HassTurnOn", {"name": "Floor Lamp"})
+    assert searched == [["HassTurnOn"]]  # confirmed by the likeliest alone: the others never searched
+
+    searched.clear()
+    answer = cottage.answer("turn on the floor lamp", None, ("HassTurnOff", "HassTurnOn", "HassGetState"))
+    assert answer.intent == "HassTurnOn"  # the likeliest did not match; the next did
+    assert searched == [["HassTurnOff"], ["HassGetState", "HassTurnOn"]]
+
+    searched.clear()
+    assert cottage.answer("turn on the floor lamp", None, ("HassLightSet",)) is None
+    assert searched == [["HassLightSet"]]  # one candidate: nothing else to search
