@@ -109,3 +109,28 @@ def test_cli_help_and_refusal() -> None:
     result = runner.invoke(cli, ["fleet", "simulate", "--faults", "flood", "--json"])
     assert result.exit_code == 2 and "faults" in result.output
     assert not result.output.lstrip().startswith("{") or json.loads(result.output)  # one clear line, not a traceback
+
+
+def test_the_broker_restart_is_watched_at_the_fine_cadence_and_counted_from_the_devices_own_links(tmp_path) -> None:
+    """A 30-device wave on a fast core went from under a quarter active to all active inside one 200 ms look, so the
+    restart came after the rollout: the watcher looks every 20 ms while the restart waits, and fires at a quarter."""
+    import os
+    from types import SimpleNamespace
+
+    from edgeslm.fleet.simulate.faults import FaultPlan
+
+    healthy = [tmp_path / f"d{i}" for i in range(8)]
+    for d in healthy:
+        d.mkdir()
+    sim = SimpleNamespace(config=SimulateConfig(devices=8, processes=1, faults=["broker-restart"]), fault_groups={},
+                          faults={}, healthy=healthy)
+    plan = FaultPlan(sim, "new", 0.0)
+    plan._restart_broker = lambda: None  # the broker itself is not part of this rule
+    assert plan.watching()
+    os.symlink("bundles/new", healthy[0] / "active")
+    plan.tick(1.0)
+    assert plan.broker_at is None and plan.watching()  # 1 of 8: not yet a quarter
+    os.symlink("bundles/new", healthy[5] / "active")
+    plan.tick(1.02)
+    assert plan.broker_at == 1.02 and not plan.watching()
+    assert sim.faults["broker-restart"]["healthy_active_before"] == 2 and sim.faults["broker-restart"]["of"] == 8

@@ -12,8 +12,9 @@ the faults injected while it runs. Faults:
                  `offline_s` later: they must get release 2 when they return;
   kill           a process holding another share of devices is SIGKILLed as soon as one of them is downloading, and
                  started again `kill_down_s` later: the agents resume from their journal and their partial downloads;
-  broker-restart Mosquitto is stopped (it saves its sessions) when the first device activated release 2, and started
-                 `broker_down_s` later on the same port: every client reconnects and nothing queued is lost.
+  broker-restart Mosquitto is stopped (it saves its sessions) when a quarter of the healthy devices activated release 2
+                 (mid-wave), and started `broker_down_s` later on the same port: every client reconnects and nothing
+                 queued is lost.
 The devices' state folders are on tmpfs (/dev/shm) when there is one: each real device has its own flash, and 1,000
 agents fsyncing one disk would measure that disk, not the fleet.
 """

@@ -28,7 +28,7 @@ class FaultPlan:
         self.offline_back: float | None = None
         self.broker_at: float | None = None
         self.broker_back: float | None = None
-        self.last_look = self.last_broker_look = 0.0
+        self.last_look = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._restart: threading.Thread | None = None
@@ -53,7 +53,8 @@ class FaultPlan:
             self._error = exc
 
     def watching(self) -> bool:
-        return self.kill is not None and self.killed_at is None
+        """A fault waits for a moment of the wave that lasts little: look every 20 ms, not every 200."""
+        return (self.kill is not None and self.killed_at is None) or (self.broker and self.broker_at is None)
 
     def done(self, completed: bool = False) -> bool:
         """Every fault happened, and the clients the broker restart cut off are back; with `completed` (the rollout
@@ -79,10 +80,17 @@ class FaultPlan:
             self.offline.start()
             self.offline_back = now
             f["offline"]["back_at_s"] = round(now - self.t0, 2)
-        if self.broker and self.broker_at is None and now - self.last_broker_look >= 0.2:
-            self.last_broker_look = now  # mid-wave: a quarter of the healthy devices on the new release
-            active = sum(1 for d in self.sim.healthy if active_sha(d) == self.sha)
-            if active >= max(1, len(self.sim.healthy) // 4):
+        if self.broker and self.broker_at is None:
+            # mid-wave: a quarter of the healthy devices on the new release. Looked at every 20 ms and counted only
+            # until a quarter is found (a 2026 Zen 4 core took a 30-device fleet's 24 healthy ones from under a
+            # quarter to all in one 200 ms look, so the restart came after the rollout it was meant to cut into)
+            need, active = max(1, len(self.sim.healthy) // 4), 0
+            for d in self.sim.healthy:
+                active += active_sha(d) == self.sha
+                if active >= need:
+                    break
+            if active >= need:
+                active = sum(1 for d in self.sim.healthy if active_sha(d) == self.sha)  # the record's full count, once
                 self.broker_at = now
                 f["broker-restart"].update({"at_s": round(now - self.t0, 2), "down_s": c.broker_down_s,
                                             "healthy_active_before": active, "of": len(self.sim.healthy)})
