@@ -114,3 +114,23 @@ def test_a_deeper_stem_keeps_the_length_exports_and_leaves_one_layer_runs_readab
         assert np.abs(got - deep(x).numpy()).max() < 1e-4
     with pytest.raises(ConfigError, match="stem_layers"):
         TsTransformerShape(stem_layers=0)
+
+
+def test_given_splits_are_trained_and_scored_instead_of_the_configs_data(tmp_path):
+    """benchmarks/series_cv.py hands train_series a fold of TRAIN: the run trains on it and scores the held-out fold,
+    never reading the set's own TEST."""
+    import numpy as np
+
+    from edgeslm.data.series import SeriesSplits, load_series
+    from edgeslm.train.series import train_series
+
+    data = load_series("ecg5000", 13)
+    x, y = data.x_train, data.y_train
+    split = SeriesSplits(x[:200], y[:200], x[200:240], y[200:240], x[240:300], y[240:300], data.labels, data.meta)
+    small = {"data": "ecg5000", "max_steps": 8, "batch_size": 32, "patch": 8, "stride": 8, "d_model": 32, "heads": 2,
+             "layers": 1, "ff": 64, "epochs": 2, "threads": 2}
+    record = train_series(SeriesTrainConfig(**small), tmp_path / "fold", data=split)
+    assert record["dataset"]["sizes"] == {"train": 200, "val": 40, "test": 60}
+    assert record["metrics"]["test"]["n"] == 60 and record["metrics"]["val"]["n"] == 40
+    _, names = read_series_rows(RunFolder(tmp_path / "fold").split("test"))
+    assert names == [data.labels[i] for i in np.asarray(y[240:300])]

@@ -165,7 +165,8 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def train_series(config: SeriesTrainConfig, out: Path, progress: bool = False) -> dict[str, Any]:
+def train_series(config: SeriesTrainConfig, out: Path, progress: bool = False, data: Any = None) -> dict[str, Any]:
+    """`data`: splits to train on instead of `config.data`'s (a SeriesSplits; cross-validation folds)."""
     import torch
     from safetensors.torch import save_file
 
@@ -177,7 +178,8 @@ def train_series(config: SeriesTrainConfig, out: Path, progress: bool = False) -
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    data = load_series(config.data, config.seed)
+    if data is None:
+        data = load_series(config.data, config.seed)
     x_train, y_train = data.x_train, data.y_train
     if config.limit_train is not None and config.limit_train < len(y_train):
         keep = np.random.default_rng(config.seed).permutation(len(y_train))[: config.limit_train]

@@ -1,0 +1,92 @@
+"""Choose between time-series training configs on TRAIN alone: stratified k-fold cross-validation over the
+official TRAIN split (TEST is never read). Each fold runs the whole training procedure on the other folds
+(its own 10% validation carve chooses the epoch, as `edgeslm train` does) and is scored on the held-out fold.
+What a 51-beat validation split (ECG5000) cannot tell apart, 500 held-out beats might.
+
+    .venv/bin/python benchmarks/series_cv.py configs/series/ecg5000.yaml --variant ema=ema:0.99 --json
+
+A variant is NAME=KEY:VALUE[,KEY:VALUE...] over the base config (values parsed as YAML). Every variant sees
+the same folds and the same seed. Prints each variant's mean and standard deviation of fold accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from edgeslm.data.series import SeriesSplits, load_series, stratified_holdout
+from edgeslm.train.series import SeriesTrainConfig, train_series
+
+
+def folds(y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    """k disjoint sorted index sets, each label spread evenly over them."""
+    rng = np.random.default_rng(seed)
+    parts: list[list[int]] = [[] for _ in range(k)]
+    for label in np.unique(y):
+        for i, row in enumerate(rng.permutation(np.flatnonzero(y == label))):
+            parts[i % k].append(int(row))
+    return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
+
+
+def variant(spec: str) -> tuple[str, dict]:
+    name, _, body = spec.partition("=")
+    changes = {}
+    for item in filter(None, body.split(",")):
+        key, _, value = item.partition(":")
+        changes[key.strip()] = yaml.safe_load(value)
+    return name, changes
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("config", type=Path, help="the base training config (YAML)")
+    ap.add_argument("--variant", action="append", default=[], help="NAME=KEY:VALUE[,KEY:VALUE...]; 'base' is always run")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=13, help="the folds' and every run's seed")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    base = yaml.safe_load(args.config.read_text(encoding="utf-8"))
+    base.update(threads=args.threads, seed=args.seed)
+    data = load_series(base["data"], args.seed)
+    x = np.concatenate([data.x_train, data.x_val])  # all of TRAIN; TEST is not used here
+    y = np.concatenate([data.y_train, data.y_val])
+    parts = folds(y, args.folds, args.seed)
+    result = {"config": str(args.config), "folds": args.folds, "seed": args.seed, "train_series": len(y),
+              "command": " ".join([Path(sys.executable).name, *sys.argv]), "variants": {}}
+    for name, changes in [("base", {}), *map(variant, args.variant)]:
+        config = SeriesTrainConfig.from_dict({**base, **changes})
+        scores, started = [], time.perf_counter()
+        for i, held in enumerate(parts):
+            rest = np.setdiff1d(np.arange(len(y)), held)
+            val = rest[stratified_holdout(y[rest], 0.1, args.seed)]
+            train = np.setdiff1d(rest, val)
+            split = SeriesSplits(x[train], y[train], x[val], y[val], x[held], y[held], data.labels, data.meta)
+            with tempfile.TemporaryDirectory() as tmp:
+                record = train_series(config, Path(tmp), data=split)
+            scores.append(record["metrics"]["test"]["accuracy"])
+            print(f"{name} fold {i + 1}/{args.folds}: {scores[-1]:.4f}", file=sys.stderr)
+        result["variants"][name] = {"changes": changes, "fold_accuracy": scores, "mean": round(float(np.mean(scores)), 4),
+                                    "std": round(float(np.std(scores)), 4),
+                                    "seconds": round(time.perf_counter() - started, 1)}
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for name, v in result["variants"].items():
+            print(f"{name:20s} {v['mean']:.4f} ± {v['std']:.4f}  {v['fold_accuracy']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
