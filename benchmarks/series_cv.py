@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from edgeslm.cli.train import _read_config
 from edgeslm.data.series import SeriesSplits, load_series, stratified_holdout
 from edgeslm.train.series import SeriesTrainConfig, train_series
 
@@ -46,7 +47,7 @@ def variant(spec: str) -> tuple[str, dict]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("config", type=Path, help="the base training config (YAML)")
+    ap.add_argument("config", type=Path, help="the base training config (YAML or JSON, as `edgeslm train --config`)")
     ap.add_argument("--variant", action="append", default=[], help="NAME=KEY:VALUE[,KEY:VALUE...]; 'base' is always run")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=13, help="the folds' and every run's seed")
@@ -54,7 +55,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    base = yaml.safe_load(args.config.read_text(encoding="utf-8"))
+    base = _read_config(args.config)  # edgeslm train's own reader: its errors, YAML or JSON
     base.update(threads=args.threads, seed=args.seed)
     data = load_series(base["data"], args.seed)
     x = np.concatenate([data.x_train, data.x_val])  # all of TRAIN; TEST is not used here
