@@ -6,7 +6,9 @@ What a 51-beat validation split (ECG5000) cannot tell apart, 500 held-out beats 
     .venv/bin/python benchmarks/series_cv.py configs/series/ecg5000.yaml --variant ema=ema:0.99 --json
 
 A variant is NAME=KEY:VALUE[,KEY:VALUE...] over the base config (values parsed as YAML). Every variant sees
-the same folds and the same seed. Prints each variant's mean and standard deviation of fold accuracy.
+the same folds and the same seed. Prints each variant's mean and standard deviation of fold accuracy. A
+variant with `members:K` is also scored with its first 1..K-1 members (`NAME@k`; `@1` is the single model
+of its config), from the same trained members, so an ensemble's size is chosen without training twice.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import yaml
 
 from edgeslm.cli.train import _read_config
 from edgeslm.data.series import SeriesSplits, load_series, stratified_holdout
-from edgeslm.train.series import SeriesTrainConfig, train_series
+from edgeslm.train.series import SeriesTrainConfig, load_series_model, train_series
 
 
 def folds(y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
@@ -45,10 +47,24 @@ def variant(spec: str) -> tuple[str, dict]:
     return name, changes
 
 
+def prefix_accuracy(run: Path, x: np.ndarray, y: np.ndarray) -> dict[int, float]:
+    """Accuracy on (x, y) of the mean probability of an ensemble run's first k members, k = 1 .. members-1."""
+    import torch
+
+    model, _ = load_series_model(run)
+    if not hasattr(model, "members"):
+        return {}
+    with torch.no_grad():
+        probs = [torch.softmax(m(torch.from_numpy(x)), -1).numpy() for m in model.members]
+    return {k: round(float((np.mean(probs[:k], axis=0).argmax(-1) == y).mean()), 4) for k in range(1, len(probs))}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("config", type=Path, help="the base training config (YAML or JSON, as `edgeslm train --config`)")
-    ap.add_argument("--variant", action="append", default=[], help="NAME=KEY:VALUE[,KEY:VALUE...]; 'base' is always run")
+    ap.add_argument("--variant", action="append", default=[], help="NAME=KEY:VALUE[,KEY:VALUE...]; 'base' runs too unless --skip-base")
+    ap.add_argument("--skip-base", action="store_true",
+                    help="do not run the base config on its own (a members:K variant's @1 is the same model)")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=13, help="the folds' and every run's seed")
     ap.add_argument("--threads", type=int, default=1)
@@ -63,9 +79,9 @@ def main() -> int:
     parts = folds(y, args.folds, args.seed)
     result = {"config": str(args.config), "folds": args.folds, "seed": args.seed, "train_series": len(y),
               "command": " ".join([Path(sys.executable).name, *sys.argv]), "variants": {}}
-    for name, changes in [("base", {}), *map(variant, args.variant)]:
+    for name, changes in [*([] if args.skip_base else [("base", {})]), *map(variant, args.variant)]:
         config = SeriesTrainConfig.from_dict({**base, **changes})
-        scores, started = [], time.perf_counter()
+        scores, prefixes, started = [], {k: [] for k in range(1, config.members)}, time.perf_counter()
         for i, held in enumerate(parts):
             rest = np.setdiff1d(np.arange(len(y)), held)
             val = rest[stratified_holdout(y[rest], 0.1, args.seed)]
@@ -73,11 +89,16 @@ def main() -> int:
             split = SeriesSplits(x[train], y[train], x[val], y[val], x[held], y[held], data.labels, data.meta)
             with tempfile.TemporaryDirectory() as tmp:
                 record = train_series(config, Path(tmp), data=split)
+                for k, accuracy in prefix_accuracy(Path(tmp), x[held], y[held]).items():
+                    prefixes[k].append(accuracy)
             scores.append(record["metrics"]["test"]["accuracy"])
             print(f"{name} fold {i + 1}/{args.folds}: {scores[-1]:.4f}", file=sys.stderr)
         result["variants"][name] = {"changes": changes, "fold_accuracy": scores, "mean": round(float(np.mean(scores)), 4),
                                     "std": round(float(np.std(scores)), 4),
                                     "seconds": round(time.perf_counter() - started, 1)}
+        for k, got in prefixes.items():
+            result["variants"][f"{name}@{k}"] = {"changes": {**changes, "members": k}, "fold_accuracy": got,
+                                                 "mean": round(float(np.mean(got)), 4), "std": round(float(np.std(got)), 4)}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -134,3 +134,37 @@ def test_given_splits_are_trained_and_scored_instead_of_the_configs_data(tmp_pat
     assert record["metrics"]["test"]["n"] == 60 and record["metrics"]["val"]["n"] == 40
     _, names = read_series_rows(RunFolder(tmp_path / "fold").split("test"))
     assert names == [data.labels[i] for i in np.asarray(y[240:300])]
+
+
+def test_an_ensemble_holds_the_single_run_as_its_first_member_and_averages_probabilities(tmp_path):
+    """members: K trains K models on the same splits (member 0 is the single model's run, weight for weight)
+    and the one graph answers the log of their mean probability, in ONNX as in torch."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from edgeslm.export.series import export_series_onnx
+    from edgeslm.train.series import predict_logits, train_series
+
+    small = {"data": "ecg5000", "limit_train": 120, "max_steps": 12, "batch_size": 32, "patch": 8, "stride": 8,
+             "d_model": 32, "heads": 2, "layers": 1, "ff": 64, "epochs": 4, "threads": 2}
+    single = train_series(SeriesTrainConfig(**small), tmp_path / "one")
+    pair = train_series(SeriesTrainConfig(**small, members=2), tmp_path / "two")
+    one, _ = load_series_model(tmp_path / "one")
+    two, record = load_series_model(tmp_path / "two")
+    assert record["shape"]["members"] == 2 and [m["seed"] for m in pair["members"]] == [13, 14]
+    assert pair["params"] == 2 * single["params"] and pair["steps"] == 2 * single["steps"]
+    for (k, a), (k2, b) in zip(one.state_dict().items(), two.members[0].state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(a, b)
+    assert any(not torch.equal(a, b) for a, b in zip(two.members[0].parameters(), two.members[1].parameters(), strict=True))
+    x = read_series_rows(RunFolder(tmp_path / "two").split("val"))[0][:16]
+    with torch.no_grad():
+        probs = [torch.softmax(m(torch.from_numpy(x)), -1).numpy() for m in two.members]
+    got = predict_logits(two, x)
+    assert np.allclose(np.exp(got), np.mean(probs, axis=0), atol=1e-5)  # softmax of the answer = the mean
+    path = tmp_path / "model.onnx"
+    export_series_onnx(two, path)
+    session = ort.InferenceSession(str(path))
+    assert np.abs(session.run(None, {"series": x})[0] - got).max() < 1e-4
+    with pytest.raises(ConfigError, match="members"):
+        SeriesTrainConfig(members=0)

@@ -6,6 +6,9 @@
                 -> + learned positions -> `layers` pre-norm blocks (multi-head attention, GELU MLP)
                 -> mean over T -> LayerNorm -> Linear -> logits [B, K]
 
+With `members` > 1 the graph holds that many such models, trained from different seeds, and gives the log of
+their mean class probability (a deep ensemble in one graph: one file, one call, logits out as before).
+
 Attention is written with plain MatMul/Softmax so the ONNX graph is ordinary ops that ONNX Runtime's
 int8 quantizer turns into integer MatMuls (nn.TransformerEncoderLayer exports a fused fast path in eval).
 """
@@ -13,7 +16,7 @@ int8 quantizer turns into integer MatMuls (nn.TransformerEncoderLayer exports a 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -41,6 +44,7 @@ class TsTransformerShape(Config):
     ff: int = 128
     dropout: float = 0.1
     normalize: bool = True  # z-normalise each series and channel inside the graph: raw sensor units in
+    members: int = 1  # independently trained copies whose probabilities are averaged (1: one model)
 
     def validate(self) -> None:
         if self.length < 4 or not 1 <= self.channels <= 64 or self.classes < 2:
@@ -53,6 +57,8 @@ class TsTransformerShape(Config):
                               "stem_layers in [1, 6]")
         if not 0 <= self.dropout < 1:
             raise ConfigError("ts-transformer: dropout must be in [0, 1)")
+        if not 1 <= self.members <= 8:
+            raise ConfigError("ts-transformer: members must be between 1 and 8")
 
     @property
     def tokens(self) -> int:
@@ -103,3 +109,22 @@ class TsTransformer(nn.Module):
         for block in self.blocks:
             h = block(h)
         return self.head(self.norm(h.mean(dim=1)))
+
+
+class TsEnsemble(nn.Module):
+    """`shape.members` TsTransformers; logits = log of their mean probability, so softmax gives that mean."""
+
+    def __init__(self, shape: TsTransformerShape):
+        super().__init__()
+        self.shape = shape
+        one = replace(shape, members=1)
+        self.members = nn.ModuleList(TsTransformer(one) for _ in range(shape.members))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, L, C] -> [B, K]
+        logp = torch.stack([torch.log_softmax(m(x), dim=-1) for m in self.members])  # [M, B, K]
+        return torch.logsumexp(logp, dim=0) - math.log(len(self.members))
+
+
+def build(shape: TsTransformerShape) -> nn.Module:
+    """The model a shape describes: one TsTransformer, or an ensemble of `members` of them."""
+    return TsTransformer(shape) if shape.members == 1 else TsEnsemble(shape)

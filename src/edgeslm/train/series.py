@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,9 @@ class SeriesTrainConfig(Config):
     # what validation scores and what is kept: it smooths the step-to-step swings a small training set
     # gives (FordA's validation accuracy moved by 3-5 points between epochs without it).
     ema: float = 0.0
+    # models trained from seeds seed, seed + 1, ... on the same splits, their probabilities averaged in one
+    # graph (a deep ensemble): steadier than one run, at `members` times the size and the inference cost
+    members: int = 1
 
     def validate(self) -> None:
         if self.model != "ts-transformer":
@@ -83,6 +86,8 @@ class SeriesTrainConfig(Config):
             raise ConfigError("train: patience >= 1 and limit_train >= 2")
         if not 0 <= self.ema < 1:
             raise ConfigError("train: ema must be in [0, 1) (0: no weight average)")
+        if not 1 <= self.members <= 8:
+            raise ConfigError("train: members must be between 1 and 8")
         if self.threads is not None and not 1 <= self.threads <= 256:
             raise ConfigError("train: threads must be between 1 and 256")
 
@@ -93,7 +98,7 @@ class SeriesTrainConfig(Config):
                                   stride=min(self.stride, self.patch, length), stem=self.stem,
                                   stem_layers=self.stem_layers, d_model=self.d_model,
                                   heads=self.heads, layers=self.layers, ff=self.ff, dropout=self.dropout,
-                                  normalize=self.normalize)
+                                  normalize=self.normalize, members=self.members)
 
 
 def is_series_run(run: Path) -> bool:
@@ -117,10 +122,10 @@ def load_series_model(run: Path) -> tuple[Any, dict[str, Any]]:
     """The trained torch model (eval mode) and its run record."""
     from safetensors.torch import load_file
 
-    from edgeslm.models.ts_transformer import TsTransformer, TsTransformerShape
+    from edgeslm.models.ts_transformer import TsTransformerShape, build
 
     record = read_series_run(run)
-    model = TsTransformer(TsTransformerShape.from_dict(record["shape"]))
+    model = build(TsTransformerShape.from_dict(record["shape"]))
     model.load_state_dict(load_file(str(RunFolder(Path(run)).weights)))
     return model.eval(), record
 
@@ -166,18 +171,18 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
 
 
 def train_series(config: SeriesTrainConfig, out: Path, progress: bool = False, data: Any = None) -> dict[str, Any]:
-    """`data`: splits to train on instead of `config.data`'s (a SeriesSplits; cross-validation folds)."""
+    """`data`: splits to train on instead of `config.data`'s (a SeriesSplits; cross-validation folds).
+    With `members` > 1, each member trains the same way on the same splits from seed `seed + i`
+    (member 0 is exactly the single model's run) and chooses its own epoch."""
     import torch
     from safetensors.torch import save_file
 
     from edgeslm.data.series import load_series, write_series_jsonl
-    from edgeslm.models.ts_transformer import TsTransformer
+    from edgeslm.models.ts_transformer import build
 
     started = time.perf_counter()
     if config.threads:
         torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
     if data is None:
         data = load_series(config.data, config.seed)
     x_train, y_train = data.x_train, data.y_train
@@ -185,12 +190,56 @@ def train_series(config: SeriesTrainConfig, out: Path, progress: bool = False, d
         keep = np.random.default_rng(config.seed).permutation(len(y_train))[: config.limit_train]
         x_train, y_train = x_train[keep], y_train[keep]
     shape = config.shape(data.length, data.channels, len(data.labels))
-    model = TsTransformer(shape)
     steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
     total = max(1, math.ceil(config.epochs * steps_per_epoch))
     if config.max_steps is not None:
         total = min(total, config.max_steps)
     warmup = max(1, int(config.warmup * total))
+    bar = _progress(total * config.members, progress)
+    fits = [_fit(config, shape, data, x_train, y_train, config.seed + i, total, warmup, bar) for i in range(config.members)]
+    if bar is not None:
+        bar.close()
+    model = build(shape)
+    for member, fit in zip(model.members if config.members > 1 else [model], fits, strict=True):
+        member.load_state_dict(fit["state"])
+    model.eval()
+    metrics = {name: _accuracy(model, x, y) for name, x, y in
+               (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test))}
+
+    run = RunFolder(Path(out))
+    run.model.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run.weights))
+    write_series_jsonl(run.split("val"), data.x_val, data.y_val, data.labels)
+    write_series_jsonl(run.split("test"), data.x_test, data.y_test, data.labels)
+    one = config.members == 1
+    record = {
+        "task": TASK, "model": config.model, "config": config.to_dict(), "shape": shape.to_dict(),
+        "labels": data.labels, "series": {"length": data.length, "channels": data.channels},
+        "params": int(sum(p.numel() for p in model.parameters())),
+        "dataset": {**data.meta, "sizes": {**data.sizes(), "train": len(y_train)}},
+        "schedule": {"steps": total, "epochs": config.epochs, "steps_per_epoch": steps_per_epoch, "warmup": warmup},
+        "steps": sum(f["steps"] for f in fits),
+        "best_step": fits[0]["best_step"] if one else [f["best_step"] for f in fits],
+        "history": fits[0]["history"] if one else [f["history"] for f in fits],
+        "metrics": metrics, "train_seconds": round(time.perf_counter() - started, 1),
+    }
+    if not one:
+        record["members"] = [{"seed": f["seed"], "best_step": f["best_step"], "steps": f["steps"],
+                              "val_accuracy": f["val_accuracy"]} for f in fits]
+    run.write(record)
+    return record
+
+
+def _fit(config: SeriesTrainConfig, shape: Any, data: Any, x_train: np.ndarray, y_train: np.ndarray, seed: int,
+         total: int, warmup: int, bar: Any) -> dict[str, Any]:
+    """Train one model from `seed` for `total` steps; its best validation epoch's weights and history."""
+    import torch
+
+    from edgeslm.models.ts_transformer import TsTransformer
+
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = TsTransformer(replace(shape, members=1))
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or n == "pos"]
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and n != "pos"]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
@@ -207,7 +256,6 @@ def train_series(config: SeriesTrainConfig, out: Path, progress: bool = False, d
 
     best: tuple[float, float] = (-1.0, -math.inf)  # (val accuracy, -val loss): small val sets tie on accuracy
     best_state, best_step, history, step, stale = None, 0, [], 0, 0
-    bar = _progress(total, progress)
     while step < total:
         model.train()
         order = torch.randperm(len(yt), generator=generator)
@@ -241,30 +289,9 @@ def train_series(config: SeriesTrainConfig, out: Path, progress: bool = False, d
             stale += 1
             if config.patience is not None and stale >= config.patience:
                 break
-    if bar is not None:
-        bar.close()
     assert best_state is not None
-    model.load_state_dict(best_state)
-    model.eval()
-    metrics = {name: _accuracy(model, x, y) for name, x, y in
-               (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test))}
-
-    run = RunFolder(Path(out))
-    run.model.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run.weights))
-    write_series_jsonl(run.split("val"), data.x_val, data.y_val, data.labels)
-    write_series_jsonl(run.split("test"), data.x_test, data.y_test, data.labels)
-    record = {
-        "task": TASK, "model": config.model, "config": config.to_dict(), "shape": shape.to_dict(),
-        "labels": data.labels, "series": {"length": data.length, "channels": data.channels},
-        "params": int(sum(p.numel() for p in model.parameters())),
-        "dataset": {**data.meta, "sizes": {**data.sizes(), "train": len(y_train)}},
-        "schedule": {"steps": total, "epochs": config.epochs, "steps_per_epoch": steps_per_epoch, "warmup": warmup},
-        "steps": step, "best_step": best_step, "history": history, "metrics": metrics,
-        "train_seconds": round(time.perf_counter() - started, 1),
-    }
-    run.write(record)
-    return record
+    return {"seed": seed, "state": best_state, "best_step": best_step, "history": history, "steps": step,
+            "val_accuracy": round(best[0], 4)}
 
 
 def _accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
