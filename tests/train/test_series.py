@@ -168,3 +168,16 @@ def test_an_ensemble_holds_the_single_run_as_its_first_member_and_averages_proba
     assert np.abs(session.run(None, {"series": x})[0] - got).max() < 1e-4
     with pytest.raises(ConfigError, match="members"):
         SeriesTrainConfig(members=0)
+
+
+def test_a_refit_trains_on_the_validation_carve_too_and_keeps_the_last_weights(tmp_path):
+    from edgeslm.train.series import train_series
+
+    small = {"data": "ecg5000", "limit_train": 120, "max_steps": 10, "batch_size": 32, "patch": 8, "stride": 8,
+             "d_model": 32, "heads": 2, "layers": 1, "ff": 64, "epochs": 4, "threads": 2}
+    plain = train_series(SeriesTrainConfig(**small), tmp_path / "plain")
+    refit = train_series(SeriesTrainConfig(**small, refit=True), tmp_path / "refit")
+    assert plain["dataset"]["sizes"]["train"] == 120 and refit["dataset"]["sizes"]["train"] == 120 + 51
+    assert refit["best_step"] == refit["steps"] == 10 and refit["history"] == []  # no epoch is chosen
+    # the carve's score is of series the model saw, and says so; the plain run's does not
+    assert refit["metrics"]["val"]["seen_in_training"] is True and "seen_in_training" not in plain["metrics"]["val"]
