@@ -4,7 +4,8 @@ folder (train/run.py's layout: model/model.safetensors, run.json, data/{val,test
 and compress read.
 
 With `ema` > 0 the weights kept are an exponential moving average of the trained ones (BatchNorm's
-statistics included), chosen and scored the same way.
+statistics included), chosen and scored the same way. With `members` > 1 that many models train from
+consecutive seeds on the same splits and are saved as one ensemble (models/ts_transformer.py TsEnsemble).
 
 Augmentation (training batches only): a random circular shift of each series and Gaussian jitter, and
 where the class does not depend on the series' sign or direction of time (stationary noise such as
