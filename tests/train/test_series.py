@@ -13,6 +13,10 @@ from edgeslm.errors import ConfigError
 from edgeslm.train.run import RunFolder
 from edgeslm.train.series import SeriesTrainConfig, augment, is_series_run, load_series_model, lr_factor
 
+# a model small enough to train in seconds on a slice of ECG5000 (each test adds its own steps and slice)
+TINY = {"data": "ecg5000", "batch_size": 32, "patch": 8, "stride": 8, "d_model": 32, "heads": 2, "layers": 1, "ff": 64,
+        "threads": 2}
+
 
 def test_the_run_learned_and_kept_its_splits(series_run):
     record = json.loads(RunFolder(series_run).record_file.read_text())
@@ -73,8 +77,7 @@ def test_cli_refuses_a_token_window_for_series(tmp_path):
 def test_a_weight_average_is_what_is_scored_and_kept(tmp_path):
     from edgeslm.train.series import train_series
 
-    small = {"data": "ecg5000", "limit_train": 120, "max_steps": 24, "batch_size": 32, "patch": 8, "stride": 8,
-             "d_model": 32, "heads": 2, "layers": 1, "ff": 64, "epochs": 8, "threads": 2}
+    small = {**TINY, "limit_train": 120, "max_steps": 24, "epochs": 8}
     plain = train_series(SeriesTrainConfig(**small), tmp_path / "plain")
     averaged = train_series(SeriesTrainConfig(**small, ema=0.9), tmp_path / "ema")
     a, _ = load_series_model(tmp_path / "plain")
@@ -127,8 +130,7 @@ def test_given_splits_are_trained_and_scored_instead_of_the_configs_data(tmp_pat
     data = load_series("ecg5000", 13)
     x, y = data.x_train, data.y_train
     split = SeriesSplits(x[:200], y[:200], x[200:240], y[200:240], x[240:300], y[240:300], data.labels, data.meta)
-    small = {"data": "ecg5000", "max_steps": 8, "batch_size": 32, "patch": 8, "stride": 8, "d_model": 32, "heads": 2,
-             "layers": 1, "ff": 64, "epochs": 2, "threads": 2}
+    small = {**TINY, "max_steps": 8, "epochs": 2}
     record = train_series(SeriesTrainConfig(**small), tmp_path / "fold", data=split)
     assert record["dataset"]["sizes"] == {"train": 200, "val": 40, "test": 60}
     assert record["metrics"]["test"]["n"] == 60 and record["metrics"]["val"]["n"] == 40
@@ -146,8 +148,7 @@ def test_an_ensemble_holds_the_single_run_as_its_first_member_and_averages_proba
     from edgeslm.export.series import export_series_onnx
     from edgeslm.train.series import predict_logits, train_series
 
-    small = {"data": "ecg5000", "limit_train": 120, "max_steps": 12, "batch_size": 32, "patch": 8, "stride": 8,
-             "d_model": 32, "heads": 2, "layers": 1, "ff": 64, "epochs": 4, "threads": 2}
+    small = {**TINY, "limit_train": 120, "max_steps": 12, "epochs": 4}
     single = train_series(SeriesTrainConfig(**small), tmp_path / "one")
     pair = train_series(SeriesTrainConfig(**small, members=2), tmp_path / "two")
     one, _ = load_series_model(tmp_path / "one")
@@ -173,8 +174,7 @@ def test_an_ensemble_holds_the_single_run_as_its_first_member_and_averages_proba
 def test_a_refit_trains_on_the_validation_carve_too_and_keeps_the_last_weights(tmp_path):
     from edgeslm.train.series import train_series
 
-    small = {"data": "ecg5000", "limit_train": 120, "max_steps": 10, "batch_size": 32, "patch": 8, "stride": 8,
-             "d_model": 32, "heads": 2, "layers": 1, "ff": 64, "epochs": 4, "threads": 2}
+    small = {**TINY, "limit_train": 120, "max_steps": 10, "epochs": 4}
     plain = train_series(SeriesTrainConfig(**small), tmp_path / "plain")
     refit = train_series(SeriesTrainConfig(**small, refit=True), tmp_path / "refit")
     assert plain["dataset"]["sizes"]["train"] == 120 and refit["dataset"]["sizes"]["train"] == 120 + 51
