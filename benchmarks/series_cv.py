@@ -8,7 +8,8 @@ What a 51-beat validation split (ECG5000) cannot tell apart, 500 held-out beats 
 A variant is NAME=KEY:VALUE[,KEY:VALUE...] over the base config (values parsed as YAML). Every variant sees
 the same folds and the same seed. Prints each variant's mean and standard deviation of fold accuracy. A
 variant with `members:K` is also scored with its first 1..K-1 members (`NAME@k`; `@1` is the single model
-of its config), from the same trained members, so an ensemble's size is chosen without training twice.
+of its config), from the same trained members, so an ensemble's size is chosen without training twice; a
+variant with `rocket:N` is also scored by each kind of classifier alone (`NAME:transformers`, `NAME:rocket`).
 """
 
 from __future__ import annotations
@@ -59,6 +60,16 @@ def prefix_accuracy(run: Path, x: np.ndarray, y: np.ndarray) -> dict[int, float]
     return {k: round(float((np.mean(probs[:k], axis=0).argmax(-1) == y).mean()), 4) for k in range(1, len(probs))}
 
 
+def save_probs(run: Path, x: np.ndarray, index: np.ndarray, path: Path) -> None:
+    import torch
+
+    model, _ = load_series_model(run)
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.from_numpy(x)), -1).numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, index=index, probs=probs)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("config", type=Path, help="the base training config (YAML or JSON, as `edgeslm train --config`)")
@@ -69,6 +80,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=13, help="the folds' and every run's seed")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--probs", type=Path, help="a folder for each variant's held-out class probabilities per fold "
+                    "(NAME-foldI.npz: index, probs), to score a combination later without training again")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     base = _read_config(args.config)  # edgeslm train's own reader: its errors, YAML or JSON
@@ -82,6 +95,7 @@ def main() -> int:
     for name, changes in [*([] if args.skip_base else [("base", {})]), *map(variant, args.variant)]:
         config = SeriesTrainConfig.from_dict({**base, **changes})
         scores, prefixes, started = [], {k: [] for k in range(1, config.members)}, time.perf_counter()
+        parts: dict[str, list[float]] = {}
         for i, held in enumerate(parts):
             rest = np.setdiff1d(np.arange(len(y)), held)
             val = rest[stratified_holdout(y[rest], 0.1, args.seed)]
@@ -91,11 +105,18 @@ def main() -> int:
                 record = train_series(config, Path(tmp), data=split)
                 for k, accuracy in prefix_accuracy(Path(tmp), x[held], y[held]).items():
                     prefixes[k].append(accuracy)
+                if args.probs:
+                    save_probs(Path(tmp), x[held], held, args.probs / f"{name}-fold{i}.npz")
             scores.append(record["metrics"]["test"]["accuracy"])
+            for part, accuracy in record["metrics"]["test"].get("parts", {}).items():
+                parts.setdefault(part, []).append(accuracy)
             print(f"{name} fold {i + 1}/{args.folds}: {scores[-1]:.4f}", file=sys.stderr)
         result["variants"][name] = {"changes": changes, "fold_accuracy": scores, "mean": round(float(np.mean(scores)), 4),
                                     "std": round(float(np.std(scores)), 4),
                                     "seconds": round(time.perf_counter() - started, 1)}
+        for part, got in parts.items():  # a rocket variant: each kind of classifier alone
+            result["variants"][f"{name}:{part}"] = {"changes": changes, "fold_accuracy": got,
+                                                    "mean": round(float(np.mean(got)), 4), "std": round(float(np.std(got)), 4)}
         for k, got in prefixes.items():
             result["variants"][f"{name}@{k}"] = {"changes": {**changes, "members": k}, "fold_accuracy": got,
                                                  "mean": round(float(np.mean(got)), 4), "std": round(float(np.std(got)), 4)}

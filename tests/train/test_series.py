@@ -181,3 +181,39 @@ def test_a_refit_trains_on_the_validation_carve_too_and_keeps_the_last_weights(t
     assert refit["best_step"] == refit["steps"] == 10 and refit["history"] == []  # no epoch is chosen
     # the carve's score is of series the model saw, and says so; the plain run's does not
     assert refit["metrics"]["val"]["seen_in_training"] is True and "seen_in_training" not in plain["metrics"]["val"]
+
+
+def test_a_rocket_joins_the_transformers_in_one_graph_with_its_share_of_the_probability(tmp_path):
+    """rocket: N fits the random-convolution classifier on the same training series (no gradient steps), keeps
+    the transformer run as it was, records each part's score, and the one graph (torch and ONNX) answers
+    log((1 - w) p_transformers + w p_rocket)."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from edgeslm.export.series import export_series_onnx
+    from edgeslm.train.series import predict_logits, train_series
+
+    small = {**TINY, "limit_train": 120, "max_steps": 12, "epochs": 4}
+    plain = train_series(SeriesTrainConfig(**small), tmp_path / "plain")
+    both = train_series(SeriesTrainConfig(**small, rocket=600, rocket_stride=2, rocket_weight=0.4), tmp_path / "both")
+    assert both["steps"] == plain["steps"] and both["best_step"] == plain["best_step"]
+    # 600 rounds to one bias per kernel and dilation, the fewest there are
+    rocket = both["rocket"]
+    assert rocket["features"] == 84 * len(rocket["dilations"]) and rocket["fit_series"] == 120 and rocket["stride"] == 2
+    parts = both["metrics"]["test"]["parts"]
+    assert parts["transformers"] == plain["metrics"]["test"]["accuracy"]  # the same transformer, untouched
+    assert parts["rocket"] >= 0.8, parts  # 120 beats are enough for the random-convolution features
+    model, record = load_series_model(tmp_path / "both")
+    assert record["shape"]["rocket"] == 600 and len(model.members) == 1
+    x = read_series_rows(RunFolder(tmp_path / "both").split("val"))[0][:16]
+    with torch.no_grad():
+        p_t = torch.exp(model.transformers(torch.from_numpy(x))).numpy()
+        p_r = torch.softmax(model.rocket(torch.from_numpy(x)), -1).numpy()
+    got = predict_logits(model, x)
+    assert np.allclose(np.exp(got), 0.6 * p_t + 0.4 * p_r, atol=1e-5)
+    path = tmp_path / "model.onnx"
+    export_series_onnx(model, path)
+    assert np.abs(ort.InferenceSession(str(path)).run(None, {"series": x})[0] - got).max() < 1e-4
+    with pytest.raises(ConfigError, match="rocket"):
+        SeriesTrainConfig(rocket=600, rocket_weight=1.0).shape(140, 1, 5)

@@ -9,6 +9,10 @@
 With `members` > 1 the graph holds that many such models, trained from different seeds, and gives the log of
 their mean class probability (a deep ensemble in one graph: one file, one call, logits out as before).
 
+With `rocket` > 0 the graph also holds a second, different kind of classifier beside them: random-convolution
+features (models/conv_features.py, after MiniRocket) and a ridge head, and gives the log of
+(1 - rocket_weight) x the transformers' mean probability + rocket_weight x the head's.
+
 Attention is written with plain MatMul/Softmax so the ONNX graph is ordinary ops that ONNX Runtime's
 int8 quantizer turns into integer MatMuls (nn.TransformerEncoderLayer exports a fused fast path in eval).
 """
@@ -45,6 +49,9 @@ class TsTransformerShape(Config):
     dropout: float = 0.1
     normalize: bool = True  # z-normalise each series and channel inside the graph: raw sensor units in
     members: int = 1  # independently trained copies whose probabilities are averaged (1: one model)
+    rocket: int = 0  # random-convolution features of a second classifier in the graph (0: none)
+    rocket_stride: int = 1  # the features' convolutions look at every `rocket_stride`-th position
+    rocket_weight: float = 0.5  # its share of the combined probability
 
     def validate(self) -> None:
         if self.length < 4 or not 1 <= self.channels <= 64 or self.classes < 2:
@@ -59,6 +66,10 @@ class TsTransformerShape(Config):
             raise ConfigError("ts-transformer: dropout must be in [0, 1)")
         if not 1 <= self.members <= 8:
             raise ConfigError("ts-transformer: members must be between 1 and 8")
+        if self.rocket and not 84 <= self.rocket <= 50_000 or not 1 <= self.rocket_stride <= 16 \
+                or not 0 < self.rocket_weight < 1:
+            raise ConfigError("ts-transformer: rocket is 0 (none) or 84 to 50,000 features, rocket_stride in [1, 16], "
+                              "rocket_weight in (0, 1)")
 
     @property
     def tokens(self) -> int:
@@ -112,19 +123,33 @@ class TsTransformer(nn.Module):
 
 
 class TsEnsemble(nn.Module):
-    """`shape.members` TsTransformers; logits = log of their mean probability, so softmax gives that mean."""
+    """`shape.members` TsTransformers and, with `shape.rocket`, a random-convolution classifier; logits = log of
+    the combined probability, so softmax gives it."""
 
     def __init__(self, shape: TsTransformerShape):
         super().__init__()
-        self.shape = shape
-        one = replace(shape, members=1)
-        self.members = nn.ModuleList(TsTransformer(one) for _ in range(shape.members))
+        from edgeslm.models.conv_features import ConvFeatureClassifier
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, L, C] -> [B, K]
+        self.shape = shape
+        one = replace(shape, members=1, rocket=0)
+        self.members = nn.ModuleList(TsTransformer(one) for _ in range(shape.members))
+        self.rocket = ConvFeatureClassifier(shape.length, shape.channels, shape.classes, shape.rocket,
+                                            shape.rocket_stride) if shape.rocket else None
+
+    def transformers(self, x: torch.Tensor) -> torch.Tensor:  # log of the members' mean probability [B, K]
         logp = torch.stack([torch.log_softmax(m(x), dim=-1) for m in self.members])  # [M, B, K]
         return torch.logsumexp(logp, dim=0) - math.log(len(self.members))
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, L, C] -> [B, K]
+        logp = self.transformers(x)
+        if self.rocket is None:
+            return logp
+        w = self.shape.rocket_weight
+        both = torch.stack([logp + math.log(1 - w), torch.log_softmax(self.rocket(x), dim=-1) + math.log(w)])
+        return torch.logsumexp(both, dim=0)
+
 
 def build(shape: TsTransformerShape) -> nn.Module:
-    """The model a shape describes: one TsTransformer, or an ensemble of `members` of them."""
-    return TsTransformer(shape) if shape.members == 1 else TsEnsemble(shape)
+    """The model a shape describes: one TsTransformer, or an ensemble of `members` of them and the
+    random-convolution classifier."""
+    return TsTransformer(shape) if shape.members == 1 and not shape.rocket else TsEnsemble(shape)

@@ -6,6 +6,8 @@ and compress read.
 With `ema` > 0 the weights kept are an exponential moving average of the trained ones (BatchNorm's
 statistics included), chosen and scored the same way. With `members` > 1 that many models train from
 consecutive seeds on the same splits and are saved as one ensemble (models/ts_transformer.py TsEnsemble).
+With `rocket` > 0 a random-convolution classifier (models/conv_features.py) is fitted on the same training
+series, without gradients, and joins them in that graph; the run records each part's scores alone.
 
 Augmentation (training batches only): a random circular shift of each series and Gaussian jitter, and
 where the class does not depend on the series' sign or direction of time (stationary noise such as
@@ -73,6 +75,12 @@ class SeriesTrainConfig(Config):
     # small set gains a tenth more examples, and no epoch is chosen on a few dozen series. The carve's score
     # is then of series the model saw (the run records it as such), which is what the int8 guard compares on.
     refit: bool = False
+    # random-convolution features (MiniRocket's kind) of a ridge classifier whose probability is combined with
+    # the transformers' (0: none); its convolutions see every `rocket_stride`-th position; `rocket_weight`: its
+    # share of the combined probability
+    rocket: int = 0
+    rocket_stride: int = 1
+    rocket_weight: float = 0.5
 
     def validate(self) -> None:
         if self.model != "ts-transformer":
@@ -103,7 +111,8 @@ class SeriesTrainConfig(Config):
                                   stride=min(self.stride, self.patch, length), stem=self.stem,
                                   stem_layers=self.stem_layers, d_model=self.d_model,
                                   heads=self.heads, layers=self.layers, ff=self.ff, dropout=self.dropout,
-                                  normalize=self.normalize, members=self.members)
+                                  normalize=self.normalize, members=self.members, rocket=self.rocket,
+                                  rocket_stride=self.rocket_stride, rocket_weight=self.rocket_weight)
 
 
 def is_series_run(run: Path) -> bool:
@@ -139,7 +148,8 @@ def predict_logits(model: Any, x: np.ndarray, batch: int = 256) -> np.ndarray:
     """logits [n, K] of float32 x [n, L, C], eval mode, no grad."""
     import torch
 
-    model.eval()
+    if hasattr(model, "eval"):  # a module, or a method of one (TsEnsemble.transformers)
+        model.eval()
     out = []
     with torch.no_grad():
         for i in range(0, len(x), batch):
@@ -207,11 +217,23 @@ def train_series(config: SeriesTrainConfig, out: Path, progress: bool = False, d
     if bar is not None:
         bar.close()
     model = build(shape)
-    for member, fit in zip(model.members if config.members > 1 else [model], fits, strict=True):
+    ensemble = hasattr(model, "members")
+    for member, fit in zip(model.members if ensemble else [model], fits, strict=True):
         member.load_state_dict(fit["state"])
+    rocket = None
+    if config.rocket:
+        from edgeslm.models.conv_features import fit as fit_rocket
+
+        rocket_started = time.perf_counter()
+        rocket = fit_rocket(model.rocket, x_train, y_train, config.seed)
+        rocket["seconds"] = round(time.perf_counter() - rocket_started, 1)
     model.eval()
-    metrics = {name: _accuracy(model, x, y) for name, x, y in
-               (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test))}
+    splits = (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test))
+    metrics = {name: _accuracy(model, x, y) for name, x, y in splits}
+    if rocket is not None:  # each kind alone, on the same series: what the combination adds
+        for name, x, y in splits:
+            metrics[name]["parts"] = {"transformers": _accuracy(model.transformers, x, y)["accuracy"],
+                                      "rocket": _accuracy(model.rocket, x, y)["accuracy"]}
     if config.refit:
         metrics["val"]["seen_in_training"] = True
 
@@ -232,6 +254,8 @@ def train_series(config: SeriesTrainConfig, out: Path, progress: bool = False, d
         "history": fits[0]["history"] if one else [f["history"] for f in fits],
         "metrics": metrics, "train_seconds": round(time.perf_counter() - started, 1),
     }
+    if rocket is not None:
+        record["rocket"] = rocket
     if not one:
         record["members"] = [{"seed": f["seed"], "best_step": f["best_step"], "steps": f["steps"],
                               "val_accuracy": f["val_accuracy"]} for f in fits]

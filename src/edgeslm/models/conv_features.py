@@ -1,0 +1,138 @@
+"""Random-convolution features and a ridge head: a second, different kind of time-series classifier that
+the ts-transformer's graph can hold beside its transformers (TsEnsemble).
+
+The features follow MiniRocket (Dempster, Schmidt and Webb, KDD 2021), written here from the paper:
+- 84 fixed kernels of length 9, weight -1 everywhere but +2 at three of the nine positions (every choice
+  of three); they sum to zero, so a constant offset changes nothing;
+- dilations spread exponentially from 1 to (length - 1) / 8, so the kernels see from 9 to the whole series;
+- each (dilation, kernel) output gets `per` biases, quantiles of that kernel's output on one random training
+  series (quantile levels from the golden-ratio sequence), and each feature is the proportion of positions
+  where the output exceeds its bias (PPV);
+- the head is ridge regression on the standardized features (targets +-1, regularization chosen by exact
+  leave-one-out error), its scores scaled by a temperature fitted on the same leave-one-out scores so that
+  softmax gives probabilities that can be averaged with the transformers'.
+
+Unlike MiniRocket every output is padded ("same"), channels are summed by the kernels, and the
+convolutions may skip positions (`stride`): a proportion over 250 of 500 positions is nearly the same
+number, for half the comparisons. Nothing here trains by gradient; `fit` sets every tensor.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+KERNELS = 84  # C(9, 3)
+ALPHAS = np.logspace(-2, 6, 17)  # ridge regularization tried, on standardized features
+TEMPERATURES = np.logspace(-1, 2.5, 71)
+MAX_FIT_SERIES = 20_000  # the ridge fit holds series x features in memory: a larger training set is subsampled
+
+
+def dilations(length: int) -> list[int]:
+    top = math.log2(max(1.0, (length - 1) / 8))
+    return sorted({int(d) for d in np.floor(np.logspace(0, top, 32, base=2))})
+
+
+class ConvFeatureClassifier(nn.Module):
+    """x [B, L, C] (z-normalised per series and channel, as the transformers see it) -> scores [B, K]."""
+
+    def __init__(self, length: int, channels: int, classes: int, features: int, stride: int = 1):
+        """`features` is rounded down to a multiple of 84 x the dilations, and is at least one of those."""
+        super().__init__()
+        self.length, self.stride = length, stride
+        self.dilations = dilations(length)
+        self.per = max(1, features // (KERNELS * len(self.dilations)))
+        weights = -torch.ones(KERNELS, channels, 9)
+        for i, plus in enumerate(itertools.combinations(range(9), 3)):
+            weights[i, :, list(plus)] = 2.0
+        self.register_buffer("kernels", weights)
+        self.register_buffer("biases", torch.zeros(len(self.dilations), KERNELS, self.per))
+        self.head = nn.Linear(self.features, classes)
+
+    @property
+    def features(self) -> int:
+        return len(self.dilations) * KERNELS * self.per
+
+    def outputs(self, x: torch.Tensor, j: int) -> torch.Tensor:  # [B, L, C] -> [B, 84, L / stride]
+        d = self.dilations[j]
+        return nn.functional.conv1d(x.transpose(1, 2), self.kernels, padding=4 * d, dilation=d, stride=self.stride)
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:  # [B, L, C] -> PPV features [B, F]
+        mean = x.mean(dim=1, keepdim=True)
+        x = (x - mean) / torch.sqrt(((x - mean) ** 2).mean(dim=1, keepdim=True) + 1e-5)
+        parts = [(self.outputs(x, j)[:, :, None, :] > self.biases[j][None, :, :, None]).float().mean(-1).flatten(1)
+                 for j in range(len(self.dilations))]
+        return torch.cat(parts, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.transform(x))
+
+
+def fit(model: ConvFeatureClassifier, x: np.ndarray, y: np.ndarray, seed: int, batch: int = 128) -> dict[str, Any]:
+    """Set the biases from `x` [n, L, C] and the head by ridge regression on (x, y); what was chosen."""
+    rng = np.random.default_rng(seed)
+    if len(y) > MAX_FIT_SERIES:
+        keep = np.sort(rng.choice(len(y), MAX_FIT_SERIES, replace=False))
+        x, y = x[keep], y[keep]
+    classes = model.head.out_features
+    levels = ((np.arange(1, model.features + 1) * (math.sqrt(5) + 1) / 2) % 1).reshape(model.biases.shape)
+    with torch.no_grad():
+        for j in range(len(model.dilations)):
+            pick = torch.from_numpy(x[rng.integers(0, len(x), KERNELS)])
+            mean = pick.mean(dim=1, keepdim=True)
+            pick = (pick - mean) / torch.sqrt(((pick - mean) ** 2).mean(dim=1, keepdim=True) + 1e-5)
+            out = model.outputs(pick, j)  # [84 series, 84 kernels, L']: kernel k on series k
+            for k in range(KERNELS):
+                model.biases[j, k] = torch.quantile(out[k, k], torch.from_numpy(levels[j, k]).float())
+        feats = torch.cat([model.transform(torch.from_numpy(x[i:i + batch])) for i in range(0, len(x), batch)])
+    features = feats.numpy().astype(np.float64)
+    targets = -np.ones((len(y), classes))
+    targets[np.arange(len(y)), y] = 1.0
+    ridge = ridge_loo(features, targets)
+    temperature = min(TEMPERATURES, key=lambda t: _nll(t * ridge["loo_scores"], y))
+    weight = temperature * ridge["weight"] / ridge["scale"][:, None]  # [F, K], standardization folded in
+    bias = temperature * (ridge["intercept"] - (ridge["center"] / ridge["scale"]) @ ridge["weight"])
+    with torch.no_grad():
+        model.head.weight.copy_(torch.from_numpy(weight.T).float())
+        model.head.bias.copy_(torch.from_numpy(bias).float())
+    return {"features": model.features, "dilations": model.dilations, "biases_per_kernel": model.per,
+            "stride": model.stride, "fit_series": len(y), "alpha": float(ridge["alpha"]),
+            "temperature": round(float(temperature), 4),
+            "loo_accuracy": round(float((ridge["loo_scores"].argmax(-1) == y).mean()), 4)}
+
+
+def ridge_loo(x: np.ndarray, targets: np.ndarray, alphas: np.ndarray = ALPHAS) -> dict[str, Any]:
+    """Ridge regression of targets [n, K] on standardized x [n, F] with an intercept, the regularization
+    chosen from `alphas` by exact leave-one-out squared error (one thin SVD serves every alpha); the
+    leave-one-out scores of the chosen one come back too."""
+    center, scale = x.mean(0), x.std(0)
+    scale[scale < 1e-8] = 1.0  # a constant feature stays 0 after centering
+    z = (x - center) / scale
+    intercept = targets.mean(0)
+    t = targets - intercept
+    u, s, vt = np.linalg.svd(z, full_matrices=False)
+    ut = u.T @ t
+    best = None
+    for alpha in alphas:
+        shrink = s ** 2 / (s ** 2 + alpha)  # the centering's null direction has s = 0 and drops out
+        fitted = u @ (shrink[:, None] * ut)
+        hat = (u ** 2) @ shrink + 1.0 / len(x)  # + the intercept's share (ones are orthogonal to z)
+        residual = (t - fitted) / (1.0 - hat)[:, None]  # leave-one-out residuals
+        error = float((residual ** 2).mean())
+        if best is None or error < best[0]:
+            best = (error, alpha, shrink, residual)
+    _, alpha, shrink, residual = best
+    weight = vt.T @ ((shrink / np.where(s > 0, s, 1.0))[:, None] * ut)  # V diag(s / (s^2 + alpha)) U^T t
+    return {"alpha": alpha, "weight": weight, "intercept": intercept, "center": center, "scale": scale,
+            "loo_scores": t - residual + intercept}
+
+
+def _nll(scores: np.ndarray, y: np.ndarray) -> float:
+    shifted = scores - scores.max(-1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    return float(-logp[np.arange(len(y)), y].mean())

@@ -1,0 +1,103 @@
+"""models/conv_features.py: the random-convolution classifier that a ts-transformer graph may hold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from edgeslm.models.conv_features import KERNELS, ConvFeatureClassifier, dilations, fit, ridge_loo
+
+
+def test_leave_one_out_scores_are_those_of_refitting_without_the_row():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 60))
+    targets = rng.normal(size=(40, 3))
+    got = ridge_loo(x, targets, alphas=np.array([7.0]))
+    z = (x - got["center"]) / got["scale"]
+    for i in (0, 17, 39):
+        rest = np.delete(np.arange(40), i)
+        zc, tc = z[rest] - z[rest].mean(0), targets[rest] - targets[rest].mean(0)
+        w = np.linalg.solve(zc.T @ zc + 7.0 * np.eye(60), zc.T @ tc)
+        expected = (z[i] - z[rest].mean(0)) @ w + targets[rest].mean(0)
+        np.testing.assert_allclose(got["loo_scores"][i], expected, rtol=1e-6, atol=1e-8)
+    # the weights it returns are the full-data ridge solution
+    zc = z - z.mean(0)
+    w = np.linalg.solve(zc.T @ zc + 7.0 * np.eye(60), zc.T @ (targets - targets.mean(0)))
+    np.testing.assert_allclose(got["weight"], w, rtol=1e-6, atol=1e-8)
+
+
+def test_the_regularization_is_chosen_by_leave_one_out_error():
+    """Pure noise targets: a heavily regularized fit predicts them best; a clean linear signal: little."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(80, 20))
+    assert ridge_loo(x, rng.normal(size=(80, 2)))["alpha"] >= 100
+    signal = x @ rng.normal(size=(20, 2))
+    assert ridge_loo(x, signal)["alpha"] <= 0.1
+
+
+def test_kernels_dilations_and_features_are_what_the_paper_says():
+    m = ConvFeatureClassifier(500, 1, 2, 5000)
+    assert m.kernels.shape == (KERNELS, 1, 9)
+    assert torch.all(m.kernels.sum(-1) == 0) and torch.all((m.kernels == 2).sum(-1) == 3)
+    assert len({tuple(k.flatten().tolist()) for k in m.kernels}) == KERNELS  # every choice of three, once
+    d = dilations(500)
+    assert d[0] == 1 and d[-1] == 62 and d == sorted(set(d))  # up to (500 - 1) / 8: the kernel spans the series
+    assert dilations(9) == [1] and m.features == len(d) * KERNELS * m.per <= 5000
+
+
+def _waves(n: int, length: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Class 0: a sine; class 1: a square wave of the same period; random phase, offset, scale and noise."""
+    t = np.arange(length)
+    y = rng.integers(0, 2, n)
+    phase = rng.uniform(0, 2 * np.pi, (n, 1))
+    base = np.sin(2 * np.pi * t / 25 + phase)
+    x = np.where(y[:, None] == 1, np.sign(base), base) * rng.uniform(0.5, 3, (n, 1)) + rng.normal(0, 5, (n, 1))
+    x = x + rng.normal(0, 0.3, x.shape)
+    return x[:, :, None].astype(np.float32), y
+
+
+def test_fit_learns_a_shape_difference_that_offsets_and_scales_do_not_hide(tmp_path):
+    rng = np.random.default_rng(2)
+    x, y = _waves(300, 120, rng)
+    xt, yt = _waves(200, 120, rng)
+    m = ConvFeatureClassifier(120, 1, 2, 1000, stride=2)
+    info = fit(m, x, y, seed=3)
+    assert info["features"] == m.features and info["fit_series"] == 300 and info["loo_accuracy"] >= 0.95
+    with torch.no_grad():
+        features = m.transform(torch.from_numpy(xt))
+        accuracy = float((m(torch.from_numpy(xt)).argmax(-1).numpy() == yt).mean())
+    assert accuracy >= 0.95
+    assert float(features.min()) >= 0 and float(features.max()) <= 1  # proportions
+    assert len(torch.unique(m.biases)) > m.features // 2  # biases were set from the data, not left at zero
+
+
+def test_the_onnx_graph_gives_the_same_scores():
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(4)
+    x, y = _waves(100, 64, rng)
+    m = ConvFeatureClassifier(64, 1, 2, 500).eval()
+    fit(m, x, y, seed=5)
+    import io
+
+    buffer = io.BytesIO()
+    torch.onnx.export(m, (torch.zeros(2, 64, 1),), buffer, dynamo=False, opset_version=17, input_names=["series"],
+                      output_names=["logits"], dynamic_axes={"series": {0: "batch"}})
+    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"series": x[:16]})[0]
+    with torch.no_grad():
+        expected = m(torch.from_numpy(x[:16])).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("features", [0, 50])
+def test_too_few_features_is_refused_in_the_shape(features):
+    from edgeslm.errors import ConfigError
+    from edgeslm.models.ts_transformer import TsTransformerShape
+
+    if features == 0:
+        assert TsTransformerShape(rocket=0).rocket == 0
+        return
+    with pytest.raises(ConfigError, match="rocket"):
+        TsTransformerShape(rocket=features)
