@@ -73,3 +73,27 @@ def test_guard_refuses_a_quantization_that_loses_accuracy_and_writes_nothing(ser
 def test_only_int8_dynamic_applies(series_run, tmp_path):
     with pytest.raises(ConfigError, match="int8-dynamic"):
         compress_series(series_run, load_recipe("int4-weight"), tmp_path / "x")
+
+
+def test_a_run_with_a_rocket_compresses_its_matrices_and_keeps_the_feature_path_exact(tmp_path):
+    """int8 touches the matrix products (the transformers' and the ridge head's, as for text classifiers'
+    heads): the random-convolution features' convolutions and thresholds stay fp32, as they must, since a
+    proportion over a threshold moved by rounding would be another feature."""
+    import onnx
+
+    from edgeslm.train.series import SeriesTrainConfig, train_series
+
+    run = tmp_path / "run"
+    train_series(SeriesTrainConfig(data="ecg5000", limit_train=150, max_steps=20, batch_size=32, patch=8, stride=8,
+                                   stem=8, d_model=32, heads=2, layers=1, ff=64, threads=2, rocket=1500), run)
+    out = tmp_path / "int8"
+    compress_series(run, with_bar(load_recipe("int8-dynamic"), floor=0.9), out, latency_rounds=10)
+    graph = onnx.load(str(out / "model.onnx")).graph
+    ops = [n.op_type for n in graph.node]
+    integer = [n.name for n in graph.node if n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")]
+    assert any(name.startswith("/members.0/") for name in integer) and any("rocket" in name for name in integer)
+    assert "ConvInteger" not in ops and ops.count("Greater") == 15  # 15 dilations at length 140, all fp32
+    m = open_bundle(out).manifest
+    assert m.provenance["shape"]["rocket"] == 1500 and m.files["model.onnx"].bytes <= 1_000_000
+    report = m.provenance["compression"]
+    assert abs(m.evaluation["test"]["accuracy"] - report["fp32"]["test_accuracy"]) <= 0.01
