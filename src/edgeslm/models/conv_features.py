@@ -58,16 +58,15 @@ class ConvFeatureClassifier(nn.Module):
     def features(self) -> int:
         return len(self.dilations) * KERNELS * self.per
 
-    def outputs(self, x: torch.Tensor, j: int) -> torch.Tensor:  # [B, L, C] -> [B, 84, L / stride]
-        d = self.dilations[j]
-        return nn.functional.conv1d(x.transpose(1, 2), self.kernels, padding=4 * d, dilation=d, stride=self.stride)
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:  # [B, L, C] -> [B, D * 84, L / stride]
+        return torch.cat([nn.functional.conv1d(x.transpose(1, 2), self.kernels, padding=4 * d, dilation=d,
+                                               stride=self.stride) for d in self.dilations], dim=1)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:  # [B, L, C] -> PPV features [B, F]
         mean = x.mean(dim=1, keepdim=True)
         x = (x - mean) / torch.sqrt(((x - mean) ** 2).mean(dim=1, keepdim=True) + 1e-5)
-        parts = [(self.outputs(x, j)[:, :, None, :] > self.biases[j][None, :, :, None]).float().mean(-1).flatten(1)
-                 for j in range(len(self.dilations))]
-        return torch.cat(parts, 1)
+        over = self.outputs(x)[:, :, None, :] > self.biases.reshape(-1, self.per, 1)[None]  # [B, D * 84, per, L']
+        return over.float().mean(-1).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.transform(x))
@@ -86,7 +85,7 @@ def fit(model: ConvFeatureClassifier, x: np.ndarray, y: np.ndarray, seed: int, b
             pick = torch.from_numpy(x[rng.integers(0, len(x), KERNELS)])
             mean = pick.mean(dim=1, keepdim=True)
             pick = (pick - mean) / torch.sqrt(((pick - mean) ** 2).mean(dim=1, keepdim=True) + 1e-5)
-            out = model.outputs(pick, j)  # [84 series, 84 kernels, L']: kernel k on series k
+            out = model.outputs(pick).reshape(KERNELS, len(model.dilations), KERNELS, -1)[:, j]  # kernel k on series k
             for k in range(KERNELS):
                 model.biases[j, k] = torch.quantile(out[k, k], torch.from_numpy(levels[j, k]).float())
         feats = torch.cat([model.transform(torch.from_numpy(x[i:i + batch])) for i in range(0, len(x), batch)])
