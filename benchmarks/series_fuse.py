@@ -1,0 +1,88 @@
+"""Choose the random-convolution features' setting on TRAIN alone, without training the transformers again:
+on each cross-validation fold, fit the features and ridge head (models/conv_features.py, as `rocket: N` does
+in training) on the fold's training rows and combine their held-out probabilities with the transformers' that
+`series_cv.py --probs DIR` saved for the same folds. TEST is never read.
+
+    .venv/bin/python benchmarks/series_cv.py configs/series/forda.yaml --folds 3 --probs runs/cv/forda
+    .venv/bin/python benchmarks/series_fuse.py configs/series/forda.yaml --folds 3 --probs runs/cv/forda \
+        --setting 5000/4 --setting 2500/4 --weights 0.33,0.5 --json
+
+A setting is FEATURES/STRIDE. The folds, validation carves and seed must be series_cv.py's (the same
+--folds and --seed); the saved probabilities name their rows, and a mismatch stops the run. Training with
+`rocket`, `rocket_stride` and `rocket_weight` gives these same numbers: the same rows, the same fit, the same
+combination (the transformers are trained before and apart from the features).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from series_cv import folds  # noqa: E402  (the same folds, by the same code)
+
+from edgeslm.cli.train import _read_config  # noqa: E402
+from edgeslm.data.series import load_series, stratified_holdout  # noqa: E402
+from edgeslm.models.conv_features import ConvFeatureClassifier, fit  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("config", type=Path, help="the training config series_cv.py ran (its data)")
+    ap.add_argument("--probs", type=Path, required=True, help="series_cv.py --probs folder")
+    ap.add_argument("--variant", default="base", help="whose saved probabilities (series_cv.py's variant name)")
+    ap.add_argument("--setting", action="append", required=True, help="FEATURES/STRIDE, e.g. 5000/4")
+    ap.add_argument("--weights", default="0.33,0.5,0.67", help="the features' shares of the combined probability")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    weights = [float(w) for w in args.weights.split(",")]
+    data = load_series(_read_config(args.config)["data"], args.seed)
+    x = np.concatenate([data.x_train, data.x_val])
+    y = np.concatenate([data.y_train, data.y_val])
+    parts = folds(y, args.folds, args.seed)
+    result = {"config": str(args.config), "folds": args.folds, "seed": args.seed,
+              "command": " ".join([Path(sys.executable).name, *sys.argv]), "settings": {}}
+    for setting in args.setting:
+        features, stride = (int(v) for v in setting.split("/"))
+        scores: dict[str, list[float]] = {"transformers": [], "rocket": [], **{f"w{w}": [] for w in weights}}
+        started = time.perf_counter()
+        for i, held in enumerate(parts):
+            saved = np.load(args.probs / f"{args.variant}-fold{i}.npz")
+            if not np.array_equal(saved["index"], held):
+                raise SystemExit(f"{args.probs}: fold {i} holds other rows; use series_cv.py's --folds and --seed")
+            rest = np.setdiff1d(np.arange(len(y)), held)
+            train = np.setdiff1d(rest, rest[stratified_holdout(y[rest], 0.1, args.seed)])
+            model = ConvFeatureClassifier(data.length, data.channels, len(data.labels), features, stride).eval()
+            fit(model, x[train], y[train], args.seed)
+            with torch.no_grad():
+                rocket = torch.softmax(model(torch.from_numpy(x[held])), -1).numpy()
+            transformers = saved["probs"]
+            scores["transformers"].append(float((transformers.argmax(-1) == y[held]).mean()))
+            scores["rocket"].append(float((rocket.argmax(-1) == y[held]).mean()))
+            for w in weights:
+                scores[f"w{w}"].append(float((((1 - w) * transformers + w * rocket).argmax(-1) == y[held]).mean()))
+            print(f"{setting} fold {i + 1}/{args.folds}: " + " ".join(f"{k} {v[-1]:.4f}" for k, v in scores.items()),
+                  file=sys.stderr)
+        result["settings"][setting] = {
+            "features": model.features, "seconds": round(time.perf_counter() - started, 1),
+            **{k: {"mean": round(float(np.mean(v)), 4), "std": round(float(np.std(v)), 4),
+                   "fold_accuracy": [round(a, 4) for a in v]} for k, v in scores.items()}}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for setting, got in result["settings"].items():
+            print(setting, "  ".join(f"{k} {v['mean']:.4f}" for k, v in got.items() if isinstance(v, dict)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
