@@ -42,3 +42,16 @@ def test_a_broken_export_is_refused(series_run, tmp_path):
     with pytest.raises(BundleError, match="disagrees with PyTorch"):
         verify_series_export(check)
     assert np.isfinite(check["max_abs_diff"])
+
+
+def test_threshold_features_get_their_own_tolerance_but_not_a_different_answer():
+    """A graph with random-convolution features may differ from PyTorch by a flipped comparison (the
+    tolerance it recorded); a different class on a series without a near tie is still refused."""
+    ok = {"n": 256, "max_abs_diff": 0.008, "argmax_agree": 255 / 256, "argmax_agree_clear": 1.0, "tolerance": 0.02}
+    assert verify_series_export(ok) is ok
+    with pytest.raises(BundleError, match="disagrees"):
+        verify_series_export({**ok, "argmax_agree_clear": 255 / 256})
+    with pytest.raises(BundleError, match="disagrees"):
+        verify_series_export({**ok, "max_abs_diff": 0.03})
+    with pytest.raises(BundleError, match="disagrees"):  # a plain graph keeps 1e-3
+        verify_series_export({**ok, "tolerance": 1e-3})

@@ -3,6 +3,11 @@ fp32 bundle for the `onnxruntime-series` engine. compress/series.py quantizes th
 
 The graph takes `series` float32 [batch, length, channels] (batch dynamic; length and channels fixed, the
 engine's input contract) and gives `logits` [batch, K]. The TorchScript exporter, opset 17, as for text.
+
+The check: ORT's logits within TOLERANCE of PyTorch's and the same argmax. A graph with random-convolution
+features (`rocket`) holds thresholds: where PyTorch's and ORT's convolutions round a value that sits on a
+bias differently, one proportion moves by 1 / positions, so it gets THRESHOLD_TOLERANCE, and the argmax must
+agree wherever PyTorch's top two logits are further apart than that (a near tie may go either way).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from edgeslm.train.series import load_series_model, predict_logits
 
 OPSET = 17
 TOLERANCE = 1e-3  # max |logit difference| ORT fp32 vs PyTorch; argmax must agree on every checked series
+THRESHOLD_TOLERANCE = 2e-2  # the same with random-convolution features: a few comparisons may flip
 EXPORTER = f"torchscript-opset{OPSET}"
 
 
@@ -41,14 +47,19 @@ def compare_series(model: Any, onnx_path: Path, x: np.ndarray, labels: list[str]
     clf = SeriesClassifier(onnx_path, labels, threads=1, spin=False)
     ours = np.concatenate([clf.logits(x[i:i + 256]) for i in range(0, len(x), 256)])
     ref = predict_logits(model, x)
-    return {"n": len(x), "max_abs_diff": float(np.abs(ours - ref).max()),
-            "argmax_agree": float((ours.argmax(-1) == ref.argmax(-1)).mean()), "tolerance": TOLERANCE}
+    tolerance = THRESHOLD_TOLERANCE if getattr(model.shape, "rocket", 0) else TOLERANCE
+    top2 = np.sort(ref, axis=-1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > tolerance  # no near tie: both must give the same class
+    same = ours.argmax(-1) == ref.argmax(-1)
+    return {"n": len(x), "max_abs_diff": float(np.abs(ours - ref).max()), "argmax_agree": float(same.mean()),
+            "argmax_agree_clear": float(same[clear].mean()) if clear.any() else 1.0, "tolerance": tolerance}
 
 
 def verify_series_export(check: dict[str, Any]) -> dict[str, Any]:
-    if check["max_abs_diff"] > TOLERANCE or check["argmax_agree"] < 1.0:
+    tolerance = check.get("tolerance", TOLERANCE)
+    if check["max_abs_diff"] > tolerance or check.get("argmax_agree_clear", check["argmax_agree"]) < 1.0:
         raise BundleError(f"the ONNX export disagrees with PyTorch: max |Δlogit| {check['max_abs_diff']:.2e} "
-                          f"(tolerance {TOLERANCE}), argmax agreement {check['argmax_agree']:.4f}")
+                          f"(tolerance {tolerance}), argmax agreement {check['argmax_agree']:.4f}")
     return check
 
 
