@@ -3,6 +3,8 @@ to int8 by ONNX Runtime under the same guard as text encoders (guard.py): valida
 the recipe's floor x fp32's; below it the repairs run (per-channel scales, then the most damaged MatMuls
 kept in fp32), and when they run out nothing is written.
 
+A graph with random-convolution features (`rocket`) keeps that part in fp32: int8 covers the transformers.
+
 Only int8-dynamic applies here: the models are a few hundred kB, so int4's saving is small, and static
 scales need per-tensor calibration of the conv stem that the recipe format does not describe.
 """
@@ -71,16 +73,18 @@ def compress_series(run: Path, recipe: Recipe, out: Path, profile: str | Path = 
         check = verify_series_export(compare_series(model, fp32_path, x_val[:256], labels))
         fp32 = SeriesClassifier(fp32_path, labels, threads=1, spin=False)
         fp32_val = evaluate_series_classifier(fp32, x_val, y_val, timed=False)["accuracy"]
+        exact = _rocket_nodes(fp32_path)
         bar = Bar("validation accuracy", recipe.floor * fp32_val, True, f"{recipe.floor:.0%} of fp32 {fp32_val:.4f}")
         say(f"fp32 validation accuracy {fp32_val:.4f}; floor {recipe.floor:.0%} of it = {bar.limit:.4f}")
 
         def attempt(s: SeriesState) -> Outcome:
             qcfg_now = s.qcfg
-            info = quantize(fp32_path, tmp / "model.onnx", qcfg_now, None, s.keep)
+            info = quantize(fp32_path, tmp / "model.onnx", qcfg_now, None, [*s.keep, *exact])
             s.sensitive = lambda: sensitivity_order(fp32_path, qcfg_now)
             clf = SeriesClassifier(tmp / info["file"], labels, threads=1, spin=False)
             got = evaluate_series_classifier(clf, x_val, y_val, timed=False)
-            record_ = {"keep_fp32": list(s.keep), "per_channel": s.qcfg.per_channel, "val_accuracy": got["accuracy"]}
+            record_ = {"keep_fp32": list(s.keep), "fp32_by_design": exact, "per_channel": s.qcfg.per_channel,
+                       "val_accuracy": got["accuracy"]}
             return Outcome(FINAL, got["accuracy"], record_, (tmp / info["file"], got, info))
 
         outcome, attempts = Guard(bar, ENCODER_REPAIRS, f"recipe {recipe.name}", say).run(SeriesState(q), attempt)
@@ -116,3 +120,13 @@ def compress_series(run: Path, recipe: Recipe, out: Path, profile: str | Path = 
                             "recipe": recipe.to_dict(), "compression": report},
                 evaluation={"val": report["val"], "test": report["test"]})
     return {"bundle": str(out), "manifest": manifest.to_dict(), "report": report}
+
+
+def _rocket_nodes(path: Path) -> list[str]:
+    """The random-convolution classifier's nodes (its ridge head among them): kept fp32. Its features are
+    exact comparisons, and its head, a few thousand weights fitted in closed form, costs microseconds."""
+    import onnx
+
+    nodes = [n for n in onnx.load(str(path)).graph.node if n.name.startswith("/rocket/")]
+    # ONNX Runtime's quantizer turns a Gemm into NAME_MatMul + NAME_Add before it reads the exclusions
+    return [n.name for n in nodes] + [f"{n.name}_MatMul" for n in nodes if n.op_type == "Gemm"]
