@@ -217,3 +217,24 @@ def test_a_rocket_joins_the_transformers_in_one_graph_with_its_share_of_the_prob
     assert np.abs(ort.InferenceSession(str(path)).run(None, {"series": x})[0] - got).max() < 1e-4
     with pytest.raises(ConfigError, match="rocket"):
         SeriesTrainConfig(rocket=600, rocket_weight=1.0).shape(140, 1, 5)
+
+
+def test_the_rocket_in_a_run_is_the_one_series_fuse_fits_on_the_same_rows(tmp_path):
+    """benchmarks/series_fuse.py scores a feature setting by fitting ConvFeatureClassifier on a fold's training rows
+    with the run's seed; a run with `rocket` fits exactly that, so the choice it makes holds for training."""
+    import torch
+
+    from edgeslm.data.series import SeriesSplits, load_series
+    from edgeslm.models.conv_features import ConvFeatureClassifier, fit
+    from edgeslm.train.series import train_series
+
+    data = load_series("ecg5000", 13)
+    x, y = data.x_train, data.y_train
+    split = SeriesSplits(x[:150], y[:150], x[150:190], y[150:190], x[190:250], y[190:250], data.labels, data.meta)
+    train_series(SeriesTrainConfig(**{**TINY, "max_steps": 4, "epochs": 1}, rocket=1300, rocket_stride=4),
+                 tmp_path / "run", data=split)
+    model, _ = load_series_model(tmp_path / "run")
+    alone = ConvFeatureClassifier(140, 1, 5, 1300, 4)
+    fit(alone, x[:150], y[:150], 13)
+    for (k, a), (k2, b) in zip(model.rocket.state_dict().items(), alone.state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(a, b), k
