@@ -95,7 +95,7 @@ def main() -> int:
     for name, changes in [*([] if args.skip_base else [("base", {})]), *map(variant, args.variant)]:
         config = SeriesTrainConfig.from_dict({**base, **changes})
         scores, prefixes, started = [], {k: [] for k in range(1, config.members)}, time.perf_counter()
-        parts: dict[str, list[float]] = {}
+        kinds: dict[str, list[float]] = {}
         for i, held in enumerate(parts):
             rest = np.setdiff1d(np.arange(len(y)), held)
             val = rest[stratified_holdout(y[rest], 0.1, args.seed)]
@@ -109,12 +109,12 @@ def main() -> int:
                     save_probs(Path(tmp), x[held], held, args.probs / f"{name}-fold{i}.npz")
             scores.append(record["metrics"]["test"]["accuracy"])
             for part, accuracy in record["metrics"]["test"].get("parts", {}).items():
-                parts.setdefault(part, []).append(accuracy)
+                kinds.setdefault(part, []).append(accuracy)
             print(f"{name} fold {i + 1}/{args.folds}: {scores[-1]:.4f}", file=sys.stderr)
         result["variants"][name] = {"changes": changes, "fold_accuracy": scores, "mean": round(float(np.mean(scores)), 4),
                                     "std": round(float(np.std(scores)), 4),
                                     "seconds": round(time.perf_counter() - started, 1)}
-        for part, got in parts.items():  # a rocket variant: each kind of classifier alone
+        for part, got in kinds.items():  # a rocket variant: each kind of classifier alone
             result["variants"][f"{name}:{part}"] = {"changes": changes, "fold_accuracy": got,
                                                     "mean": round(float(np.mean(got)), 4), "std": round(float(np.std(got)), 4)}
         for k, got in prefixes.items():
