@@ -39,6 +39,13 @@ def folds(y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
     return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
 
 
+def fold_rows(y: np.ndarray, held: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows a fold trains on and the 10% carve that chooses its epoch, from the rows not held out."""
+    rest = np.setdiff1d(np.arange(len(y)), held)
+    val = rest[stratified_holdout(y[rest], 0.1, seed)]
+    return np.setdiff1d(rest, val), val
+
+
 def variant(spec: str) -> tuple[str, dict]:
     name, _, body = spec.partition("=")
     changes = {}
@@ -97,9 +104,7 @@ def main() -> int:
         scores, prefixes, started = [], {k: [] for k in range(1, config.members)}, time.perf_counter()
         kinds: dict[str, list[float]] = {}
         for i, held in enumerate(parts):
-            rest = np.setdiff1d(np.arange(len(y)), held)
-            val = rest[stratified_holdout(y[rest], 0.1, args.seed)]
-            train = np.setdiff1d(rest, val)
+            train, val = fold_rows(y, held, args.seed)
             split = SeriesSplits(x[train], y[train], x[val], y[val], x[held], y[held], data.labels, data.meta)
             with tempfile.TemporaryDirectory() as tmp:
                 record = train_series(config, Path(tmp), data=split)

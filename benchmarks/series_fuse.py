@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from series_cv import folds  # noqa: E402  (the same folds, by the same code)
+from series_cv import fold_rows, folds  # noqa: E402  (the same folds and carves, by the same code)
 
 from edgeslm.cli.train import _read_config  # noqa: E402
-from edgeslm.data.series import load_series, stratified_holdout  # noqa: E402
+from edgeslm.data.series import load_series  # noqa: E402
 from edgeslm.models.conv_features import ConvFeatureClassifier, fit  # noqa: E402
 
 
@@ -59,8 +59,7 @@ def main() -> int:
             saved = np.load(args.probs / f"{args.variant}-fold{i}.npz")
             if not np.array_equal(saved["index"], held):
                 raise SystemExit(f"{args.probs}: fold {i} holds other rows; use series_cv.py's --folds and --seed")
-            rest = np.setdiff1d(np.arange(len(y)), held)
-            train = np.setdiff1d(rest, rest[stratified_holdout(y[rest], 0.1, args.seed)])
+            train, _ = fold_rows(y, held, args.seed)
             model = ConvFeatureClassifier(data.length, data.channels, len(data.labels), features, stride).eval()
             fit(model, x[train], y[train], args.seed)
             with torch.no_grad():

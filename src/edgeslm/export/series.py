@@ -47,7 +47,7 @@ def compare_series(model: Any, onnx_path: Path, x: np.ndarray, labels: list[str]
     clf = SeriesClassifier(onnx_path, labels, threads=1, spin=False)
     ours = np.concatenate([clf.logits(x[i:i + 256]) for i in range(0, len(x), 256)])
     ref = predict_logits(model, x)
-    tolerance = THRESHOLD_TOLERANCE if getattr(model.shape, "rocket", 0) else TOLERANCE
+    tolerance = THRESHOLD_TOLERANCE if model.shape.rocket else TOLERANCE
     top2 = np.sort(ref, axis=-1)[:, -2:]
     clear = top2[:, 1] - top2[:, 0] > tolerance  # no near tie: both must give the same class
     same = ours.argmax(-1) == ref.argmax(-1)

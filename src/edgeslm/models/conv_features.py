@@ -33,6 +33,12 @@ TEMPERATURES = np.logspace(-1, 2.5, 71)
 MAX_FIT_SERIES = 20_000  # the ridge fit holds series x features in memory: a larger training set is subsampled
 
 
+def znorm(x: torch.Tensor) -> torch.Tensor:
+    """Each series and channel of x [B, L, C] to mean 0, variance 1 (the transformers' and the features' input)."""
+    mean = x.mean(dim=1, keepdim=True)
+    return (x - mean) / torch.sqrt(((x - mean) ** 2).mean(dim=1, keepdim=True) + 1e-5)
+
+
 def dilations(length: int) -> list[int]:
     top = math.log2(max(1.0, (length - 1) / 8))
     return sorted({int(d) for d in np.floor(np.logspace(0, top, 32, base=2))})
@@ -58,14 +64,13 @@ class ConvFeatureClassifier(nn.Module):
     def features(self) -> int:
         return len(self.dilations) * KERNELS * self.per
 
-    def outputs(self, x: torch.Tensor) -> torch.Tensor:  # [B, L, C] -> [B, D * 84, L / stride]
-        return torch.cat([nn.functional.conv1d(x.transpose(1, 2), self.kernels, padding=4 * d, dilation=d,
-                                               stride=self.stride) for d in self.dilations], dim=1)
+    def output(self, x: torch.Tensor, d: int) -> torch.Tensor:  # [B, L, C] -> [B, 84, L / stride] at dilation d
+        return nn.functional.conv1d(x.transpose(1, 2), self.kernels, padding=4 * d, dilation=d, stride=self.stride)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:  # [B, L, C] -> PPV features [B, F]
-        mean = x.mean(dim=1, keepdim=True)
-        x = (x - mean) / torch.sqrt(((x - mean) ** 2).mean(dim=1, keepdim=True) + 1e-5)
-        over = self.outputs(x)[:, :, None, :] > self.biases.reshape(-1, self.per, 1)[None]  # [B, D * 84, per, L']
+        x = znorm(x)
+        outputs = torch.cat([self.output(x, d) for d in self.dilations], dim=1)  # [B, D * 84, L']
+        over = outputs[:, :, None, :] > self.biases.reshape(-1, self.per, 1)[None]  # [B, D * 84, per, L']
         return over.float().mean(-1).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,10 +87,8 @@ def fit(model: ConvFeatureClassifier, x: np.ndarray, y: np.ndarray, seed: int, b
     levels = ((np.arange(1, model.features + 1) * (math.sqrt(5) + 1) / 2) % 1).reshape(model.biases.shape)
     with torch.no_grad():
         for j in range(len(model.dilations)):
-            pick = torch.from_numpy(x[rng.integers(0, len(x), KERNELS)])
-            mean = pick.mean(dim=1, keepdim=True)
-            pick = (pick - mean) / torch.sqrt(((pick - mean) ** 2).mean(dim=1, keepdim=True) + 1e-5)
-            out = model.outputs(pick).reshape(KERNELS, len(model.dilations), KERNELS, -1)[:, j]  # kernel k on series k
+            pick = znorm(torch.from_numpy(x[rng.integers(0, len(x), KERNELS)]))
+            out = model.output(pick, model.dilations[j])  # [84 series, 84 kernels, L']: kernel k on series k
             for k in range(KERNELS):
                 model.biases[j, k] = torch.quantile(out[k, k], torch.from_numpy(levels[j, k]).float())
         feats = torch.cat([model.transform(torch.from_numpy(x[i:i + batch])) for i in range(0, len(x), batch)])

@@ -27,6 +27,7 @@ from torch import nn
 
 from edgeslm.config import Config
 from edgeslm.errors import ConfigError
+from edgeslm.models.conv_features import ConvFeatureClassifier, znorm
 
 NAME = "ts-transformer"
 
@@ -113,8 +114,7 @@ class TsTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, L, C] -> logits [B, K]
         if self.shape.normalize:
-            mean = x.mean(dim=1, keepdim=True)
-            x = (x - mean) / torch.sqrt(((x - mean) ** 2).mean(dim=1, keepdim=True) + 1e-5)
+            x = znorm(x)
         h = self.patch(self.stem(x.transpose(1, 2))).transpose(1, 2)  # [B, T, D]
         h = self.drop(h + self.pos)
         for block in self.blocks:
@@ -128,8 +128,6 @@ class TsEnsemble(nn.Module):
 
     def __init__(self, shape: TsTransformerShape):
         super().__init__()
-        from edgeslm.models.conv_features import ConvFeatureClassifier
-
         self.shape = shape
         one = replace(shape, members=1, rocket=0)
         self.members = nn.ModuleList(TsTransformer(one) for _ in range(shape.members))
