@@ -7,7 +7,9 @@ in training) on the fold's training rows and combine their held-out probabilitie
     .venv/bin/python benchmarks/series_fuse.py configs/series/forda.yaml --folds 3 --probs runs/cv/forda \
         --setting 5000/4 --setting 2500/4 --weights 0.33,0.5 --json
 
-A setting is FEATURES/STRIDE. The folds, validation carves and seed must be series_cv.py's (the same
+A setting is FEATURES/STRIDE[/OPTIONS], OPTIONS '+'-joined from diff (the first difference as a second
+input) and the poolings ppv, mpv, mipv (ppv alone when none is named): 5000/4/diff+ppv+mpv. The folds,
+validation carves and seed must be series_cv.py's (the same
 --folds and --seed); the saved probabilities name their rows, and a mismatch stops the run. Training with
 `rocket`, `rocket_stride` and `rocket_weight` gives these same numbers: the same rows, the same fit, the same
 combination (the transformers are trained before and apart from the features).
@@ -29,7 +31,21 @@ from series_cv import fold_rows, folds  # noqa: E402  (the same folds and carves
 
 from edgeslm.cli.train import _read_config  # noqa: E402
 from edgeslm.data.series import load_series  # noqa: E402
-from edgeslm.models.conv_features import ConvFeatureClassifier, fit  # noqa: E402
+from edgeslm.models.conv_features import ConvFeatureClassifier, check_pooling, fit  # noqa: E402
+
+
+def parse_setting(setting: str) -> tuple[int, int, bool, str]:
+    """'5000/4/diff+ppv+mpv' -> (5000, 4, True, 'ppv+mpv')."""
+    parts = setting.split("/")
+    if len(parts) not in (2, 3):
+        raise SystemExit(f"--setting {setting!r}: FEATURES/STRIDE[/OPTIONS]")
+    options = parts[2].split("+") if len(parts) == 3 else []
+    pooling = "+".join(o for o in options if o != "diff") or "ppv"
+    try:
+        check_pooling(pooling)
+        return int(parts[0]), int(parts[1]), "diff" in options, pooling
+    except ValueError as exc:
+        raise SystemExit(f"--setting {setting!r}: {exc}") from None
 
 
 def main() -> int:
@@ -37,7 +53,8 @@ def main() -> int:
     ap.add_argument("config", type=Path, help="the training config series_cv.py ran (its data)")
     ap.add_argument("--probs", type=Path, required=True, help="series_cv.py --probs folder")
     ap.add_argument("--variant", default="base", help="whose saved probabilities (series_cv.py's variant name)")
-    ap.add_argument("--setting", action="append", required=True, help="FEATURES/STRIDE, e.g. 5000/4")
+    ap.add_argument("--setting", action="append", required=True,
+                    help="FEATURES/STRIDE[/OPTIONS], e.g. 5000/4 or 5000/4/diff+ppv+mpv")
     ap.add_argument("--weights", default="0.33,0.5,0.67", help="the features' shares of the combined probability")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=13)
@@ -52,7 +69,7 @@ def main() -> int:
     result = {"config": str(args.config), "folds": args.folds, "seed": args.seed,
               "command": " ".join([Path(sys.executable).name, *sys.argv]), "settings": {}}
     for setting in args.setting:
-        features, stride = (int(v) for v in setting.split("/"))
+        features, stride, diff, pooling = parse_setting(setting)
         scores: dict[str, list[float]] = {"transformers": [], "rocket": [], **{f"w{w}": [] for w in weights}}
         started = time.perf_counter()
         for i, held in enumerate(parts):
@@ -60,7 +77,8 @@ def main() -> int:
             if not np.array_equal(saved["index"], held):
                 raise SystemExit(f"{args.probs}: fold {i} holds other rows; use series_cv.py's --folds and --seed")
             train, _ = fold_rows(y, held, args.seed)
-            model = ConvFeatureClassifier(data.length, data.channels, len(data.labels), features, stride).eval()
+            model = ConvFeatureClassifier(data.length, data.channels, len(data.labels), features, stride, diff,
+                                          pooling).eval()
             fit(model, x[train], y[train], args.seed)
             with torch.no_grad():
                 rocket = torch.softmax(model(torch.from_numpy(x[held])), -1).numpy()

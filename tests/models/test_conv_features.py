@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgeslm.models.conv_features import KERNELS, ConvFeatureClassifier, dilations, fit, ridge_loo
+from edgeslm.models.conv_features import KERNELS, ConvFeatureClassifier, check_pooling, dilations, fit, ridge_loo
 
 
 def test_leave_one_out_scores_are_those_of_refitting_without_the_row():
@@ -72,12 +72,58 @@ def test_fit_learns_a_shape_difference_that_offsets_and_scales_do_not_hide(tmp_p
     assert len(torch.unique(m.biases)) > m.features // 2  # biases were set from the data, not left at zero
 
 
-def test_the_onnx_graph_gives_the_same_scores():
+@pytest.mark.parametrize("diff,pooling", [(False, "ppv"), (True, "mipv+ppv+mpv")])
+def test_features_are_what_the_papers_say_on_one_series(diff, pooling):
+    """PPV (MiniRocket), and MultiRocket's MPV, MIPV and first difference, against a direct count."""
+    rng = np.random.default_rng(6)
+    x, y = _waves(60, 50, rng)
+    m = ConvFeatureClassifier(50, 1, 2, 84 * 3 * 2 * 3, diff=diff, pooling=pooling)
+    reps, pools = (2, 3) if diff else (1, 1)
+    assert len(m.pooling) == pools and m.pooling[0] == "ppv" and m.representations == reps
+    assert m.features == reps * len(m.dilations) * KERNELS * m.per * pools
+    assert m.biases.shape == (reps * len(m.dilations), KERNELS, m.per)
+    fit(m, x, y, seed=7)
+    one = torch.from_numpy(x[:1])
+    with torch.no_grad():
+        got = m.transform(one).reshape(reps, len(m.dilations), KERNELS, m.per, pools)
+        z = one[0, :, 0]
+        z = (z - z.mean()) / torch.sqrt(((z - z.mean()) ** 2).mean() + 1e-5)
+        for r, series in enumerate((z, torch.cat([torch.zeros(1), z[1:] - z[:-1]]))[:reps]):
+            for j, d in enumerate(m.dilations):
+                for k in (0, 41, 83):
+                    w = m.kernels[k, 0]
+                    padded = torch.nn.functional.pad(series, (4 * d, 4 * d))
+                    out = torch.stack([sum(w[t] * padded[i + t * d] for t in range(9)) for i in range(50)])
+                    excess = out - m.biases[r * len(m.dilations) + j, k, 0]
+                    over = excess > 0
+                    n = int(over.sum())
+                    assert abs(float(got[r, j, k, 0, 0]) - n / 50) < 1e-5
+                    if not diff:
+                        continue
+                    _, mpv, mipv = got[r, j, k, 0]
+                    assert abs(float(mpv) - (float(excess[over].sum()) / n if n else 0.0)) < 1e-4
+                    expected = float(torch.nonzero(over).float().mean()) / 50 if n else -1.0
+                    assert abs(float(mipv) - expected) < 1e-5
+
+
+@pytest.mark.parametrize("bad", ["", "ppv+ppv", "max", "ppv+lspv"])
+def test_an_unknown_or_repeated_pooling_is_refused(bad):
+    from edgeslm.errors import ConfigError
+    from edgeslm.models.ts_transformer import TsTransformerShape
+
+    with pytest.raises(ValueError, match="pooling"):
+        check_pooling(bad)
+    with pytest.raises(ConfigError, match="rocket_pooling"):
+        TsTransformerShape(rocket=5000, rocket_pooling=bad)
+
+
+@pytest.mark.parametrize("options", [{}, {"diff": True, "pooling": "ppv+mpv+mipv"}])
+def test_the_onnx_graph_gives_the_same_scores(options):
     import onnxruntime as ort
 
     rng = np.random.default_rng(4)
     x, y = _waves(100, 64, rng)
-    m = ConvFeatureClassifier(64, 1, 2, 500).eval()
+    m = ConvFeatureClassifier(64, 1, 2, 500 * (1 + 5 * bool(options)), **options).eval()
     fit(m, x, y, seed=5)
     import io
 

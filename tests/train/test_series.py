@@ -231,10 +231,11 @@ def test_the_rocket_in_a_run_is_the_one_series_fuse_fits_on_the_same_rows(tmp_pa
     data = load_series("ecg5000", 13)
     x, y = data.x_train, data.y_train
     split = SeriesSplits(x[:150], y[:150], x[150:190], y[150:190], x[190:250], y[190:250], data.labels, data.meta)
-    train_series(SeriesTrainConfig(**{**TINY, "max_steps": 4, "epochs": 1}, rocket=1300, rocket_stride=4),
-                 tmp_path / "run", data=split)
-    model, _ = load_series_model(tmp_path / "run")
-    alone = ConvFeatureClassifier(140, 1, 5, 1300, 4)
+    train_series(SeriesTrainConfig(**{**TINY, "max_steps": 4, "epochs": 1}, rocket=1300, rocket_stride=4,
+                                   rocket_diff=True, rocket_pooling="ppv+mpv"), tmp_path / "run", data=split)
+    model, record = load_series_model(tmp_path / "run")
+    assert record["rocket"]["diff"] is True and record["rocket"]["pooling"] == "ppv+mpv"
+    alone = ConvFeatureClassifier(140, 1, 5, 1300, 4, diff=True, pooling="ppv+mpv")
     fit(alone, x[:150], y[:150], 13)
     for (k, a), (k2, b) in zip(model.rocket.state_dict().items(), alone.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(a, b), k

@@ -28,8 +28,10 @@ def test_cross_validation_saves_each_folds_probabilities_and_fuse_scores_them(tm
     assert cv["train_series"] == 500 and len(cv["variants"]["tr"]["fold_accuracy"]) == 2
     assert sorted(p.name for p in probs.iterdir()) == ["tr-fold0.npz", "tr-fold1.npz"]
     fuse = _run("benchmarks/series_fuse.py", str(config), "--folds", "2", "--probs", str(probs), "--variant", "tr",
-                "--setting", "600/4", "--weights", "0.5")
+                "--setting", "600/4", "--setting", "1200/4/diff+ppv+mpv", "--weights", "0.5")
     got = fuse["settings"]["600/4"]
+    # both below the least budget (one bias a kernel): the first difference and a second pooling make 2 x 2 as many
+    assert fuse["settings"]["1200/4/diff+ppv+mpv"]["features"] == 4 * got["features"]
     # the transformers' saved probabilities score what cross-validation scored, fold for fold
     assert got["transformers"]["fold_accuracy"] == cv["variants"]["tr"]["fold_accuracy"]
     assert len(got["rocket"]["fold_accuracy"]) == 2 and got["rocket"]["mean"] >= 0.8 and "w0.5" in got
@@ -38,3 +40,7 @@ def test_cross_validation_saves_each_folds_probabilities_and_fuse_scores_them(tm
                             "--probs", str(probs), "--variant", "tr", "--setting", "600/4"],
                            cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert wrong.returncode != 0 and "other rows" in wrong.stderr
+    unknown = subprocess.run([sys.executable, "benchmarks/series_fuse.py", str(config), "--folds", "2",
+                              "--probs", str(probs), "--variant", "tr", "--setting", "600/4/diff+lspv"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert unknown.returncode != 0 and "pooling" in unknown.stderr

@@ -15,6 +15,13 @@ The features follow MiniRocket (Dempster, Schmidt and Webb, KDD 2021), written h
 Unlike MiniRocket every output is padded ("same"), channels are summed by the kernels, and the
 convolutions may skip positions (`stride`): a proportion over 250 of 500 positions is nearly the same
 number, for half the comparisons. Nothing here trains by gradient; `fit` sets every tensor.
+
+Two options follow MultiRocket (Tan, Dempster, Bergmeir and Webb 2022), also from the paper: `diff` runs
+the same kernels over the series' first difference too (a second representation, with biases of its own),
+and `pooling` adds, beside PPV, MPV (the mean of the output's excess over the bias where it is over) and
+MIPV (the mean position where it is over, as a share of the length; -1 where it never is). Each pooling
+reads the same comparison, so it adds features without another convolution. The feature budget is
+shared: `features` is split over the representations and the poolings.
 """
 
 from __future__ import annotations
@@ -31,6 +38,15 @@ KERNELS = 84  # C(9, 3)
 ALPHAS = np.logspace(-2, 6, 17)  # ridge regularization tried, on standardized features
 TEMPERATURES = np.logspace(-1, 2.5, 71)
 MAX_FIT_SERIES = 20_000  # the ridge fit holds series x features in memory: a larger training set is subsampled
+POOLINGS = ("ppv", "mpv", "mipv")
+
+
+def check_pooling(pooling: str) -> tuple[str, ...]:
+    """'ppv+mpv' -> ('ppv', 'mpv'), in POOLINGS' order; ValueError on an unknown or repeated name."""
+    names = [p.strip() for p in pooling.split("+")]
+    if not names or len(set(names)) != len(names) or not set(names) <= set(POOLINGS):
+        raise ValueError(f"pooling {pooling!r}: '+'-joined names from {', '.join(POOLINGS)}, each once")
+    return tuple(p for p in POOLINGS if p in names)
 
 
 def znorm(x: torch.Tensor) -> torch.Tensor:
@@ -47,31 +63,58 @@ def dilations(length: int) -> list[int]:
 class ConvFeatureClassifier(nn.Module):
     """x [B, L, C] (z-normalised per series and channel, as the transformers see it) -> scores [B, K]."""
 
-    def __init__(self, length: int, channels: int, classes: int, features: int, stride: int = 1):
-        """`features` is rounded down to a multiple of 84 x the dilations, and is at least one of those."""
+    def __init__(self, length: int, channels: int, classes: int, features: int, stride: int = 1, diff: bool = False,
+                 pooling: str = "ppv"):
+        """`features` is rounded down to a multiple of 84 x the dilations x the representations (2 with `diff`)
+        x the poolings, and is at least one of those."""
         super().__init__()
-        self.length, self.stride = length, stride
+        self.length, self.stride, self.diff = length, stride, diff
+        self.pooling = check_pooling(pooling)
         self.dilations = dilations(length)
-        self.per = max(1, features // (KERNELS * len(self.dilations)))
+        self.per = max(1, features // (KERNELS * len(self.dilations) * self.representations * len(self.pooling)))
         weights = -torch.ones(KERNELS, channels, 9)
         for i, plus in enumerate(itertools.combinations(range(9), 3)):
             weights[i, :, list(plus)] = 2.0
         self.register_buffer("kernels", weights)
-        self.register_buffer("biases", torch.zeros(len(self.dilations), KERNELS, self.per))
+        # [representation x dilation, kernel, per]: the raw series' dilations first, then the difference's
+        self.register_buffer("biases", torch.zeros(self.representations * len(self.dilations), KERNELS, self.per))
         self.head = nn.Linear(self.features, classes)
 
     @property
+    def representations(self) -> int:
+        return 2 if self.diff else 1
+
+    @property
     def features(self) -> int:
-        return len(self.dilations) * KERNELS * self.per
+        return self.representations * len(self.dilations) * KERNELS * self.per * len(self.pooling)
+
+    def inputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The representations the kernels see, each [B, L, C]: x (z-normalised), and with `diff` its first
+        difference (0 at the first position, so both have the same length and dilations)."""
+        if not self.diff:
+            return [x]
+        return [x, torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)]
 
     def output(self, x: torch.Tensor, d: int) -> torch.Tensor:  # [B, L, C] -> [B, 84, L / stride] at dilation d
         return nn.functional.conv1d(x.transpose(1, 2), self.kernels, padding=4 * d, dilation=d, stride=self.stride)
 
-    def transform(self, x: torch.Tensor) -> torch.Tensor:  # [B, L, C] -> PPV features [B, F]
-        x = znorm(x)
-        outputs = torch.cat([self.output(x, d) for d in self.dilations], dim=1)  # [B, D * 84, L']
-        over = outputs[:, :, None, :] > self.biases.reshape(-1, self.per, 1)[None]  # [B, D * 84, per, L']
-        return over.float().mean(-1).flatten(1)
+    def transform(self, x: torch.Tensor) -> torch.Tensor:  # [B, L, C] -> features [B, F]
+        outputs = torch.cat([self.output(r, d) for r in self.inputs(znorm(x)) for d in self.dilations], dim=1)
+        excess = outputs[:, :, None, :] - self.biases.reshape(-1, self.per, 1)[None]  # [B, R * D * 84, per, L']
+        over = (excess > 0).float()
+        pooled = []
+        if "ppv" in self.pooling:
+            pooled.append(over.mean(-1))
+        if self.pooling != ("ppv",):
+            count = over.sum(-1)
+            none = (count == 0).float()
+            count = count + none  # a count of 0 divides by 1: the sums are 0 there too
+            if "mpv" in self.pooling:
+                pooled.append((torch.relu(excess)).sum(-1) / count)
+            if "mipv" in self.pooling:
+                place = torch.arange(excess.shape[-1], dtype=excess.dtype) / excess.shape[-1]
+                pooled.append((over * place).sum(-1) / count - none)
+        return torch.stack(pooled, dim=-1).flatten(1)  # per kernel and bias, its poolings side by side
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.transform(x))
@@ -84,11 +127,12 @@ def fit(model: ConvFeatureClassifier, x: np.ndarray, y: np.ndarray, seed: int, b
         keep = np.sort(rng.choice(len(y), MAX_FIT_SERIES, replace=False))
         x, y = x[keep], y[keep]
     classes = model.head.out_features
-    levels = ((np.arange(1, model.features + 1) * (math.sqrt(5) + 1) / 2) % 1).reshape(model.biases.shape)
+    levels = ((np.arange(1, model.biases.numel() + 1) * (math.sqrt(5) + 1) / 2) % 1).reshape(model.biases.shape)
     with torch.no_grad():
-        for j in range(len(model.dilations)):
-            pick = znorm(torch.from_numpy(x[rng.integers(0, len(x), KERNELS)]))
-            out = model.output(pick, model.dilations[j])  # [84 series, 84 kernels, L']: kernel k on series k
+        for j in range(model.representations * len(model.dilations)):
+            picked = model.inputs(znorm(torch.from_numpy(x[rng.integers(0, len(x), KERNELS)])))
+            d = model.dilations[j % len(model.dilations)]
+            out = model.output(picked[j // len(model.dilations)], d)  # [84 series, 84 kernels, L']: kernel k on series k
             for k in range(KERNELS):
                 model.biases[j, k] = torch.quantile(out[k, k], torch.from_numpy(levels[j, k]).float())
         feats = torch.cat([model.transform(torch.from_numpy(x[i:i + batch])) for i in range(0, len(x), batch)])
@@ -103,7 +147,8 @@ def fit(model: ConvFeatureClassifier, x: np.ndarray, y: np.ndarray, seed: int, b
         model.head.weight.copy_(torch.from_numpy(weight.T).float())
         model.head.bias.copy_(torch.from_numpy(bias).float())
     return {"features": model.features, "dilations": model.dilations, "biases_per_kernel": model.per,
-            "stride": model.stride, "fit_series": len(y), "alpha": float(ridge["alpha"]),
+            "stride": model.stride, "diff": model.diff, "pooling": "+".join(model.pooling), "fit_series": len(y),
+            "alpha": float(ridge["alpha"]),
             "temperature": round(float(temperature), 4),
             "loo_accuracy": round(float((ridge["loo_scores"].argmax(-1) == y).mean()), 4)}
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from edgeslm.config import Config
 from edgeslm.errors import ConfigError
-from edgeslm.models.conv_features import ConvFeatureClassifier, znorm
+from edgeslm.models.conv_features import ConvFeatureClassifier, check_pooling, znorm
 
 NAME = "ts-transformer"
 
@@ -53,6 +53,8 @@ class TsTransformerShape(Config):
     rocket: int = 0  # random-convolution features of a second classifier in the graph (0: none)
     rocket_stride: int = 1  # the features' convolutions look at every `rocket_stride`-th position
     rocket_weight: float = 0.5  # its share of the combined probability
+    rocket_diff: bool = False  # the features also see the series' first difference (MultiRocket's second input)
+    rocket_pooling: str = "ppv"  # '+'-joined: ppv, mpv, mipv (conv_features.POOLINGS)
 
     def validate(self) -> None:
         if self.length < 4 or not 1 <= self.channels <= 64 or self.classes < 2:
@@ -71,6 +73,10 @@ class TsTransformerShape(Config):
                 or not 0 < self.rocket_weight < 1:
             raise ConfigError("ts-transformer: rocket is 0 (none) or 84 to 50,000 features, rocket_stride in [1, 16], "
                               "rocket_weight in (0, 1)")
+        try:
+            check_pooling(self.rocket_pooling)
+        except ValueError as exc:
+            raise ConfigError(f"ts-transformer: rocket_{exc}") from None
 
     @property
     def tokens(self) -> int:
@@ -131,8 +137,8 @@ class TsEnsemble(nn.Module):
         self.shape = shape
         one = replace(shape, members=1, rocket=0)
         self.members = nn.ModuleList(TsTransformer(one) for _ in range(shape.members))
-        self.rocket = ConvFeatureClassifier(shape.length, shape.channels, shape.classes, shape.rocket,
-                                            shape.rocket_stride) if shape.rocket else None
+        self.rocket = ConvFeatureClassifier(shape.length, shape.channels, shape.classes, shape.rocket, shape.rocket_stride,
+                                            shape.rocket_diff, shape.rocket_pooling) if shape.rocket else None
 
     def transformers(self, x: torch.Tensor) -> torch.Tensor:  # log of the members' mean probability [B, K]
         logp = torch.stack([torch.log_softmax(m(x), dim=-1) for m in self.members])  # [M, B, K]

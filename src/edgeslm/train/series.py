@@ -81,6 +81,10 @@ class SeriesTrainConfig(Config):
     rocket: int = 0
     rocket_stride: int = 1
     rocket_weight: float = 0.5
+    # MultiRocket's additions (conv_features.py): the first difference as a second input, and more poolings
+    # than PPV ('ppv+mpv+mipv'); the feature budget `rocket` is shared among them
+    rocket_diff: bool = False
+    rocket_pooling: str = "ppv"
 
     def validate(self) -> None:
         if self.model != "ts-transformer":
@@ -112,7 +116,8 @@ class SeriesTrainConfig(Config):
                                   stem_layers=self.stem_layers, d_model=self.d_model,
                                   heads=self.heads, layers=self.layers, ff=self.ff, dropout=self.dropout,
                                   normalize=self.normalize, members=self.members, rocket=self.rocket,
-                                  rocket_stride=self.rocket_stride, rocket_weight=self.rocket_weight)
+                                  rocket_stride=self.rocket_stride, rocket_weight=self.rocket_weight,
+                                  rocket_diff=self.rocket_diff, rocket_pooling=self.rocket_pooling)
 
 
 def is_series_run(run: Path) -> bool:
