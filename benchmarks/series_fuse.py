@@ -9,9 +9,9 @@ in training) on the fold's training rows and combine their held-out probabilitie
 
 A setting is FEATURES/STRIDE[/OPTIONS], OPTIONS '+'-joined from diff (the first difference as a second
 input) and the poolings ppv, mpv, mipv (ppv alone when none is named): 5000/4/diff+ppv+mpv. The folds,
-validation carves and seed must be series_cv.py's (the same
---folds and --seed); the saved probabilities name their rows, and a mismatch stops the run. Training with
-`rocket`, `rocket_stride` and `rocket_weight` gives these same numbers: the same rows, the same fit, the same
+validation carves and seed must be series_cv.py's (the same --folds and --seed); the saved probabilities
+name their rows, and a mismatch stops the run. Training with `rocket`, `rocket_stride`, `rocket_weight`,
+`rocket_diff` and `rocket_pooling` gives these same numbers: the same rows, the same fit, the same
 combination (the transformers are trained before and apart from the features).
 """
 
