@@ -127,6 +127,4 @@ def _rocket_nodes(path: Path) -> list[str]:
     exact comparisons, and its head, a few thousand weights fitted in closed form, costs microseconds."""
     import onnx
 
-    nodes = [n for n in onnx.load(str(path)).graph.node if n.name.startswith("/rocket/")]
-    # ONNX Runtime's quantizer turns a Gemm into NAME_MatMul + NAME_Add before it reads the exclusions
-    return [n.name for n in nodes] + [f"{n.name}_MatMul" for n in nodes if n.op_type == "Gemm"]
+    return [n.name for n in onnx.load(str(path)).graph.node if n.name.startswith("/rocket/")]
