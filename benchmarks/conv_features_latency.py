@@ -28,8 +28,8 @@ from edgeslm.models.conv_features import ConvFeatureClassifier  # noqa: E402
 
 # FordA is 500 long, ECG5000 140
 SETTINGS = ["500:10000/1", "500:10000/2", "500:5000/2", "500:5000/4", "500:2500/4", "140:10000/2", "140:5000/4",
-            "500:5000/4/diff", "500:5000/4/ppv+mpv+mipv", "500:5000/4/diff+ppv+mpv+mipv", "500:10000/4/diff+ppv+mpv+mipv",
-            "140:5000/4/diff+ppv+mpv+mipv", "140:10000/2/diff+ppv+mpv+mipv"]
+            "500:5000/4/diff", "500:5000/4/ppv+mpv", "500:5000/4/ppv+mpv+mipv", "500:5000/4/diff+ppv+mpv",
+            "500:5000/4/diff+ppv+mpv+mipv", "140:5000/4/diff+ppv+mpv+mipv", "140:10000/2/diff+ppv+mpv+mipv"]
 
 
 def main() -> int:

@@ -78,21 +78,24 @@ def test_only_int8_dynamic_applies(series_run, tmp_path):
 def test_a_run_with_a_rocket_compresses_its_transformers_and_keeps_the_feature_path_exact(tmp_path):
     """int8 touches the transformers' matrix products only: the random-convolution features' convolutions and
     thresholds stay fp32 (a proportion over a threshold moved by rounding would be another feature), and so
-    does their ridge head (a few thousand weights, microseconds)."""
+    does their ridge head (a few thousand weights, microseconds). MultiRocket's options (the first difference, MPV
+    and MIPV) add only fp32 elementwise work and sums."""
     import onnx
 
     from edgeslm.train.series import SeriesTrainConfig, train_series
 
     run = tmp_path / "run"
     train_series(SeriesTrainConfig(data="ecg5000", limit_train=150, max_steps=20, batch_size=32, patch=8, stride=8,
-                                   stem=8, d_model=32, heads=2, layers=1, ff=64, threads=2, rocket=1500), run)
+                                   stem=8, d_model=32, heads=2, layers=1, ff=64, threads=2, rocket=1500,
+                                   rocket_diff=True, rocket_pooling="ppv+mpv+mipv"), run)
     out = tmp_path / "int8"
     compress_series(run, with_bar(load_recipe("int8-dynamic"), floor=0.9), out, latency_rounds=10)
     graph = onnx.load(str(out / "model.onnx")).graph
     ops = [n.op_type for n in graph.node]
     integer = [n.name for n in graph.node if n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")]
     assert any(name.startswith("/members.0/") for name in integer) and not any("rocket" in name for name in integer)
-    assert "ConvInteger" not in ops and ops.count("Conv") >= 15 and "Greater" in ops  # 15 dilations at length 140
+    # 15 dilations at length 140, over the series and its first difference
+    assert "ConvInteger" not in ops and ops.count("Conv") >= 30 and "Greater" in ops and "ReduceSum" in ops
     m = open_bundle(out).manifest
     assert m.provenance["shape"]["rocket"] == 1500 and m.files["model.onnx"].bytes <= 1_000_000
     report = m.provenance["compression"]

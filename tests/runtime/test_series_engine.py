@@ -36,6 +36,27 @@ def test_probabilities_and_predict_agree(engine, series_run):
     assert np.array_equal(engine.probabilities(x[:3, :, 0]), engine.probabilities(x[:3]))  # [batch, length]: one channel
 
 
+def test_a_large_batch_runs_in_chunks_with_every_row_kept(engine, series_run, monkeypatch):
+    """A whole TEST split in one session.run held batch x features x positions comparisons at once (out of memory
+    on 24 GB with the features' options); the engine runs CHUNK series at a time."""
+    from edgeslm.runtime.engines.series import CHUNK
+
+    x, _ = read_series_rows(RunFolder(series_run).split("val"))
+    many = np.concatenate([x] * (CHUNK // len(x) + 2))[:CHUNK + 37]
+    session, batches = engine.session, []
+
+    class Watched:  # ONNX Runtime's session, with the batch sizes it was given written down
+        def run(self, names, feeds):
+            batches.append(len(next(iter(feeds.values()))))
+            return session.run(names, feeds)
+
+    monkeypatch.setattr(engine, "session", Watched())
+    p = engine.probabilities(many)
+    assert batches == [CHUNK, 37] and p.shape == (CHUNK + 37, 5)
+    assert np.array_equal(p, np.concatenate([engine.probabilities(many[:CHUNK]), engine.probabilities(many[CHUNK:])]))
+    assert np.array_equal(engine.logits(many).argmax(-1), p.argmax(-1))
+
+
 def test_z_normalised_inside_the_graph(engine, series_run):
     x, _ = read_series_rows(RunFolder(series_run).split("val"))
     assert np.allclose(engine.probabilities(x[:4] * 250 + 3), engine.probabilities(x[:4]), atol=2e-2)

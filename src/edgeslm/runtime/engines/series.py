@@ -18,6 +18,8 @@ from edgeslm.errors import BundleError
 from edgeslm.formats.manifest import SERIES_ENGINE, SERIES_TASK
 from edgeslm.runtime.engines.onnx import load_session
 
+CHUNK = 256  # series per session.run at most
+
 
 class SeriesClassifier:
     def __init__(self, model: Any, labels: Sequence[str], threads: int | None = None, spin: bool = True):
@@ -70,12 +72,21 @@ class SeriesClassifier:
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities [batch, K] of float32 series [batch, length, channels]."""
-        logits = self.session.run(None, {self.input_name: self.check(x)})[0]
+        logits = self._run(self.check(x))
         e = np.exp(logits - logits.max(axis=-1, keepdims=True))
         return e / e.sum(axis=-1, keepdims=True)
 
     def logits(self, series: Sequence[Any]) -> np.ndarray:
-        return self.session.run(None, {self.input_name: self.check(self._stack(series))})[0]
+        return self._run(self.check(self._stack(series)))
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """Logits in chunks of CHUNK series: a graph's intermediates grow with the batch (the random-convolution
+        features hold batch x features x positions comparisons), and a whole TEST split in one call ran a
+        24 GB machine out of memory."""
+        if len(x) <= CHUNK:
+            return self.session.run(None, {self.input_name: x})[0]
+        return np.concatenate([self.session.run(None, {self.input_name: x[i:i + CHUNK]})[0]
+                               for i in range(0, len(x), CHUNK)])
 
     def predict(self, series: Sequence[Any]) -> list[dict[str, Any]]:
         """One {"label", "score"} per series; each an array [length, channels] (or [length]) or a JSON list."""
