@@ -214,7 +214,16 @@ def test_a_rocket_joins_the_transformers_in_one_graph_with_its_share_of_the_prob
     assert np.allclose(np.exp(got), 0.6 * p_t + 0.4 * p_r, atol=1e-5)
     path = tmp_path / "model.onnx"
     export_series_onnx(model, path)
-    assert np.abs(ort.InferenceSession(str(path)).run(None, {"series": x})[0] - got).max() < 1e-4
+    # only beats with no conv output within 2e-5 of its bias: closer may compare either way on another CPU
+    from edgeslm.models.conv_features import znorm
+
+    with torch.no_grad():
+        r = model.rocket
+        outputs = torch.cat([r.output(s, d) for s in r.inputs(znorm(torch.from_numpy(x))) for d in r.dilations], dim=1)
+        clear = ((outputs[:, :, None, :] - r.biases.reshape(-1, r.per, 1)[None]).abs().flatten(1).min(1).values > 2e-5)
+    clear = clear.numpy()
+    assert clear.sum() >= 8, int(clear.sum())
+    assert np.abs(ort.InferenceSession(str(path)).run(None, {"series": x[clear]})[0] - got[clear]).max() < 1e-4
     with pytest.raises(ConfigError, match="rocket"):
         SeriesTrainConfig(rocket=600, rocket_weight=1.0).shape(140, 1, 5)
 
