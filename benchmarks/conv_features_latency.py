@@ -42,7 +42,7 @@ def main() -> int:
     for setting in args.setting or SETTINGS:
         length, rest = setting.split(":")
         length = int(length)
-        features, stride, diff, pooling = parse_setting(rest)
+        features, stride, diff, pooling, _ = parse_setting(rest)  # aug changes the fit, not the graph
         model = ConvFeatureClassifier(length, 1, 2, features, stride, diff, pooling).eval()
         buffer = io.BytesIO()
         torch.onnx.export(model, (torch.zeros(2, length, 1),), buffer, dynamo=False, opset_version=17,

@@ -8,7 +8,9 @@ in training) on the fold's training rows and combine their held-out probabilitie
         --setting 5000/4 --setting 2500/4 --weights 0.33,0.5 --json
 
 A setting is FEATURES/STRIDE[/OPTIONS], OPTIONS '+'-joined from diff (the first difference as a second
-input) and the poolings ppv, mpv, mipv (ppv alone when none is named): 5000/4/diff+ppv+mpv. The folds,
+input), aug (the head also learns from the flipped or reversed copies the config's flip and reverse call
+fair, as `rocket_augment: true`) and the poolings ppv, mpv, mipv (ppv alone when none is named):
+5000/4/diff+ppv+mpv, 5000/4/aug. The folds,
 validation carves and seed must be series_cv.py's (the same --folds and --seed); the saved probabilities
 name their rows, and a mismatch stops the run. Training with `rocket`, `rocket_stride`, `rocket_weight`,
 `rocket_diff` and `rocket_pooling` gives these same numbers: the same rows, the same fit, the same
@@ -21,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,19 +34,21 @@ from series_cv import fold_rows, folds  # noqa: E402  (the same folds and carves
 
 from edgeslm.cli.train import _read_config  # noqa: E402
 from edgeslm.data.series import load_series  # noqa: E402
+from edgeslm.errors import ConfigError  # noqa: E402
 from edgeslm.models.conv_features import ConvFeatureClassifier, check_pooling, fit  # noqa: E402
+from edgeslm.train.series import SeriesTrainConfig  # noqa: E402
 
 
-def parse_setting(setting: str) -> tuple[int, int, bool, str]:
-    """'5000/4/diff+ppv+mpv' -> (5000, 4, True, 'ppv+mpv')."""
+def parse_setting(setting: str) -> tuple[int, int, bool, str, bool]:
+    """'5000/4/diff+aug+ppv+mpv' -> (5000, 4, True, 'ppv+mpv', True): features, stride, diff, pooling, aug."""
     parts = setting.split("/")
     if len(parts) not in (2, 3):
         raise SystemExit(f"--setting {setting!r}: FEATURES/STRIDE[/OPTIONS]")
     options = parts[2].split("+") if len(parts) == 3 else []
-    pooling = "+".join(o for o in options if o != "diff") or "ppv"
+    pooling = "+".join(o for o in options if o not in ("diff", "aug")) or "ppv"
     try:
         check_pooling(pooling)
-        return int(parts[0]), int(parts[1]), "diff" in options, pooling
+        return int(parts[0]), int(parts[1]), "diff" in options, pooling, "aug" in options
     except ValueError as exc:
         raise SystemExit(f"--setting {setting!r}: {exc}") from None
 
@@ -62,14 +67,19 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(1)
     weights = [float(w) for w in args.weights.split(",")]
-    data = load_series(_read_config(args.config)["data"], args.seed)
+    config = SeriesTrainConfig.from_dict(_read_config(args.config))
+    data = load_series(config.data, args.seed)
     x = np.concatenate([data.x_train, data.x_val])
     y = np.concatenate([data.y_train, data.y_val])
     parts = folds(y, args.folds, args.seed)
     result = {"config": str(args.config), "folds": args.folds, "seed": args.seed,
               "command": " ".join([Path(sys.executable).name, *sys.argv]), "settings": {}}
     for setting in args.setting:
-        features, stride, diff, pooling = parse_setting(setting)
+        features, stride, diff, pooling, aug = parse_setting(setting)
+        try:
+            augment = replace(config, rocket_augment=True).rocket_augments() if aug else ()
+        except ConfigError as exc:
+            raise SystemExit(f"--setting {setting!r}: {exc}") from None
         scores: dict[str, list[float]] = {"transformers": [], "rocket": [], **{f"w{w}": [] for w in weights}}
         started = time.perf_counter()
         for i, held in enumerate(parts):
@@ -79,7 +89,7 @@ def main() -> int:
             train, _ = fold_rows(y, held, args.seed)
             model = ConvFeatureClassifier(data.length, data.channels, len(data.labels), features, stride, diff,
                                           pooling).eval()
-            fit(model, x[train], y[train], args.seed)
+            fit(model, x[train], y[train], args.seed, augment=augment)
             with torch.no_grad():
                 rocket = torch.softmax(model(torch.from_numpy(x[held])), -1).numpy()
             transformers = saved["probs"]

@@ -27,6 +27,46 @@ def test_leave_one_out_scores_are_those_of_refitting_without_the_row():
     np.testing.assert_allclose(got["weight"], w, rtol=1e-6, atol=1e-8)
 
 
+def test_grouped_leave_one_out_leaves_out_every_copy_of_a_series():
+    """Rows in 3 blocks of 20 (a series and two copies of it): a series' leave-one-out score is that of the fit
+    without any of its 3 rows."""
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(20, 30))
+    x = np.concatenate([base, base + rng.normal(0, 0.1, base.shape), base[:, ::-1]])
+    targets = np.tile(rng.normal(size=(20, 2)), (3, 1))
+    got = ridge_loo(x, targets, alphas=np.array([5.0]), groups=3)
+    z = (x - got["center"]) / got["scale"]
+    for i in (0, 7, 19):
+        out = [i, i + 20, i + 40]
+        rest = np.delete(np.arange(60), out)
+        zc, tc = z[rest] - z[rest].mean(0), targets[rest] - targets[rest].mean(0)
+        w = np.linalg.solve(zc.T @ zc + 5.0 * np.eye(30), zc.T @ tc)
+        expected = (z[out] - z[rest].mean(0)) @ w + targets[rest].mean(0)
+        np.testing.assert_allclose(got["loo_scores"][out], expected, rtol=1e-6, atol=1e-8)
+    # one row at a time would let a series' copies vouch for it: its scores would be closer to its targets
+    single = ridge_loo(x, targets, alphas=np.array([5.0]))
+    assert np.abs(single["loo_scores"] - targets).mean() < np.abs(got["loo_scores"] - targets).mean()
+    with pytest.raises(ValueError, match="blocks"):
+        ridge_loo(x[:59], targets[:59], groups=3)
+
+
+def test_the_head_learns_from_flipped_and_reversed_copies():
+    """augment=("flip", "reverse"): four copies of each series; a class that keeps under negation and time
+    reversal (sine vs square wave) is then told apart as well on negated, reversed series."""
+    rng = np.random.default_rng(10)
+    x, y = _waves(200, 120, rng)
+    m = ConvFeatureClassifier(120, 1, 2, 1000, stride=2)
+    info = fit(m, x, y, seed=3, augment=("flip", "reverse"))
+    assert info["augment"] == ["flip", "reverse"] and info["fit_series"] == 200 and info["fit_rows"] == 800
+    xt, yt = _waves(200, 120, rng)
+    turned = np.ascontiguousarray(-xt[:, ::-1])
+    with torch.no_grad():
+        for series in (xt, turned):
+            assert float((m(torch.from_numpy(series)).argmax(-1).numpy() == yt).mean()) >= 0.95
+    with pytest.raises(ValueError, match="augment"):
+        fit(m, x, y, seed=3, augment=("shuffle",))
+
+
 def test_the_regularization_is_chosen_by_leave_one_out_error():
     """Pure noise targets: a heavily regularized fit predicts them best; a clean linear signal: little."""
     rng = np.random.default_rng(1)

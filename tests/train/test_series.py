@@ -226,6 +226,8 @@ def test_a_rocket_joins_the_transformers_in_one_graph_with_its_share_of_the_prob
     assert np.abs(ort.InferenceSession(str(path)).run(None, {"series": x[clear]})[0] - got[clear]).max() < 1e-4
     with pytest.raises(ConfigError, match="rocket"):
         SeriesTrainConfig(rocket=600, rocket_weight=1.0).shape(140, 1, 5)
+    with pytest.raises(ConfigError, match="flip or reverse"):
+        SeriesTrainConfig(rocket=600, rocket_augment=True)  # nothing the config calls fair to copy
 
 
 def test_the_rocket_in_a_run_is_the_one_series_fuse_fits_on_the_same_rows(tmp_path):
@@ -241,10 +243,12 @@ def test_the_rocket_in_a_run_is_the_one_series_fuse_fits_on_the_same_rows(tmp_pa
     x, y = data.x_train, data.y_train
     split = SeriesSplits(x[:150], y[:150], x[150:190], y[150:190], x[190:250], y[190:250], data.labels, data.meta)
     train_series(SeriesTrainConfig(**{**TINY, "max_steps": 4, "epochs": 1}, rocket=1300, rocket_stride=4,
-                                   rocket_diff=True, rocket_pooling="ppv+mpv"), tmp_path / "run", data=split)
+                                   rocket_diff=True, rocket_pooling="ppv+mpv", reverse=0.5, rocket_augment=True),
+                 tmp_path / "run", data=split)
     model, record = load_series_model(tmp_path / "run")
     assert record["rocket"]["diff"] is True and record["rocket"]["pooling"] == "ppv+mpv"
+    assert record["rocket"]["augment"] == ["reverse"] and record["rocket"]["fit_rows"] == 300
     alone = ConvFeatureClassifier(140, 1, 5, 1300, 4, diff=True, pooling="ppv+mpv")
-    fit(alone, x[:150], y[:150], 13)
+    fit(alone, x[:150], y[:150], 13, augment=("reverse",))
     for (k, a), (k2, b) in zip(model.rocket.state_dict().items(), alone.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(a, b), k

@@ -44,3 +44,8 @@ def test_cross_validation_saves_each_folds_probabilities_and_fuse_scores_them(tm
                               "--probs", str(probs), "--variant", "tr", "--setting", "600/4/diff+lspv"],
                              cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert unknown.returncode != 0 and "pooling" in unknown.stderr
+    # the copies the head may learn from are the config's own fair augmentations: ECG5000's config has none
+    unfair = subprocess.run([sys.executable, "benchmarks/series_fuse.py", str(config), "--folds", "2",
+                             "--probs", str(probs), "--variant", "tr", "--setting", "600/4/aug"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert unfair.returncode != 0 and "flip or reverse" in unfair.stderr

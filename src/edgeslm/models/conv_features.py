@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,7 @@ ALPHAS = np.logspace(-2, 6, 17)  # ridge regularization tried, on standardized f
 TEMPERATURES = np.logspace(-1, 2.5, 71)
 MAX_FIT_SERIES = 20_000  # the ridge fit holds series x features in memory: a larger training set is subsampled
 POOLINGS = ("ppv", "mpv", "mipv")
+AUGMENTS = ("flip", "reverse")
 
 
 def check_pooling(pooling: str) -> tuple[str, ...]:
@@ -120,11 +122,30 @@ class ConvFeatureClassifier(nn.Module):
         return self.head(self.transform(x))
 
 
-def fit(model: ConvFeatureClassifier, x: np.ndarray, y: np.ndarray, seed: int, batch: int = 128) -> dict[str, Any]:
-    """Set the biases from `x` [n, L, C] and the head by ridge regression on (x, y); what was chosen."""
+def augmented(x: np.ndarray, augment: Sequence[str]) -> list[np.ndarray]:
+    """x [n, L, C] and its copies under the transformations named (AUGMENTS): negated ("flip"), reversed in time
+    ("reverse"), and with both, also both at once."""
+    unknown = set(augment) - set(AUGMENTS)
+    if unknown:
+        raise ValueError(f"augment: {sorted(unknown)} unknown; choose from {', '.join(AUGMENTS)}")
+    copies = [x]
+    if "flip" in augment:
+        copies.append(-x)
+    if "reverse" in augment:
+        copies += [np.ascontiguousarray(c[:, ::-1]) for c in list(copies)]
+    return copies
+
+
+def fit(model: ConvFeatureClassifier, x: np.ndarray, y: np.ndarray, seed: int, batch: int = 128,
+        augment: Sequence[str] = ()) -> dict[str, Any]:
+    """Set the biases from `x` [n, L, C] and the head by ridge regression on (x, y); what was chosen. `augment`:
+    the head also learns from each series' copies under these transformations (those the training config calls
+    fair for the data: FordA's engine noise keeps its class negated or reversed), and leave-one-out then leaves
+    out a series with all its copies, so the regularization is not chosen on copies of the row left out."""
     rng = np.random.default_rng(seed)
-    if len(y) > MAX_FIT_SERIES:
-        keep = np.sort(rng.choice(len(y), MAX_FIT_SERIES, replace=False))
+    copies = len(augmented(x[:1], augment))
+    if len(y) * copies > MAX_FIT_SERIES:
+        keep = np.sort(rng.choice(len(y), MAX_FIT_SERIES // copies, replace=False))
         x, y = x[keep], y[keep]
     classes = model.head.out_features
     levels = ((np.arange(1, model.biases.numel() + 1) * (math.sqrt(5) + 1) / 2) % 1).reshape(model.biases.shape)
@@ -135,12 +156,14 @@ def fit(model: ConvFeatureClassifier, x: np.ndarray, y: np.ndarray, seed: int, b
             out = model.output(picked[j // len(model.dilations)], d)  # [84 series, 84 kernels, L']: kernel k on series k
             for k in range(KERNELS):
                 model.biases[j, k] = torch.quantile(out[k, k], torch.from_numpy(levels[j, k]).float())
-        feats = torch.cat([model.transform(torch.from_numpy(x[i:i + batch])) for i in range(0, len(x), batch)])
-    features = feats.numpy().astype(np.float64)
-    targets = -np.ones((len(y), classes))
-    targets[np.arange(len(y)), y] = 1.0
-    ridge = ridge_loo(features, targets)
-    temperature = min(TEMPERATURES, key=lambda t: _nll(t * ridge["loo_scores"], y))
+        feats = torch.cat([model.transform(torch.from_numpy(c[i:i + batch])) for c in augmented(x, augment)
+                           for i in range(0, len(c), batch)])
+    features = feats.numpy().astype(np.float64)  # [copies x n, F]: copy-major, so row j is series j % n
+    y_all = np.tile(y, copies)
+    targets = -np.ones((len(y_all), classes))
+    targets[np.arange(len(y_all)), y_all] = 1.0
+    ridge = ridge_loo(features, targets, groups=copies)
+    temperature = min(TEMPERATURES, key=lambda t: _nll(t * ridge["loo_scores"], y_all))
     weight = temperature * ridge["weight"] / ridge["scale"][:, None]  # [F, K], standardization folded in
     bias = temperature * (ridge["intercept"] - (ridge["center"] / ridge["scale"]) @ ridge["weight"])
     with torch.no_grad():
@@ -148,15 +171,18 @@ def fit(model: ConvFeatureClassifier, x: np.ndarray, y: np.ndarray, seed: int, b
         model.head.bias.copy_(torch.from_numpy(bias).float())
     return {"features": model.features, "dilations": model.dilations, "biases_per_kernel": model.per,
             "stride": model.stride, "diff": model.diff, "pooling": "+".join(model.pooling), "fit_series": len(y),
+            "augment": list(augment), "fit_rows": len(y_all),
             "alpha": float(ridge["alpha"]),
             "temperature": round(float(temperature), 4),
-            "loo_accuracy": round(float((ridge["loo_scores"].argmax(-1) == y).mean()), 4)}
+            "loo_accuracy": round(float((ridge["loo_scores"][:len(y)].argmax(-1) == y).mean()), 4)}
 
 
-def ridge_loo(x: np.ndarray, targets: np.ndarray, alphas: np.ndarray = ALPHAS) -> dict[str, Any]:
+def ridge_loo(x: np.ndarray, targets: np.ndarray, alphas: np.ndarray = ALPHAS, groups: int = 1) -> dict[str, Any]:
     """Ridge regression of targets [n, K] on standardized x [n, F] with an intercept, the regularization
     chosen from `alphas` by exact leave-one-out squared error (one thin SVD serves every alpha); the
-    leave-one-out scores of the chosen one come back too."""
+    leave-one-out scores of the chosen one come back too. `groups` > 1: the rows are that many blocks of n /
+    groups, row j of every block the same series, and a series' rows are left out together (exact too: each
+    series' residuals through the inverse of I minus its groups x groups block of the hat matrix)."""
     center, scale = x.mean(0), x.std(0)
     scale[scale < 1e-8] = 1.0  # a constant feature stays 0 after centering
     z = (x - center) / scale
@@ -164,12 +190,22 @@ def ridge_loo(x: np.ndarray, targets: np.ndarray, alphas: np.ndarray = ALPHAS) -
     t = targets - intercept
     u, s, vt = np.linalg.svd(z, full_matrices=False)
     ut = u.T @ t
+    if len(x) % groups:
+        raise ValueError(f"ridge_loo: {len(x)} rows are not {groups} equal blocks")
+    series = len(x) // groups
     best = None
     for alpha in alphas:
         shrink = s ** 2 / (s ** 2 + alpha)  # the centering's null direction has s = 0 and drops out
         fitted = u @ (shrink[:, None] * ut)
-        hat = (u ** 2) @ shrink + 1.0 / len(x)  # + the intercept's share (ones are orthogonal to z)
-        residual = (t - fitted) / (1.0 - hat)[:, None]  # leave-one-out residuals
+        if groups == 1:
+            hat = (u ** 2) @ shrink + 1.0 / len(x)  # + the intercept's share (ones are orthogonal to z)
+            residual = (t - fitted) / (1.0 - hat)[:, None]  # leave-one-out residuals
+        else:  # a series' rows: j, j + n, j + 2n, ...
+            ug = u.reshape(groups, series, -1).transpose(1, 0, 2)  # [series, groups, r]
+            block = np.einsum("sgr,r,shr->sgh", ug, shrink, ug) + 1.0 / len(x)
+            left = np.eye(groups)[None] - block
+            out = (t - fitted).reshape(groups, series, -1).transpose(1, 0, 2)  # [series, groups, K]
+            residual = np.linalg.solve(left, out).transpose(1, 0, 2).reshape(len(x), -1)
         error = float((residual ** 2).mean())
         if best is None or error < best[0]:
             best = (error, alpha, shrink, residual)

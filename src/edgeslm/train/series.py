@@ -85,6 +85,9 @@ class SeriesTrainConfig(Config):
     # than PPV ('ppv+mpv+mipv'); the feature budget `rocket` is shared among them
     rocket_diff: bool = False
     rocket_pooling: str = "ppv"
+    # the features' ridge head also learns from the copies the augmentations above call fair (flip > 0: negated;
+    # reverse > 0: reversed in time; both: both and both at once), leaving a series out with its copies
+    rocket_augment: bool = False
 
     def validate(self) -> None:
         if self.model != "ts-transformer":
@@ -107,6 +110,13 @@ class SeriesTrainConfig(Config):
             raise ConfigError("train: members must be between 1 and 8")
         if self.threads is not None and not 1 <= self.threads <= 256:
             raise ConfigError("train: threads must be between 1 and 256")
+        if self.rocket_augment and not (self.rocket and (self.flip > 0 or self.reverse > 0)):
+            raise ConfigError("train: rocket_augment fits the features on the flipped or reversed copies the config "
+                              "calls fair: it needs rocket > 0 and flip or reverse > 0")
+
+    def rocket_augments(self) -> tuple[str, ...]:
+        """The copies the features' head learns from (conv_features.augmented): none unless rocket_augment."""
+        return tuple(a for a in ("flip", "reverse") if getattr(self, a) > 0) if self.rocket_augment else ()
 
     def shape(self, length: int, channels: int, classes: int) -> Any:
         from edgeslm.models.ts_transformer import TsTransformerShape
@@ -230,7 +240,7 @@ def train_series(config: SeriesTrainConfig, out: Path, progress: bool = False, d
         from edgeslm.models.conv_features import fit as fit_rocket
 
         rocket_started = time.perf_counter()
-        rocket = fit_rocket(model.rocket, x_train, y_train, config.seed)
+        rocket = fit_rocket(model.rocket, x_train, y_train, config.seed, augment=config.rocket_augments())
         rocket["seconds"] = round(time.perf_counter() - rocket_started, 1)
     model.eval()
     splits = (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test))
