@@ -102,20 +102,22 @@ class ConvFeatureClassifier(nn.Module):
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:  # [B, L, C] -> features [B, F]
         outputs = torch.cat([self.output(r, d) for r in self.inputs(znorm(x)) for d in self.dilations], dim=1)
-        excess = outputs[:, :, None, :] - self.biases.reshape(-1, self.per, 1)[None]  # [B, R * D * 84, per, L']
+        biases = self.biases.reshape(-1, self.per, 1)[None]
+        if self.pooling == ("ppv",):  # MiniRocket's one comparison, nothing else kept: [B, R * D * 84, per, L']
+            return (outputs[:, :, None, :] > biases).float().mean(-1).flatten(1)
+        excess = outputs[:, :, None, :] - biases  # [B, R * D * 84, per, L']
         over = (excess > 0).float()
         pooled = []
         if "ppv" in self.pooling:
             pooled.append(over.mean(-1))
-        if self.pooling != ("ppv",):
-            count = over.sum(-1)
-            none = (count == 0).float()
-            count = count + none  # a count of 0 divides by 1: the sums are 0 there too
-            if "mpv" in self.pooling:
-                pooled.append((torch.relu(excess)).sum(-1) / count)
-            if "mipv" in self.pooling:
-                place = torch.arange(excess.shape[-1], dtype=excess.dtype) / excess.shape[-1]
-                pooled.append((over * place).sum(-1) / count - none)
+        count = over.sum(-1)
+        none = (count == 0).float()
+        count = count + none  # a count of 0 divides by 1: the sums are 0 there too
+        if "mpv" in self.pooling:
+            pooled.append((torch.relu(excess)).sum(-1) / count)
+        if "mipv" in self.pooling:
+            place = torch.arange(excess.shape[-1], dtype=excess.dtype) / excess.shape[-1]
+            pooled.append((over * place).sum(-1) / count - none)
         return torch.stack(pooled, dim=-1).flatten(1)  # per kernel and bias, its poolings side by side
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
