@@ -5,7 +5,9 @@ CPU time, profile this-machine).
 
     make demo-sensors                 # runs/demo/{forda,ecg5000}-{fp32,int8}/
     make ts-baseline-env              # .venv-ts: aeon==1.6.0 (its numba wants numpy < 2.4, so apart from .venv)
-    flock /tmp/edgeslm-cpu.lock .venv-ts/bin/python benchmarks/time_series.py [--sets forda ecg5000] [--calls 500] [--json]
+    flock /tmp/edgeslm-cpu.lock .venv-ts/bin/python benchmarks/time_series.py [--sets forda ecg5000] [--calls 500] [--json] \
+        [--out runs/bench/time_series.json]
+    .venv/bin/python benchmarks/time_series_plot.py runs/bench/time_series.json --out docs/time-series.png
 
 One core for everyone: ONNX Runtime with intra_op_num_threads=1; MiniRocket with numba and BLAS held to one
 thread. MiniRocket is fitted on the whole TRAIN split (its published protocol); ours trained on 90% of it and
@@ -155,8 +157,14 @@ def main() -> None:
     parser.add_argument("--demo", type=Path, default=Path("runs/demo"), help="where make demo-sensors wrote the bundles")
     parser.add_argument("--calls", type=int, default=500, help="timed batch-1 calls a model")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--out", type=Path, help="also write the JSON here (benchmarks/time_series_plot.py draws it)")
     args = parser.parse_args()
     result = run(args.sets, args.demo, args.calls)
+    result["command"] = " ".join([Path(sys.executable).name, *sys.argv])
+    result["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2) if args.json else table(result))
 
 
