@@ -146,8 +146,9 @@ def _int8_dynamic(src: Path, out: Path, config: QuantizeConfig, ops: list[str], 
 
     # ONNX Runtime's quantizer turns a Gemm into NAME_MatMul + NAME_Add before it reads the exclusions, so a
     # Gemm kept by its own name was quantized all the same; the MatMul's name keeps it
-    gemms = {n.name for n in onnx.load(str(src), load_external_data=False).graph.node if n.op_type == "Gemm"}
-    keep = keep + [f"{name}_MatMul" for name in keep if name in gemms]
+    if keep:  # read the graph only when something is kept (most attempts keep nothing)
+        gemms = {n.name for n in onnx.load(str(src), load_external_data=False).graph.node if n.op_type == "Gemm"}
+        keep = keep + [f"{name}_MatMul" for name in keep if name in gemms]
     quantize_dynamic(str(src), str(out), op_types_to_quantize=ops, per_channel=config.per_channel,
                      reduce_range=reduce_range(config), weight_type=QuantType.QInt8, nodes_to_exclude=keep,
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})

@@ -100,8 +100,11 @@ class ConvFeatureClassifier(nn.Module):
     def output(self, x: torch.Tensor, d: int) -> torch.Tensor:  # [B, L, C] -> [B, 84, L / stride] at dilation d
         return nn.functional.conv1d(x.transpose(1, 2), self.kernels, padding=4 * d, dilation=d, stride=self.stride)
 
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:  # raw [B, L, C] -> [B, R * D * 84, L'], biases' order
+        return torch.cat([self.output(r, d) for r in self.inputs(znorm(x)) for d in self.dilations], dim=1)
+
     def transform(self, x: torch.Tensor) -> torch.Tensor:  # [B, L, C] -> features [B, F]
-        outputs = torch.cat([self.output(r, d) for r in self.inputs(znorm(x)) for d in self.dilations], dim=1)
+        outputs = self.outputs(x)
         biases = self.biases.reshape(-1, self.per, 1)[None]
         if self.pooling == ("ppv",):  # MiniRocket's one comparison, nothing else kept: [B, R * D * 84, per, L']
             return (outputs[:, :, None, :] > biases).float().mean(-1).flatten(1)
