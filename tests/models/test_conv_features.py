@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgeslm.models.conv_features import KERNELS, ConvFeatureClassifier, check_pooling, dilations, fit, ridge_loo
+from edgeslm.models.conv_features import KERNELS, ConvFeatureClassifier, augmented, check_pooling, dilations, fit, ridge_loo
 
 
 def test_leave_one_out_scores_are_those_of_refitting_without_the_row():
@@ -55,6 +55,10 @@ def test_the_head_learns_from_flipped_and_reversed_copies():
     reversal (sine vs square wave) is then told apart as well on negated, reversed series."""
     rng = np.random.default_rng(10)
     x, y = _waves(200, 120, rng)
+    copies = augmented(x, ("flip", "reverse"))  # copy-major, in this order: the grouped leave-one-out relies on it
+    expected = [x, -x, x[:, ::-1], -x[:, ::-1]]
+    assert len(copies) == 4 and all(np.array_equal(c, e) for c, e in zip(copies, expected, strict=True))
+    assert len(augmented(x, ("reverse",))) == 2 and len(augmented(x, ())) == 1
     m = ConvFeatureClassifier(120, 1, 2, 1000, stride=2)
     info = fit(m, x, y, seed=3, augment=("flip", "reverse"))
     assert info["augment"] == ["flip", "reverse"] and info["fit_series"] == 200 and info["fit_rows"] == 800
