@@ -7,7 +7,8 @@ commands against it.
 
 The assistant's encoder is the early-exit bundle `make demo` builds (--bundle); the baseline "encoder
 alone" is the full-depth int8 graph (--baseline), the tier as it was before early exits; the early-exit
-encoder alone is reported too. Per replay: CPU microseconds and estimated microjoules per answer.
+encoder alone is reported too, and the bundle's n-gram head alone (its answer to every command, however
+unsure: all tiers ask it first and take only what it is sure of). Per replay: CPU microseconds and estimated microjoules per answer.
 
     .venv/bin/python benchmarks/household_week.py --skip-generative
 """
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # name: (tiers, which bundle the encoder tier uses)
 CONFIGS = {"encoder alone": (["encoder"], "baseline"), "early-exit encoder alone": (["encoder"], "bundle"),
            "templates alone": (["templates"], "bundle"), "templates + encoder": (["templates", "encoder"], "bundle"),
-           "all tiers": (["habits", "cache", "templates", "encoder"], "bundle")}
+           "all tiers": (["habits", "cache", "ngrams", "templates", "encoder"], "bundle")}
 GENERATIVE_COMMANDS = 300
 KEYS = ("intent_accuracy", "slot_accuracy", "tier_share", "cpu_seconds", "joules", "cache", "latency")
 
@@ -44,6 +45,32 @@ def run(args: argparse.Namespace, home_path: str, stream: Path, tiers: list[str]
     print(home_path, ",".join(tiers), r["n"], out["intent_accuracy"], out["slot_accuracy"], out["cpu_seconds"],
           out["tier_share"], file=sys.stderr)
     return out
+
+
+def head_alone(args: argparse.Namespace, home_path: str, rows: list) -> dict:
+    """The bundle's n-gram head answering every command itself (whatever its confidence), as a tier alone."""
+    from edgeslm.evaluate.replay import slots_match
+    from edgeslm.formats.reader import open_bundle
+    from edgeslm.runtime.energy import CpuMeter
+    from edgeslm.runtime.engines.registry import LoadSettings, load_engine
+    from edgeslm.runtime.profiles import load_profile
+    from edgeslm.runtime.tiers.encoder import EncoderTier
+    from edgeslm.runtime.tiers.slots import HomeMatcher
+
+    home = load_home(home_path)
+    tier = EncoderTier(load_engine(open_bundle(Path(args.bundle)), LoadSettings(threads=1, spin=False)), HomeMatcher(home))
+    if tier.quick_head is None:
+        return {"commands": len(rows), "note": f"{args.bundle} has no n-gram head"}
+    meter = CpuMeter()
+    with meter:
+        answers = [tier.quick(r.text, r.context, raw=True) for r in rows]
+    pairs = list(zip(answers, rows, strict=True))
+    return {"commands": len(rows), "intent_accuracy": round(sum(a.intent == r.label for a, r in pairs) / len(rows), 4),
+            "slot_accuracy": round(sum(slots_match(r.slots, a.slots) for a, r in pairs if r.slots)
+                                   / max(1, sum(bool(r.slots) for r in rows)), 4),
+            "cpu_seconds": round(meter.cpu_seconds, 3), "joules": round(meter.joules(load_profile("this-machine")), 4),
+            "us_per_answer": round(meter.cpu_seconds / len(rows) * 1e6),
+            "uj_per_answer": round(meter.joules(load_profile("this-machine")) / len(rows) * 1e6)}
 
 
 def median_of(runs: list[dict]) -> dict:
@@ -82,6 +109,7 @@ def main() -> int:
             for _ in range(args.repeats):  # round robin, so a slower minute of the machine hits every config
                 for name, (tiers, bundle) in CONFIGS.items():
                     runs.setdefault(name, []).append(run(args, home_path, stream, tiers, bundle=bundle))
+            runs["n-gram head alone"] = [head_alone(args, home_path, rows) for _ in range(args.repeats)]
             per = {name: median_of(rs) for name, rs in runs.items()}
             base = per["encoder alone"]["cpu_seconds"]
             for v in per.values():

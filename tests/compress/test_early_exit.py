@@ -16,7 +16,7 @@ def test_the_bundle_records_segments_heads_and_thresholds_chosen_on_validation(e
     m = bundle.manifest
     assert (m.engine, m.format_version, m.model_file) == ("onnxruntime-early-exit", 2, "early-exit.json")
     assert set(m.files) == {"early-exit.json", "segment-1.onnx", "segment-2.onnx", "segment-3.onnx", "tokenizer.json",
-                            "recipe.yaml", "slot-tagger.json"}
+                            "recipe.yaml", "slot-tagger.json", "ngram-head.json"}
     plan = read_exit_plan(bundle)
     assert [s.layers for s in plan.segments] == [2, 4, 6] and plan.hidden_size == 384
     report = m.provenance["early_exit"]
@@ -33,6 +33,10 @@ def test_the_bundle_records_segments_heads_and_thresholds_chosen_on_validation(e
     tagger = report["slot_tagger"]
     assert tagger["config"]["sentences"] == 6000 and tagger["train_tokens"] > 20_000
     assert tagger["val"]["clean"]["f1"] > 0.5 and tagger["val"]["noisy"]["f1"] > 0.4
+    ngram = report["ngram_head"]  # fitted on the run's whole training split, its floor set on the validation split
+    assert ngram["sentences"] > 10_000 and ngram["val_accuracy"] > 0.9
+    assert 0.0 < ngram["floor"]["floor"] <= 1.0 and ngram["floor"]["answers"] > 0.5
+    assert ngram["floor"]["lost"] <= 0.005 * ngram["floor"]["answers"] * ngram["floor"]["rows"] + 1e-6
     assert all(q["scheme"] == "int8-static" and q["static_activations"] > 0 for q in report["quantization"])
     for split in ("val", "test"):
         shares = m.evaluation[split]["exit_share"]

@@ -169,3 +169,20 @@ def test_a_second_look_is_skipped_only_where_it_never_made_an_unsure_answer_righ
     right, _, cost = cascade(t, (0, 1), (0.9,))
     assert looked["accuracy"] == round(float(right.mean()), 4)  # nothing lost on validation
     assert looked["cpu_ms_per_answer"] < float(cost.mean()) * 1e3  # and the second looks it skipped are saved
+
+
+def test_the_ngram_threshold_counts_what_it_loses_against_the_cascade_not_its_own_errors():
+    from edgeslm.evaluate.calibrate import quick_threshold
+
+    conf = np.linspace(1.0, 0.0025, 400)
+    right = np.ones(400, bool)
+    had = np.ones(400, bool)
+    right[[10, 11]] = had[[10, 11]] = False  # both wrong: answering sooner loses nothing
+    right[250] = False  # the cascade had it right: lost
+    right[300:305] = False  # and five more
+    # at 1%: 1 lost in 251, 3 in 302 still allowed (3.02), 4 in 303 not, nor anything below
+    assert quick_threshold(conf, right, had, precision=0.99) == round(conf[301], 4)
+    # at 0.5%: 1 lost allowed from 200 answers on, the 2nd (301st answer) not
+    assert quick_threshold(conf, right, had, precision=0.995) == round(conf[299], 4)
+    assert quick_threshold(np.full(400, -1.0), right, had, 0.995) == 1.01  # it answered nothing
+    assert quick_threshold(conf[:10], right[:10], had[:10], 0.995) == 1.01  # too few answers to trust: off

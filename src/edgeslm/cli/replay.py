@@ -13,8 +13,8 @@ from edgeslm.cli.common import emit, handle_errors, json_option
 @click.option("--stream", type=click.Path(path_type=Path), required=True,
               help="JSONL: text, and optionally label, slots, ts, context.")
 @click.option("--home", type=click.Path(path_type=Path), required=True, help="The home description (YAML).")
-@click.option("--tiers", help="Comma-separated, cheapest first, from habits,cache,templates,encoder,generative,remote "
-              "(default: habits,cache,templates,encoder, and generative where the policy orders it).")
+@click.option("--tiers", help="Comma-separated, cheapest first, from habits,cache,ngrams,templates,encoder,generative,remote "
+              "(default: habits,cache,ngrams,templates,encoder, and generative where the policy orders it).")
 @click.option("--bundle", type=click.Path(path_type=Path), default=Path("runs/demo/intent-early-exit"),
               show_default=True, help="The encoder tier's intent bundle.")
 @click.option("--profile", default="this-machine", show_default=True, help="Power model and threads.")

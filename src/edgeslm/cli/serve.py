@@ -22,8 +22,8 @@ from edgeslm.cli.common import handle_errors, json_option
 @click.option("--max-body-bytes", type=int, default=1 << 20, show_default=True)
 @click.option("--no-warm", is_flag=True, help="Load bundles on first use instead of at start.")
 @click.option("--home", type=click.Path(path_type=Path), help="A home description (YAML): enables POST /v1/assist.")
-@click.option("--tiers", help="/v1/assist's tiers, cheapest first, from habits,cache,templates,encoder,generative,remote "
-              "(default: habits,cache,templates,encoder, and generative where the policy orders it).")
+@click.option("--tiers", help="/v1/assist's tiers, cheapest first, from habits,cache,ngrams,templates,encoder,generative,remote "
+              "(default: habits,cache,ngrams,templates,encoder, and generative where the policy orders it).")
 @click.option("--cache-db", type=click.Path(path_type=Path), help="Keep the assistant's cache and habits in this file.")
 @click.option("--policy", type=click.Path(path_type=Path),
               help="The router's policy (default: the calibrated one beside the first bundle, if any).")

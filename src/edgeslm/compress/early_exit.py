@@ -12,7 +12,9 @@ within `max_drop` of the quantized model at full depth.
 
 A run trained on ha-intents also gets the learned slot tagger (train/slot_tagger.py): a linear head on the
 quantized first segment's token states, fitted on generated sentences with their slot spans, stored as
-slot-tagger.json beside the segments.
+slot-tagger.json beside the segments. Every run also gets the n-gram head (train/ngram_head.py): a linear
+classifier over the training split's character and word n-grams, ngram-head.json, which the assistant asks
+before it runs the encoder (runtime/tiers/router.py).
 """
 
 from __future__ import annotations
@@ -41,11 +43,13 @@ from edgeslm.export.segments import export_segments
 from edgeslm.formats.early_exit import HIDDEN_IN, HIDDEN_OUT, MASK, PLAN_FILE, ExitPlan, Segment
 from edgeslm.formats.hashing import sha256_file
 from edgeslm.formats.manifest import EARLY_EXIT_ENGINE
+from edgeslm.formats.ngram_head import NGRAM_FILE, NgramHead
 from edgeslm.formats.slot_tagger import TAGGER_FILE, TaggerHead
 from edgeslm.formats.writer import BundleWriter
 from edgeslm.runtime.engines.early_exit import EarlyExitClassifier
 from edgeslm.runtime.engines.onnx import load_session
 from edgeslm.runtime.profiles import THIS_MACHINE, load_profile
+from edgeslm.train.ngram_head import fit_ngram_head, with_floor
 from edgeslm.train.run import RunFolder
 from edgeslm.train.slot_tagger import SlotTaggerConfig, fit_slot_tagger
 
@@ -63,6 +67,8 @@ class EarlyExitConfig(Config):
     max_drop: float = 0.005  # validation accuracy the exits may cost, against the quantized model at full depth
     tagger_sentences: int = 6000  # generated sentences the slot tagger is fitted on; 0: no tagger
     tagger_window: int = 2  # neighbouring word pieces on each side a tag sees (window 2 beat 1 by 4 points of held-out F1)
+    # the n-gram head (train/ngram_head.py), fitted on the run's training split: the assistant's look before the encoder
+    ngram_head: bool = True
 
     def validate(self) -> None:
         if not self.exits or self.exits != sorted(set(self.exits)) or self.exits[0] < 1:
@@ -136,6 +142,17 @@ def build_early_exit(source: Path, out: Path, config: EarlyExitConfig | None = N
             tagger, tagger_report = fit_slot_tagger(
                 paths[0], run.tokenizer_file, ctx.inputs, ctx.max_length, plan.segments[0].layers, plan.hidden_size,
                 SlotTaggerConfig(sentences=config.tagger_sentences, window=config.tagger_window), say=ctx.say)
+        ngram, ngram_report = None, None
+        if config.ngram_head and ctx.val:
+            val = [(ex.text, ex.label) for ex in ctx.val]
+            ngram, ngram_report = fit_ngram_head([ex.text for ex in ctx.train], [ex.label for ex in ctx.train], ctx.labels,
+                                                 val=val, say=ctx.say)
+            encoder_right = [ctx.labels[int(k)] == label for k, (_, label) in
+                             zip(np.concatenate([engine.logits([t for t, _ in val[i:i + 64]]).argmax(-1)
+                                                 for i in range(0, len(val), 64)]), val, strict=True)]
+            ngram, ngram_report["floor"] = with_floor(ngram, val, encoder_right)
+            ctx.say(f"n-gram head: answers from confidence {ngram.floor} ({ngram_report['floor']['answers']:.0%} of the "
+                    f"validation split, {ngram_report['floor']['lost']} lost of what the encoder had right)")
         report = {
             "weights_sha256": sha256_file(run.weights),  # the run's weights: a retrained run is a new model
             "exits": config.exits, "layers": n_layers, "heads": head_report, "export_check": check,
@@ -147,8 +164,9 @@ def build_early_exit(source: Path, out: Path, config: EarlyExitConfig | None = N
                             "exit_shares": list(chosen.shares), "compute": round(chosen.cost, 4)},
             "target": {"profile": target.name, "isa": list(target.isa)},
             "slot_tagger": tagger_report,
+            "ngram_head": ngram_report,
         }
-        manifest = _write_bundle(ctx, recipe, config, plan, paths, report, evaluation, Path(out), tagger)
+        manifest = _write_bundle(ctx, recipe, config, plan, paths, report, evaluation, Path(out), tagger, ngram)
     return {"bundle": str(out), "manifest": manifest.to_dict(), "report": report}
 
 
@@ -235,13 +253,16 @@ def _evaluate(engine: EarlyExitClassifier, rows: list[Any]) -> dict[str, Any]:
 
 
 def _write_bundle(ctx: CompressContext, recipe: Any, config: EarlyExitConfig, plan: ExitPlan, paths: list[Path],
-                  report: dict[str, Any], evaluation: dict[str, Any], out: Path, tagger: TaggerHead | None = None) -> Any:
+                  report: dict[str, Any], evaluation: dict[str, Any], out: Path, tagger: TaggerHead | None = None,
+                  ngram: NgramHead | None = None) -> Any:
     record = ctx.record
     with BundleWriter(out) as writer:
         for path in paths:
             writer.add(path, path.name)
         if tagger is not None:
             writer.path(TAGGER_FILE).write_text(tagger.to_json(), encoding="utf-8")
+        if ngram is not None:
+            writer.path(NGRAM_FILE).write_text(ngram.to_json(), encoding="utf-8")
         writer.add(ctx.run.tokenizer_file, "tokenizer.json")
         writer.path("recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
         writer.path(PLAN_FILE).write_text(plan.to_json(), encoding="utf-8")

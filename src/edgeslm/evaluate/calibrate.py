@@ -85,6 +85,8 @@ class Table:
     narrowed_after: int | None = None  # the index of the tier whose candidates it narrows to
     scan_guard: list[tuple[str, str, str]] = field(default_factory=list)  # the guard from the home matcher's scan alone
     intent: np.ndarray | None = None  # [commands, tiers] the intent each tier answered ("" for none)
+    # the encoder bundle's n-gram head, when it has one: per command its (confidence, right) [commands] each
+    quick: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def answer_table(config: CalibrateConfig, progress: bool = False) -> Table:
@@ -93,6 +95,7 @@ def answer_table(config: CalibrateConfig, progress: bool = False) -> Table:
     from edgeslm.runtime.tiers.semantic import guard_key
 
     confidence, correct, cpu, intents = [], [], [], []
+    quick: list[tuple[float, bool]] = []
     embeddings, guards, meanings, texts, scan_guards = [], [], [], [], []
     narrow: dict[str, list[tuple[float, bool, float, str]]] = {}
     # the encoder first: a tier that narrows to its candidates is also scored that way
@@ -118,6 +121,8 @@ def answer_table(config: CalibrateConfig, progress: bool = False) -> Table:
                                         guard_key(c.text, tier.matcher.slots(c.text, None, c.context))))
                 answer = tier.answer(c.text, c.context)
                 row[name] = _scored(c, answer, time.process_time() - started)
+                if getattr(tier, "quick_head", None) is not None:
+                    quick.append(_scored(c, tier.quick(c.text, c.context), 0.0)[:2])
                 if answer is not None and name == "encoder":
                     candidates = answer.candidates
                 if candidates and getattr(tier, "narrows", False):
@@ -132,7 +137,9 @@ def answer_table(config: CalibrateConfig, progress: bool = False) -> Table:
                for n, rows in narrow.items() if len(rows) == len(confidence)}
     return Table(list(config.tiers), np.array(confidence), np.array(correct, dtype=bool), np.array(cpu),
                  np.stack(embeddings) if embeddings else None, guards, meanings, texts, columns,
-                 config.tiers.index("encoder") if columns else None, scan_guards, np.array(intents, dtype=object))
+                 config.tiers.index("encoder") if columns else None, scan_guards, np.array(intents, dtype=object),
+                 (np.array([q[0] for q in quick]), np.array([q[1] for q in quick], dtype=bool))
+                 if quick and len(quick) == len(confidence) else None)
 
 
 def _scored(c: Command, answer: Any, cpu: float) -> tuple[float, bool, float, str]:
@@ -316,6 +323,19 @@ def semantic_threshold(cos: np.ndarray, same: np.ndarray, precision: float, min_
     return float(round(cos[order][good[-1]], 4)) if good else 1.01
 
 
+def quick_threshold(conf: np.ndarray, right: np.ndarray, had: np.ndarray, precision: float, min_hits: int = 20) -> float:
+    """The n-gram head's `ngrams_from`: the lowest confidence above which at least `min_hits` of its answers
+    (conf -1: none) lost at most 1 - `precision` of them to the cascade it stands in front of (`had`: the
+    cascade was right; its answer wrong: lost). Not its own precision: a command both get wrong (a generated
+    label the home matcher reads another way) costs nothing by answering it sooner. 1.01 (off) when none."""
+    order = np.argsort(-conf, kind="stable")
+    answered = conf[order] >= 0
+    lost = np.cumsum(had[order] & ~right[order] & answered)
+    n = np.arange(1, len(conf) + 1)
+    good = [k for k in np.nonzero(lost <= (1 - precision) * n + 1e-9)[0] if k + 1 >= min_hits and answered[k]]
+    return float(round(conf[order][good[-1]], 4)) if good else 1.01
+
+
 def pick(scored: list[tuple], target: float, tolerance: float) -> tuple:
     """(accuracy, cpu, ...) candidates -> the cheapest reaching `target`; when none does, the cheapest
     within `tolerance` of the most accurate (ties on CPU go to the more accurate)."""
@@ -347,10 +367,20 @@ def calibrate(config: CalibrateConfig, progress: bool = False) -> Policy:
     hits = sim >= lexical_from
     measured["lexical"] = {"pairs": len(sim), "from": lexical_from, "hits": int(hits.sum()),
                            "wrong_hits": int((hits & ~alike).sum())}
+    ngrams_from = 1.01
+    if table.quick is not None:  # answers before any model runs, where they lose what the cascade had right rarely
+        conf, right = table.quick
+        had, _, _ = cascade(table, tuple(table.tiers.index(n) for n in policy.order),
+                            tuple(policy.thresholds.get(n, 0.0) for n in policy.order[:-1]))
+        ngrams_from = quick_threshold(conf, right, had, config.cache_precision)
+        taken = (conf >= ngrams_from) & (conf >= 0)
+        measured["ngrams"] = {"commands": len(conf), "accuracy_alone": round(float(right.mean()), 4), "from": ngrams_from,
+                              "answers": int(taken.sum()), "wrong": int((taken & ~right).sum()),
+                              "cascade_wrong": int((taken & ~had).sum()), "lost": int((taken & had & ~right).sum())}
     skip, looked = second_look(table, policy)
     measured["second_look"] = looked
     policy = Policy.from_dict({**policy.to_dict(), "semantic_from": semantic_from, "lexical_from": lexical_from,
-                               "skip_after": skip})
+                               "ngrams_from": ngrams_from, "skip_after": skip})
     source = {"stream": str(config.stream)} if config.stream else {"household_weeks": list(config.seeds)}
     return Policy.from_dict({**policy.to_dict(), "calibration": {
         **measured, **source, "homes": [Path(h).name for h in config.homes], "bundle": Path(config.bundle).name,

@@ -165,6 +165,7 @@ def replay(config: ReplayConfig, progress: bool = False) -> dict[str, Any]:
                            for t in assistant.tiers if t.name == "generative"), None)
         residency = assistant.residency_report(next((c.ts for c in reversed(commands) if c.ts is not None), None))
         tiers = [*(["habits"] if assistant.habits is not None else []), *(["cache"] if assistant.cache is not None else []),
+                 *(["ngrams"] if assistant.quick is not None else []),
                  *(["semantic"] if assistant.semantic is not None else []), *(t.name for t in assistant.tiers)]
         assistant.close()  # the generative tier's llama.cpp context too: a replay after this one needs the memory
     if config.out:

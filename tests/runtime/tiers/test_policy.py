@@ -43,11 +43,29 @@ def test_lexical_from_is_a_similarity_or_off(value):
         Policy(lexical_from=value)
 
 
+@pytest.mark.parametrize("value", [-0.1, 1.5, "high", None, True])
+def test_ngrams_from_is_a_confidence_or_off(value):
+    with pytest.raises(ConfigError, match="ngrams_from"):
+        Policy(ngrams_from=value)
+
+
+def test_a_policy_written_before_ngrams_from_still_loads_with_it_off(tmp_path):
+    import hashlib
+
+    body = Policy(order=["encoder"], thresholds={"encoder": 0.9}, lexical_from=0.9).to_dict()
+    del body["ngrams_from"]
+    body["sha256"] = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(body))
+    assert load_policy(path).ngrams_from == 1.01 and load_policy(path).lexical_from == 0.9
+
+
 def test_the_hash_changes_with_any_field():
     a = Policy(order=["encoder"], thresholds={"encoder": 0.9})
     assert a.digest() != Policy(order=["encoder"], thresholds={"encoder": 0.91}).digest()
     assert a.digest() != Policy(order=["encoder"], thresholds={"encoder": 0.9}, cache_from=0.97).digest()
     assert a.digest() != Policy(order=["encoder"], thresholds={"encoder": 0.9}, lexical_from=0.9).digest()
+    assert a.digest() != Policy(order=["encoder"], thresholds={"encoder": 0.9}, ngrams_from=0.9).digest()
 
 
 @pytest.mark.parametrize("edit, words", [

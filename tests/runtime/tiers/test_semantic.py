@@ -155,3 +155,16 @@ def test_the_assistant_serves_a_paraphrase_from_the_encoder_pass_and_never_a_rev
     assert said.tier == "lexical" and (said.intent, said.slots) == (first.intent, first.slots)
     off = words.ask("turn off the ceiling light right now thank you")  # from "turn off ..." above, never "on"
     assert off.intent == "HassTurnOff" and off.slots == first.slots
+
+
+def test_an_entry_without_an_embedding_answers_by_words_only(tmp_path, home, matcher):
+    cache = SemanticCache(tmp_path / "s.sqlite", home.digest())
+    text = "turn on the ceiling light"
+    g = key(matcher, text)
+    cache.put(text, None, g, None, Answer("HassTurnOn", {"name": "Ceiling Light"}, tier="ngrams", confidence=0.9))
+    assert cache.get(unit(1, 0, 0), g, None, 0.0) is None  # nothing to compare an embedding with
+    hit = cache.words("please turn on the ceiling light", g, None, 0.9)
+    assert hit is not None and (hit.tier, hit.intent, hit.slots) == ("lexical", "HassTurnOn", {"name": "Ceiling Light"})
+    # beside an entry with an embedding, the lookup by embedding still finds that one
+    cache.put("switch the ceiling light on", unit(1, 0, 0), g, None, Answer("HassTurnOn", {"name": "Ceiling Light"}))
+    assert cache.get(unit(1, 0.1, 0), g, None, 0.9).intent == "HassTurnOn"

@@ -19,7 +19,9 @@ import numpy as np
 
 from edgeslm.errors import BundleError
 from edgeslm.formats.early_exit import HIDDEN_IN, HIDDEN_OUT, LOGITS, MASK, POOLED, ExitPlan, read_exit_plan
+from edgeslm.formats.ngram_head import NgramHead, read_ngram_head
 from edgeslm.formats.slot_tagger import TaggerHead, read_tagger
+from edgeslm.runtime.engines.ngrams import NgramClassifier
 from edgeslm.runtime.engines.onnx import check_texts, encode_texts, load_session, load_tokenizer
 from edgeslm.runtime.engines.slot_tagger import SlotTagger, TaggedSpan
 
@@ -59,7 +61,7 @@ class EarlyExitClassifier:
 
     def __init__(self, plan: ExitPlan, segments: Sequence[Path], tokenizer: Path, labels: Sequence[str],
                  max_length: int, input_names: Sequence[str], threads: int | None = None, spin: bool = False,
-                 tagger: TaggerHead | None = None):
+                 tagger: TaggerHead | None = None, ngram: NgramHead | None = None):
         if len(segments) != len(plan.segments):
             raise BundleError(f"the exit plan has {len(plan.segments)} segments, {len(segments)} files were given")
         self.name = Path(segments[0]).parent.name  # from_bundle names it after the manifest
@@ -80,6 +82,8 @@ class EarlyExitClassifier:
             self.model_bytes += size
         self.first_inputs = [i.name for i in self.sessions[0].get_inputs()]
         self.tagger = None if tagger is None else SlotTagger(tagger, plan.segments[0].layers, plan.hidden_size)
+        # the bundle's n-gram head (engines/ngrams.py): the assistant's look before the first segment runs
+        self.ngrams = None if ngram is None else NgramClassifier(ngram)
 
     @classmethod
     def from_bundle(cls, bundle: Any, threads: int | None = None, spin: bool = False) -> EarlyExitClassifier:
@@ -89,7 +93,7 @@ class EarlyExitClassifier:
         plan = read_exit_plan(bundle)
         engine = cls(plan, [bundle.file(s.file) for s in plan.segments], bundle.file(m.tokenizer["file"]), m.labels,
                      m.tokenizer["max_length"], m.tokenizer.get("inputs", ["input_ids", "attention_mask"]), threads, spin,
-                     read_tagger(bundle))
+                     read_tagger(bundle), read_ngram_head(bundle))
         engine.name = m.name
         return engine
 

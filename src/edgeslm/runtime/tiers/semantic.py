@@ -13,7 +13,8 @@ A typo in a guard word makes a miss, never a wrong hit.
 The same entries also answer before any model runs: a command whose words are nearly those of an entry
 with the same guard ("Dim the reading sconce to 40 percennt thank you!" after "dim the reading sconce
 to 40 percent"), by rapidfuzz's token set ratio (`words`, tier "lexical"); the guard then comes from the
-home matcher's scan alone.
+home matcher's scan alone. An answer of the encoder bundle's n-gram head is stored without an embedding
+(no model ran): its entry answers by words only.
 
 Stored like the exact cache: SQLite, bounded, survives a restart, dropped when the home changes.
 """
@@ -82,11 +83,11 @@ class SemanticCache(HomeStore):
         with self._lock:
             rows = self.db.execute("SELECT text, embedding, intent, slots FROM semantic WHERE home = ? AND context = ? "
                                    "AND guard = ?", (self.home, context_key(context), guard)).fetchall()
+            # an entry without an embedding (the n-gram head's answer), or made by another encoder: never compared
+            rows = [r for r in rows if len(r[1]) == query.nbytes]
             if not rows:
                 return None
             stored = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-            if stored.shape[1] != query.shape[0]:
-                return None  # made by another encoder: never compared
             cos = stored @ query
             best = int(cos.argmax())
             if float(cos[best]) < threshold:
@@ -120,12 +121,13 @@ class SemanticCache(HomeStore):
         self.db.execute("UPDATE semantic SET hits = hits + 1, used = ? WHERE home = ? AND context = ? AND text = ?",
                         (time.time(), self.home, context_key(context), text))
 
-    def put(self, text: str, embedding: np.ndarray, guard: str, context: dict[str, Any] | None, answer: Answer) -> None:
-        """Remember a verified answer with its embedding; beyond max_entries, the least recently used go."""
+    def put(self, text: str, embedding: np.ndarray | None, guard: str, context: dict[str, Any] | None, answer: Answer) -> None:
+        """Remember a verified answer with its embedding (None: found by its words only, as an answer no model
+        gave); beyond max_entries, the least recently used go."""
         key = (self.home, context_key(context), normalize(text))
         if not key[2]:
             return
-        blob = np.asarray(embedding, dtype=np.float32).ravel().tobytes()
+        blob = b"" if embedding is None else np.asarray(embedding, dtype=np.float32).ravel().tobytes()
         slots = json.dumps(answer.slots, sort_keys=True, ensure_ascii=False)
         with self._lock:
             updated = self.db.execute("UPDATE semantic SET guard = ?, embedding = ?, intent = ?, slots = ?, used = ? "
