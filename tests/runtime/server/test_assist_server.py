@@ -120,3 +120,29 @@ def test_any_json_body_is_an_answer_or_a_400_never_a_500(loft, body):
         assert answer["error"]["message"]
     else:
         assert answer["tier"] in ("habits", "cache", "templates", "none") and isinstance(answer["slots"], dict)
+
+
+@pytest.mark.model
+def test_the_early_exit_bundle_serves_every_tier_it_carries(early_exit_bundle, tmp_path):
+    """serve --home on the early-exit bundle `make demo` makes the assistant's default: its n-gram head
+    answers first, the encoder's first segment (through the governor) probes the semantic cache and the
+    encoder goes on from it, and each tier shows on /metrics. (Through 2026-12-05 the served engine lacked
+    first(), and the server stopped at start with this bundle.)"""
+    from edgeslm.runtime.tiers.policy import Policy, write_policy
+
+    policy = tmp_path / "assist-policy.json"
+    write_policy(Policy(order=["encoder", "templates"], thresholds={"encoder": 0.9}, cache_from=0.9,
+                        semantic_from=0.9, ngrams_from=0.5), policy)
+    running, stop = start_server(ServeConfig(bundles=[str(early_exit_bundle)], port=0, home=str(HOME), policy=str(policy),
+                                             cache_db=str(tmp_path / "assist.sqlite")))
+    try:
+        status, quick = running.json("POST", "/v1/assist", {"text": "please turn off the desk lamp"})
+        assert status == 200 and (quick["tier"], quick["intent"], quick["slots"]) == ("ngrams", "HassTurnOff",
+                                                                                      {"name": "Desk Lamp"})
+        # a name typed so badly the scan misses it: turning on nothing found is left to the encoder and its tagger
+        status, model = running.json("POST", "/v1/assist", {"text": "switch on te desl lam"})
+        assert status == 200 and model["tier"] in ("encoder", "templates")
+        metrics = parse(running.request("GET", "/metrics")[2].decode())["edgeslm_assist_answers_total"]
+        assert metrics.value(tier="ngrams") == 1 and metrics.value(tier=model["tier"]) == 1
+    finally:
+        stop()

@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 from typing import Any
 
 from starlette.applications import Starlette
@@ -468,6 +469,32 @@ class ServedClassifier:
     def run(self, texts: list[str], embed: bool = False) -> Any:
         with self.governor.acquire(self.name) as engine:
             return engine.run(texts, embed=embed)
+
+    def first(self, texts: list[str], embed: bool = False, spans: bool = False) -> Any:
+        """An early-exit engine's first segment alone (the semantic cache's probe); see go_on."""
+        with self.governor.acquire(self.name) as engine:
+            return engine.first(texts, embed=embed, spans=spans)
+
+    def go_on(self, start: Any) -> Any:
+        """The rest of the pass `first` began; the engine is acquired again in between, so one the governor
+        swapped in without early exits since answers from the texts alone."""
+        with self.governor.acquire(self.name) as engine:
+            if hasattr(engine, "go_on"):
+                return engine.go_on(start)
+            return SimpleNamespace(logits=engine.logits(list(start.texts)))
+
+    @property
+    def tagger(self) -> Any:
+        """The early-exit engine's slot tagger, or None."""
+        with self.governor.acquire(self.name) as engine:
+            return getattr(engine, "tagger", None)
+
+    @property
+    def ngrams(self) -> Any:
+        """The bundle's n-gram head (engines/ngrams.py), or None: it runs outside the governor's engines,
+        in numpy, so it is taken once."""
+        with self.governor.acquire(self.name) as engine:
+            return getattr(engine, "ngrams", None)
 
 
 class EventStream:
