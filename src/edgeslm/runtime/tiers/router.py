@@ -6,8 +6,9 @@ semantic cache, which answers it said another way (when the encoder gives embedd
 `semantic_from` is at most 1). An answer no tier was sure enough of is not remembered by the caches, but
 the same command said the same way again gets the same tiers' same answer: a bounded memo in memory
 serves it (tier "memo") instead of running the tiers again. Before any model runs, the encoder bundle's
-n-gram head answers what it is sure of (tier "ngrams", at the policy's `ngrams_from`, calibrated like
-`cache_from`), and the exact cache remembers it. Every answer says which tier gave it,
+n-gram head answers what it is sure of (tier "ngrams", at the policy's `ngrams_from`: where on validation
+it lost almost nothing the cascade had right), and the exact cache and, by words, the semantic cache
+remember it. Every answer says which tier gave it,
 how sure it was, and what it cost (latency, and joules from the device profile's power model).
 
 With a `Residency`, the heavy tiers (resident.py) are released when idle and loaded again ahead of the
