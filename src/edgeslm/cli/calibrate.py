@@ -47,5 +47,7 @@ def _text(r: dict) -> str:
     return (f"{r['policy']} (sha256 {r['sha256'][:12]})\n{order}; cache from {r['cache_from']:.3f}\n"
             f"validation: {c['commands']} commands, accuracy {c['accuracy']:.4f} (target {r['target_accuracy']}), "
             f"{c['cpu_ms_per_answer']:.2f} ms CPU per answer"
+            + (f"\nn-gram head first from {r['ngrams_from']:.4f}: {c['ngrams']['answers']} of {c['ngrams']['commands']} "
+               f"commands, {c['ngrams']['lost']} lost of what the cascade had right" if "ngrams" in c else "")
             + "".join(f"\n{tier} not tried after an unsure {', '.join(intents)} (never made one right on validation)"
                       for tier, intents in r.get("skip_after", {}).items()))
