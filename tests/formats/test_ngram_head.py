@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 
 from edgeslm.errors import BundleError
-from edgeslm.formats.manifest import EARLY_EXIT_ENGINE
 from edgeslm.formats.ngram_head import NGRAM_FILE, NGRAM_VERSION, NgramHead, read_ngram_head
 from edgeslm.formats.reader import open_bundle
-from edgeslm.formats.writer import BundleWriter
 
 LABELS = ["a", "b"]
 FEATURES = ["c: t", "c:tu", "w:turn", "w:turn on"]
@@ -25,8 +23,6 @@ def weight(values):
 
 GOOD = {"version": 1, "labels": LABELS, "chars": [2, 4], "words": [1, 2], "features": FEATURES,
         "idf": [1.0, 1.5, 2.0, 2.5], "bias": [0.1, -0.1], "weight": weight(WEIGHT), "floor": 0.7}
-PLAN = {"version": 1, "hidden_size": 4, "segments": [{"file": "segment-1.onnx", "layers": 2, "threshold": 0.9},
-                                                     {"file": "segment-2.onnx", "layers": 6}]}
 
 
 def changed(key, value):
@@ -81,29 +77,16 @@ def test_bytes_that_are_not_a_head_are_refused():
         NgramHead.from_bytes(b" " * (33 << 20))
 
 
-def write(tiny_bundle, out, head_text, labels=("a", "b")):
-    with BundleWriter(out) as w:
-        w.add(tiny_bundle / "tokenizer.json", "tokenizer.json")
-        for i in (1, 2):
-            w.add(tiny_bundle / "model.onnx", f"segment-{i}.onnx")
-        w.path("early-exit.json").write_text(json.dumps(PLAN))
-        if head_text is not None:
-            w.path(NGRAM_FILE).write_text(head_text)
-        w.finish(name="ee", family="encoder", architecture="bert", task="text-classification", engine=EARLY_EXIT_ENGINE,
-                 model_file="early-exit.json", labels=list(labels), tokenizer={"file": "tokenizer.json", "max_length": 16})
-    return out
-
-
-def test_a_bundle_carries_its_head_hashed_and_one_without_has_none(tiny_bundle, tmp_path):
-    assert read_ngram_head(open_bundle(write(tiny_bundle, tmp_path / "ee", json.dumps(GOOD)))).labels == ("a", "b")
-    assert read_ngram_head(open_bundle(write(tiny_bundle, tmp_path / "bare", None))) is None
-    out = write(tiny_bundle, tmp_path / "t", json.dumps(GOOD))
+def test_a_bundle_carries_its_head_hashed_and_one_without_has_none(write_early_exit, tmp_path):
+    assert read_ngram_head(open_bundle(write_early_exit(tmp_path / "ee", {NGRAM_FILE: json.dumps(GOOD)}))).labels == ("a", "b")
+    assert read_ngram_head(open_bundle(write_early_exit(tmp_path / "bare", {}))) is None
+    out = write_early_exit(tmp_path / "t", {NGRAM_FILE: json.dumps(GOOD)})
     (out / NGRAM_FILE).write_text(json.dumps(changed("bias", [5.0, -0.1])))
     with pytest.raises(BundleError, match=NGRAM_FILE):
         open_bundle(out)  # tampered after signing: its sha256 no longer matches
 
 
-def test_a_head_for_other_labels_is_refused(tiny_bundle, tmp_path):
-    out = write(tiny_bundle, tmp_path / "ee", json.dumps(GOOD), labels=("b", "a"))
+def test_a_head_for_other_labels_is_refused(write_early_exit, tmp_path):
+    out = write_early_exit(tmp_path / "ee", {NGRAM_FILE: json.dumps(GOOD)}, labels=("b", "a"))
     with pytest.raises(BundleError, match="labels are not the bundle's"):
         read_ngram_head(open_bundle(out))

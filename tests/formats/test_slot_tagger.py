@@ -8,18 +8,14 @@ import numpy as np
 import pytest
 
 from edgeslm.errors import BundleError
-from edgeslm.formats.manifest import EARLY_EXIT_ENGINE
 from edgeslm.formats.reader import open_bundle
 from edgeslm.formats.slot_tagger import TAGGER_FILE, TAGGER_VERSION, TaggerHead, read_tagger
-from edgeslm.formats.writer import BundleWriter
 
 TAGS = ["O", "B-name", "I-name", "B-area", "I-area", "B-floor", "I-floor"]
 HIDDEN, WINDOW = 4, 1
 ROWS = (2 * WINDOW + 1) * HIDDEN
 GOOD = {"version": 1, "layers": 2, "hidden_size": HIDDEN, "window": WINDOW, "tags": TAGS,
         "weight": [[0.01 * (r + c) for c in range(len(TAGS))] for r in range(ROWS)], "bias": [0.0] * len(TAGS)}
-PLAN = {"version": 1, "hidden_size": HIDDEN, "segments": [{"file": "segment-1.onnx", "layers": 2, "threshold": 0.9},
-                                                        {"file": "segment-2.onnx", "layers": 6}]}
 
 
 def changed(key, value):
@@ -69,29 +65,16 @@ def test_bytes_that_are_not_a_tagger_are_refused():
         TaggerHead.from_bytes(b" " * (17 << 20))
 
 
-def write(tiny_bundle, out, tagger_text):
-    with BundleWriter(out) as w:
-        w.add(tiny_bundle / "tokenizer.json", "tokenizer.json")
-        for i in (1, 2):
-            w.add(tiny_bundle / "model.onnx", f"segment-{i}.onnx")
-        w.path("early-exit.json").write_text(json.dumps(PLAN))
-        if tagger_text is not None:
-            w.path(TAGGER_FILE).write_text(tagger_text)
-        w.finish(name="ee", family="encoder", architecture="bert", task="text-classification", engine=EARLY_EXIT_ENGINE,
-                 model_file="early-exit.json", labels=["a", "b"], tokenizer={"file": "tokenizer.json", "max_length": 16})
-    return out
-
-
-def test_a_bundle_carries_its_tagger_hashed_and_one_without_has_none(tiny_bundle, tmp_path):
-    out = write(tiny_bundle, tmp_path / "ee", json.dumps(GOOD))
+def test_a_bundle_carries_its_tagger_hashed_and_one_without_has_none(write_early_exit, tmp_path):
+    out = write_early_exit(tmp_path / "ee", {TAGGER_FILE: json.dumps(GOOD)})
     bundle = open_bundle(out)
     assert TAGGER_FILE in bundle.manifest.files
     assert read_tagger(bundle).tags == tuple(TAGS)
-    assert read_tagger(open_bundle(write(tiny_bundle, tmp_path / "bare", None))) is None
+    assert read_tagger(open_bundle(write_early_exit(tmp_path / "bare", {}))) is None
 
 
-def test_a_tampered_tagger_is_refused_before_it_is_read(tiny_bundle, tmp_path):
-    out = write(tiny_bundle, tmp_path / "ee", json.dumps(GOOD))
+def test_a_tampered_tagger_is_refused_before_it_is_read(write_early_exit, tmp_path):
+    out = write_early_exit(tmp_path / "ee", {TAGGER_FILE: json.dumps(GOOD)})
     data = json.loads((out / TAGGER_FILE).read_text())
     data["bias"][1] = 50.0  # same length on disk would still change the sha256
     (out / TAGGER_FILE).write_text(json.dumps(data))
@@ -99,7 +82,7 @@ def test_a_tampered_tagger_is_refused_before_it_is_read(tiny_bundle, tmp_path):
         open_bundle(out)
 
 
-def test_a_listed_but_malformed_tagger_is_refused_at_read(tiny_bundle, tmp_path):
-    out = write(tiny_bundle, tmp_path / "ee", json.dumps(changed("weight", GOOD["weight"][:3])))
+def test_a_listed_but_malformed_tagger_is_refused_at_read(write_early_exit, tmp_path):
+    out = write_early_exit(tmp_path / "ee", {TAGGER_FILE: json.dumps(changed("weight", GOOD["weight"][:3]))})
     with pytest.raises(BundleError, match="weight must be a list of 12"):
         read_tagger(open_bundle(out))

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from edgeslm.errors import BundleError
+from edgeslm.formats.heads import check_envelope, decode, is_int, listed_bytes
 
 NGRAM_FILE = "ngram-head.json"
 NGRAM_VERSION = 1
@@ -62,20 +63,7 @@ class NgramHead:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = NGRAM_FILE) -> NgramHead:
-        if not isinstance(data, dict):
-            raise BundleError(f"{where}: the n-gram head must be a JSON object")
-        version = data.get("version")
-        if not _int(version) or version < 1:
-            raise BundleError(f"{where}: version must be a positive integer")
-        if version > NGRAM_VERSION:
-            raise BundleError(f"{where}: n-gram head version {version} is newer than this edgeslm reads ({NGRAM_VERSION}); "
-                              "upgrade edgeslm on this device")
-        unknown = sorted(set(data) - FIELDS)
-        if unknown:
-            raise BundleError(f"{where}: unknown field(s) {', '.join(unknown)}")
-        missing = sorted(FIELDS - set(data))
-        if missing:
-            raise BundleError(f"{where}: missing field(s) {', '.join(missing)}")
+        version = check_envelope(data, FIELDS, NGRAM_VERSION, "n-gram head", where)
         labels = data["labels"]
         if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
             raise BundleError(f"{where}: labels must be a non-empty list of names")
@@ -111,25 +99,16 @@ class NgramHead:
 
     @classmethod
     def from_bytes(cls, raw: bytes, where: str = NGRAM_FILE) -> NgramHead:
-        if len(raw) > MAX_NGRAM_BYTES:
-            raise BundleError(f"{where}: larger than {MAX_NGRAM_BYTES} bytes; not an n-gram head edgeslm writes")
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise BundleError(f"{where}: not valid UTF-8 JSON ({type(exc).__name__})") from None
-        return cls.from_dict(data, where)
+        return cls.from_dict(decode(raw, MAX_NGRAM_BYTES, "n-gram head", where), where)
 
 
 def read_ngram_head(bundle: Any) -> NgramHead | None:
     """The n-gram head of an opened bundle (formats.reader.Bundle), or None when the manifest lists none;
     its labels must be the bundle's."""
-    if NGRAM_FILE not in bundle.manifest.files:
+    found = listed_bytes(bundle, NGRAM_FILE, "n-gram head")
+    if found is None:
         return None
-    path = bundle.file(NGRAM_FILE)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise BundleError(f"{path}: cannot read the n-gram head: {exc.strerror}") from None
+    raw, path = found
     head = NgramHead.from_bytes(raw, str(path))
     if list(head.labels) != list(bundle.manifest.labels):
         raise BundleError(f"{path}: its labels are not the bundle's ({len(head.labels)} against {len(bundle.manifest.labels)}, "
@@ -137,12 +116,8 @@ def read_ngram_head(bundle: Any) -> NgramHead | None:
     return head
 
 
-def _int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
 def _span(raw: Any, where: str, low: int, high: int) -> tuple[int, int]:
-    if not isinstance(raw, list) or len(raw) != 2 or not all(_int(x) for x in raw) or not low <= raw[0] <= raw[1] <= high:
+    if not isinstance(raw, list) or len(raw) != 2 or not all(is_int(x) for x in raw) or not low <= raw[0] <= raw[1] <= high:
         raise BundleError(f"{where} must be [shortest, longest] with {low} <= shortest <= longest <= {high}")
     return raw[0], raw[1]
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from edgeslm.errors import BundleError
+from edgeslm.formats.heads import check_envelope, decode, is_int, listed_bytes
 
 TAGGER_FILE = "slot-tagger.json"
 TAGGER_VERSION = 1
@@ -52,26 +53,13 @@ class TaggerHead:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = TAGGER_FILE) -> TaggerHead:
-        if not isinstance(data, dict):
-            raise BundleError(f"{where}: the slot tagger must be a JSON object")
-        version = data.get("version")
-        if not _int(version) or version < 1:
-            raise BundleError(f"{where}: version must be a positive integer")
-        if version > TAGGER_VERSION:
-            raise BundleError(f"{where}: slot tagger version {version} is newer than this edgeslm reads ({TAGGER_VERSION}); "
-                              "upgrade edgeslm on this device")
-        unknown = sorted(set(data) - FIELDS)
-        if unknown:
-            raise BundleError(f"{where}: unknown field(s) {', '.join(unknown)}")
-        missing = sorted(FIELDS - set(data))
-        if missing:
-            raise BundleError(f"{where}: missing field(s) {', '.join(missing)}")
+        version = check_envelope(data, FIELDS, TAGGER_VERSION, "slot tagger", where)
         layers, hidden, window = data["layers"], data["hidden_size"], data["window"]
-        if not _int(layers) or not 1 <= layers <= 1024:
+        if not is_int(layers) or not 1 <= layers <= 1024:
             raise BundleError(f"{where}: layers must be an integer in [1, 1024]")
-        if not _int(hidden) or not 1 <= hidden <= 65536:
+        if not is_int(hidden) or not 1 <= hidden <= 65536:
             raise BundleError(f"{where}: hidden_size must be an integer in [1, 65536]")
-        if not _int(window) or not 0 <= window <= 4:
+        if not is_int(window) or not 0 <= window <= 4:
             raise BundleError(f"{where}: window must be an integer in [0, 4]")
         tags = data["tags"]
         if not isinstance(tags, list) or not tags or tags[0] != "O" or not all(isinstance(t, str) for t in tags):
@@ -89,30 +77,14 @@ class TaggerHead:
 
     @classmethod
     def from_bytes(cls, raw: bytes, where: str = TAGGER_FILE) -> TaggerHead:
-        if len(raw) > MAX_TAGGER_BYTES:
-            raise BundleError(f"{where}: larger than {MAX_TAGGER_BYTES} bytes; not a slot tagger edgeslm writes")
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise BundleError(f"{where}: not valid UTF-8 JSON ({type(exc).__name__})") from None
-        return cls.from_dict(data, where)
+        return cls.from_dict(decode(raw, MAX_TAGGER_BYTES, "slot tagger", where), where)
 
 
 def read_tagger(bundle: Any) -> TaggerHead | None:
     """The slot tagger of an opened bundle (formats.reader.Bundle), or None when the manifest lists none;
     listed, it is a file whose size and sha256 open_bundle has checked."""
-    if TAGGER_FILE not in bundle.manifest.files:
-        return None
-    path = bundle.file(TAGGER_FILE)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise BundleError(f"{path}: cannot read the slot tagger: {exc.strerror}") from None
-    return TaggerHead.from_bytes(raw, str(path))
-
-
-def _int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
+    found = listed_bytes(bundle, TAGGER_FILE, "slot tagger")
+    return None if found is None else TaggerHead.from_bytes(found[0], str(found[1]))
 
 
 def _matrix(raw: Any, shape: tuple[int, ...], where: str) -> np.ndarray:
