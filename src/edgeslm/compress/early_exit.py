@@ -136,7 +136,8 @@ def build_early_exit(source: Path, out: Path, config: EarlyExitConfig | None = N
         plan = ExitPlan(plan.hidden_size, tuple(Segment(p.name, s.layers, t) for p, s, t in
                                                 zip(paths, plan.segments, [*chosen.thresholds, None], strict=True)))
         engine = EarlyExitClassifier(plan, paths, run.tokenizer_file, ctx.labels, ctx.max_length, ctx.inputs, spin=False)
-        evaluation = {name: _evaluate(engine, rows) for name, rows in (("val", ctx.val), ("test", ctx.test))}
+        predicted = {name: _predict(engine, rows) for name, rows in (("val", ctx.val), ("test", ctx.test))}
+        evaluation = {name: _evaluate(engine, rows, predicted[name]) for name, rows in (("val", ctx.val), ("test", ctx.test))}
         tagger, tagger_report = None, None
         if config.tagger_sentences and ctx.record["config"].get("data") == "ha-intents":  # slots of the home's names
             tagger, tagger_report = fit_slot_tagger(
@@ -147,9 +148,7 @@ def build_early_exit(source: Path, out: Path, config: EarlyExitConfig | None = N
             val = [(ex.text, ex.label) for ex in ctx.val]
             ngram, ngram_report = fit_ngram_head([ex.text for ex in ctx.train], [ex.label for ex in ctx.train], ctx.labels,
                                                  val=val, say=ctx.say)
-            encoder_right = [ctx.labels[int(k)] == label for k, (_, label) in
-                             zip(np.concatenate([engine.logits([t for t, _ in val[i:i + 64]]).argmax(-1)
-                                                 for i in range(0, len(val), 64)]), val, strict=True)]
+            encoder_right = [r["label"] == label for r, (_, label) in zip(predicted["val"], val, strict=True)]
             ngram, ngram_report["floor"] = with_floor(ngram, val, encoder_right)
             ctx.say(f"n-gram head: answers from confidence {ngram.floor} ({ngram_report['floor']['answers']:.0%} of the "
                     f"validation split, {ngram_report['floor']['lost']} lost of what the encoder had right)")
@@ -243,9 +242,13 @@ def quantize_segments(fp32_paths: list[Path], folder: Path, qcfg: QuantizeConfig
     return paths, infos
 
 
-def _evaluate(engine: EarlyExitClassifier, rows: list[Any]) -> dict[str, Any]:
-    """Accuracy and macro-F1 with the exits taken (batches of 64), and the share answered at each exit."""
-    results = [r for i in range(0, len(rows), 64) for r in engine.predict([ex.text for ex in rows[i:i + 64]])]
+def _predict(engine: EarlyExitClassifier, rows: list[Any]) -> list[dict[str, Any]]:
+    """The engine's answers with the exits taken, in batches of 64."""
+    return [r for i in range(0, len(rows), 64) for r in engine.predict([ex.text for ex in rows[i:i + 64]])]
+
+
+def _evaluate(engine: EarlyExitClassifier, rows: list[Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracy and macro-F1 of `results` (_predict's), and the share answered at each exit."""
     metrics = classification_metrics([ex.label for ex in rows], [r["label"] for r in results], engine.labels)
     exits = [r["exit_layer"] for r in results]
     shares = {str(n): round(exits.count(n) / max(1, len(exits)), 4) for n in engine.layers}
