@@ -317,10 +317,7 @@ def lexical_pairs(table: Table) -> tuple[np.ndarray, np.ndarray]:
 def semantic_threshold(cos: np.ndarray, same: np.ndarray, precision: float, min_hits: int = 20) -> float:
     """The lowest score (cosine, or word similarity) above which at least `min_hits` nearest pairs meant the same at least `precision`
     of the time; 1.01 (off) when there is no such cosine."""
-    order = np.argsort(-cos)
-    right = np.cumsum(same[order]) / np.arange(1, len(cos) + 1)
-    good = [k for k in np.nonzero(right >= precision)[0] if k + 1 >= min_hits]
-    return float(round(cos[order][good[-1]], 4)) if good else 1.01
+    return lossless_from(cos, np.ones(len(cos), dtype=bool), ~same, precision, min_hits)
 
 
 def quick_threshold(conf: np.ndarray, right: np.ndarray, had: np.ndarray, precision: float, min_hits: int = 20) -> float:
@@ -328,12 +325,18 @@ def quick_threshold(conf: np.ndarray, right: np.ndarray, had: np.ndarray, precis
     (conf -1: none) lost at most 1 - `precision` of them to the cascade it stands in front of (`had`: the
     cascade was right; its answer wrong: lost). Not its own precision: a command both get wrong (a generated
     label the home matcher reads another way) costs nothing by answering it sooner. 1.01 (off) when none."""
-    order = np.argsort(-conf, kind="stable")
-    answered = conf[order] >= 0
-    lost = np.cumsum(had[order] & ~right[order] & answered)
-    n = np.arange(1, len(conf) + 1)
-    good = [k for k in np.nonzero(lost <= (1 - precision) * n + 1e-9)[0] if k + 1 >= min_hits and answered[k]]
-    return float(round(conf[order][good[-1]], 4)) if good else 1.01
+    answered = conf >= 0
+    return lossless_from(conf, answered, had & ~right & answered, precision, min_hits)
+
+
+def lossless_from(score: np.ndarray, answered: np.ndarray, lost: np.ndarray, precision: float, min_hits: int) -> float:
+    """The lowest score at which, over the answers scoring at least as high (at least `min_hits` of them),
+    at most 1 - `precision` were `lost`; 1.01 (off) when there is no such score."""
+    order = np.argsort(-score, kind="stable")
+    lost_so_far = np.cumsum(lost[order])
+    n = np.arange(1, len(score) + 1)
+    good = [k for k in np.nonzero(lost_so_far <= (1 - precision) * n + 1e-9)[0] if k + 1 >= min_hits and answered[order][k]]
+    return float(round(score[order][good[-1]], 4)) if good else 1.01
 
 
 def pick(scored: list[tuple], target: float, tolerance: float) -> tuple:
