@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from edgeslm.errors import BundleError
+from edgeslm.formats.heads import check_envelope, decode
 from edgeslm.formats.manifest import EARLY_EXIT_ENGINE
 
 PLAN_FILE = "early-exit.json"
@@ -68,17 +69,8 @@ class ExitPlan:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = PLAN_FILE) -> ExitPlan:
-        if not isinstance(data, dict):
-            raise BundleError(f"{where}: the exit plan must be a JSON object")
-        version = data.get("version")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise BundleError(f"{where}: version must be a positive integer")
-        if version > PLAN_VERSION:
-            raise BundleError(f"{where}: exit plan version {version} is newer than this edgeslm reads ({PLAN_VERSION}); "
-                              "upgrade edgeslm on this device")
-        unknown = sorted(set(data) - PLAN_FIELDS)
-        if unknown:
-            raise BundleError(f"{where}: unknown field(s) {', '.join(unknown)}")
+        # a missing field is named by its own check below
+        version = check_envelope(data, PLAN_FIELDS, PLAN_VERSION, "exit plan", where, required=set())
         hidden = data.get("hidden_size")
         if not isinstance(hidden, int) or isinstance(hidden, bool) or not 1 <= hidden <= 65536:
             raise BundleError(f"{where}: hidden_size must be an integer in [1, 65536]")
@@ -118,13 +110,7 @@ class ExitPlan:
 
     @classmethod
     def from_bytes(cls, raw: bytes, where: str = PLAN_FILE) -> ExitPlan:
-        if len(raw) > MAX_PLAN_BYTES:
-            raise BundleError(f"{where}: larger than {MAX_PLAN_BYTES} bytes; not an exit plan edgeslm writes")
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise BundleError(f"{where}: not valid UTF-8 JSON ({type(exc).__name__})") from None
-        return cls.from_dict(data, where)
+        return cls.from_dict(decode(raw, MAX_PLAN_BYTES, "an exit plan", where), where)
 
 
 def read_exit_plan(bundle: Any) -> ExitPlan:

@@ -1,6 +1,7 @@
-"""What the small JSON files beside an encoder's segments share (slot-tagger.json, ngram-head.json): the
-object's envelope (exactly its fields, a version this edgeslm reads), its bytes decoded with a size limit,
-and the file read from an opened bundle whose manifest lists it (size and sha256 already checked)."""
+"""What the small JSON files beside an encoder's segments share (early-exit.json, slot-tagger.json,
+ngram-head.json): the object's envelope (no unknown field, the required ones there, a version this edgeslm
+reads), its bytes decoded with a size limit, and the file read from an opened bundle whose manifest lists it
+(size and sha256 already checked)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from typing import Any
 from edgeslm.errors import BundleError
 
 
-def check_envelope(data: Any, fields: set[str], newest: int, what: str, where: str) -> int:
-    """`data` is an object with exactly `fields` and a version in [1, newest]; returns the version."""
+def check_envelope(data: Any, fields: set[str], newest: int, what: str, where: str,
+                   required: set[str] | None = None) -> int:
+    """`data` is an object with no field outside `fields`, every one of `required` (default: all of
+    `fields`), and a version in [1, newest]; returns the version. `what`: the file's noun ("slot tagger")."""
     if not isinstance(data, dict):
         raise BundleError(f"{where}: the {what} must be a JSON object")
     version = data.get("version")
@@ -24,15 +27,16 @@ def check_envelope(data: Any, fields: set[str], newest: int, what: str, where: s
     unknown = sorted(set(data) - fields)
     if unknown:
         raise BundleError(f"{where}: unknown field(s) {', '.join(unknown)}")
-    missing = sorted(fields - set(data))
+    missing = sorted((fields if required is None else required) - set(data))
     if missing:
         raise BundleError(f"{where}: missing field(s) {', '.join(missing)}")
     return version
 
 
 def decode(raw: bytes, limit: int, what: str, where: str) -> Any:
+    """JSON from at most `limit` bytes of UTF-8. `what`: the file's noun with its article ("an exit plan")."""
     if len(raw) > limit:
-        raise BundleError(f"{where}: larger than {limit} bytes; not a {what} edgeslm writes")
+        raise BundleError(f"{where}: larger than {limit} bytes; not {what} edgeslm writes")
     try:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:

@@ -99,7 +99,7 @@ class NgramHead:
 
     @classmethod
     def from_bytes(cls, raw: bytes, where: str = NGRAM_FILE) -> NgramHead:
-        return cls.from_dict(decode(raw, MAX_NGRAM_BYTES, "n-gram head", where), where)
+        return cls.from_dict(decode(raw, MAX_NGRAM_BYTES, "an n-gram head", where), where)
 
 
 def read_ngram_head(bundle: Any) -> NgramHead | None:

@@ -77,7 +77,7 @@ class TaggerHead:
 
     @classmethod
     def from_bytes(cls, raw: bytes, where: str = TAGGER_FILE) -> TaggerHead:
-        return cls.from_dict(decode(raw, MAX_TAGGER_BYTES, "slot tagger", where), where)
+        return cls.from_dict(decode(raw, MAX_TAGGER_BYTES, "a slot tagger", where), where)
 
 
 def read_tagger(bundle: Any) -> TaggerHead | None:
