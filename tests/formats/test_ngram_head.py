@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgeslm.errors import BundleError
 from edgeslm.formats.ngram_head import NGRAM_FILE, NGRAM_VERSION, NgramHead, read_ngram_head
@@ -90,3 +92,61 @@ def test_a_head_for_other_labels_is_refused(write_early_exit, tmp_path):
     out = write_early_exit(tmp_path / "ee", {NGRAM_FILE: json.dumps(GOOD)}, labels=("b", "a"))
     with pytest.raises(BundleError, match="labels are not the bundle's"):
         read_ngram_head(open_bundle(out))
+
+
+# Property tests: a head from an untrusted bundle is parsed or refused with a BundleError, never anything else.
+JUNK = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=12)
+        | st.lists(st.integers() | st.floats() | st.text(max_size=4), max_size=5)
+        | st.dictionaries(st.text(max_size=4), st.integers(), max_size=3))
+
+
+@st.composite
+def mutated(draw):
+    data = copy.deepcopy(GOOD)
+    for _ in range(draw(st.integers(1, 3))):
+        key = draw(st.sampled_from([*GOOD, "extra"]))
+        if draw(st.booleans()) and key in data:
+            del data[key]
+        else:
+            data[key] = draw(JUNK)
+    return data
+
+
+BLOBS = st.binary(max_size=300) | st.tuples(st.integers(0, len(json.dumps(GOOD))), st.binary(max_size=4)).map(
+    lambda cut: json.dumps(GOOD).encode()[:cut[0]] + cut[1])
+FAST = settings(max_examples=400, deadline=None)
+SLOW = settings(max_examples=10_000, deadline=None)
+
+
+def check(data=None, blob=None):
+    try:
+        head = NgramHead.from_dict(data) if blob is None else NgramHead.from_bytes(blob)
+    except BundleError:
+        return
+    assert head.weight.shape == (len(head.features), len(head.labels)) and np.isfinite(head.weight).all()
+
+
+@FAST
+@given(data=mutated())
+def test_property_mutated_heads(data):
+    check(data)
+
+
+@FAST
+@given(blob=BLOBS)
+def test_property_head_bytes(blob):
+    check(blob=blob)
+
+
+@pytest.mark.slow
+@SLOW
+@given(data=mutated())
+def test_property_mutated_heads_slow(data):
+    check(data)
+
+
+@pytest.mark.slow
+@SLOW
+@given(blob=BLOBS)
+def test_property_head_bytes_slow(blob):
+    check(blob=blob)
