@@ -63,6 +63,50 @@ def test_per_type_rates_from_calibration_runs():
     assert cal.rate(cal.ns_per_byte, "Q4_1") == cal.ns_per_byte["Q4_0"]  # nearest calibrated bits per weight
 
 
+def _truth(shape, mix, ns_byte, ns_weight, prompt_tokens):
+    """A run's figures as a machine with these per-type rates would measure them."""
+    work = gc.by_type(shape, mix)
+    ms = sum(b * ns_byte[t] for t, b in work.read.items() if t != "F32") / 1e6
+    ttft = sum(work.prefill_weights(t, prompt_tokens) * ns_weight[t] for t in {**work.per_token, **work.once}) / 1e6
+    return {"prompt_tokens": prompt_tokens, "new_tokens": 8, "peak_bytes": 10**6, "file_bytes": 0, "cpu_s": 1.0,
+            "wall_s": 1.0, "tok_s": 1e3 / ms, "ttft_ms": ttft}
+
+
+def test_rates_solved_one_type_at_a_time_whatever_the_order_and_the_output_layer_once_in_prefill():
+    t = gc.Tensor  # a 576-wide one-layer model: k-quants fall back on its rows, not on ffn_down's (1536)
+    shape = gc.DecoderShape((t("token_embd.weight", (576, 1000)), t("blk.0.attn_q.weight", (576, 576)),
+                             t("blk.0.ffn_down.weight", (1536, 576)), t("blk.0.attn_norm.weight", (576,))), 1, 64, 0)
+    ns_byte = {"Q8_0": 1.0, "Q5_0": 1.5, "Q6_K": 0.7, "Q4_K": 0.9, "F32": 0.0}
+    ns_weight = {"Q8_0": 0.3, "Q5_0": 0.5, "Q6_K": 0.2, "Q4_K": 0.25, "F32": 0.0}
+    files = {f: gc.type_mix(shape, f) for f in ("Q4_K_S", "Q6_K", "Q5_0", "Q8_0")}
+    assert set(files["Q4_K_S"].values()) == {"Q8_0", "Q5_0", "Q4_K", "F32"}  # two types besides Q8_0: not first
+    runs = [(m, _truth(shape, m, ns_byte, ns_weight, 40)) for m in files.values()]
+    cal = gc.calibrate_from(shape, runs, 1, 128)
+    for ty in ("Q8_0", "Q5_0", "Q6_K", "Q4_K"):
+        assert cal.ns_per_byte[ty] == pytest.approx(ns_byte[ty]) and cal.ns_per_weight[ty] == pytest.approx(ns_weight[ty])
+    want = _truth(shape, gc.type_mix(shape, "Q4_K_M"), ns_byte, ns_weight, 40)
+    got = gc.predict(shape, "Q4_K_M", cal, 2, 1.0, 2.0)
+    assert got["ttft_ms"] == pytest.approx(want["ttft_ms"]) and got["tok_s"] == pytest.approx(want["tok_s"])
+    # the tied embedding is the output layer: one prompt token goes through it, every token through the layers
+    work = gc.by_type(shape, files["Q8_0"])
+    assert work.once == {"Q8_0": 576 * 1000} and work.prefill_weights("Q8_0", 40) == 40 * (576 * 576 + 1536 * 576) + 576 * 1000
+
+
+@pytest.mark.model
+def test_calibration_files_time_every_material_type_of_the_candidates_one_new_type_each():
+    from edgeslm.select.decoder import FTYPE_OF, calibration_types, read_gguf
+
+    shape, mix = read_gguf(smollm2())
+    types = calibration_types(shape, ["Q4_K_M", "Q8_0"], mix)
+    assert types == ["Q8_0", "Q5_0", "Q6_K", "Q4_K"]  # Q4_1, the source's own, is timed on the source
+    known = {"Q4_1"}
+    for ty in types:  # in this order each file adds one material type to what is known
+        assert set(gc.by_type(shape, gc.type_mix(shape, FTYPE_OF[ty])).material(gc.MATERIAL)) - known == {ty}
+        known.add(ty)
+    for ftype in ("Q4_K_M", "Q8_0"):
+        assert set(gc.by_type(shape, gc.type_mix(shape, ftype)).material(gc.MATERIAL)) <= known
+
+
 def test_decoder_budget_terms():
     b = parse_budget("tok_s>=40,ttft_ms<=200,ram_mb<=300,ppl<=1.05*f16")
     assert b.costs == {"ttft_ms": 200.0, "ram_mb": 300.0} and dict(b.floors) == {"tok_s": 40.0} and b.ppl_share == 1.05

@@ -28,7 +28,7 @@ from edgeslm.select.cache import Store, code_version, content_key, machine_facts
 from edgeslm.select.candidates import profile_threads, recipes_for, thread_options
 from edgeslm.select.pareto import choose, frontier, skip_dominated
 
-CALIBRATION_VERSION = 2
+CALIBRATION_VERSION = 3  # 3: every material type of a candidate timed; the output layer once in prefill
 # ggml type -> the file type whose quantization is mostly that type: the calibration files
 FTYPE_OF = {"Q8_0": "Q8_0", "Q4_0": "Q4_0", "Q4_1": "Q4_1", "Q5_0": "Q5_0", "Q5_1": "Q5_1", "Q6_K": "Q6_K", "Q4_K": "Q4_K_S",
             "Q5_K": "Q5_K_S", "Q3_K": "Q3_K_S", "Q2_K": "Q2_K"}
@@ -186,6 +186,29 @@ def select_decoder(src: Any, config: Any, out: Path | None = None, plot: Path | 
     return result
 
 
+def calibration_types(shape: gc.DecoderShape, ftypes: list[str], source_mix: dict[str, str]) -> list[str]:
+    """The ggml types to time, each by a requantization to FTYPE_OF[type]: Q8_0, and every type holding a
+    material share of a candidate's bytes (a SmolLM2 'Q4_K_M' is Q5_0, Q8_0, Q6_K and Q4_K), with the types
+    each timing file brings beside its own (a Q4_K_S file of a 576-wide model is mostly Q5_0), so that
+    calibrate_from can solve them one at a time. The source's main type is timed on the source itself."""
+    own = gc.by_type(shape, source_mix).material(gc.MATERIAL)
+    types: list[str] = []
+
+    def add(ty: str, seen: tuple[str, ...] = ()) -> None:
+        if ty in types or ty in seen or ty not in FTYPE_OF or (own and ty == own[0]):
+            return
+        for other in gc.by_type(shape, gc.type_mix(shape, FTYPE_OF[ty])).material(gc.MATERIAL):
+            if other != ty:
+                add(other, (*seen, ty))
+        types.append(ty)
+
+    add("Q8_0")
+    for ftype in ftypes:
+        for ty in gc.by_type(shape, gc.type_mix(shape, ftype)).material(gc.MATERIAL):
+            add(ty)
+    return types
+
+
 def gc_error(predicted: float, measured: float) -> float:
     return abs(predicted - measured) / measured if measured else float("inf")
 
@@ -259,15 +282,7 @@ class _Work:
 
         base = self.src.path if self.src.path.is_file() else self.unquantized().path
         shape, mix = read_gguf(base)
-        types = ["Q8_0"]
-        for ftype in ftypes:  # each candidate's biggest type by bytes, unless the source's own
-            sizes: dict[str, int] = {}
-            for t in shape.tensors:
-                ty = gc.tensor_type(t, ftype, shape.layers, shape.tied)
-                sizes[ty] = sizes.get(ty, 0) + gc.tensor_bytes(t, ty)
-            main = max(sizes, key=lambda k: sizes[k])
-            if main in FTYPE_OF and main not in types and main != max(set(mix.values()) - {"F32"}, key=list(mix.values()).count):
-                types.append(main)
+        types = calibration_types(shape, ftypes, mix)
         cals = {}
         for t in threads:
             key = content_key("decoder-calibration", CALIBRATION_VERSION, MEASURE_VERSION, self._facts(), t, self.sha,

@@ -5,8 +5,10 @@ a model.
 
 Batch-1 decode reads every weight once per token (the output layer too, and with tied embeddings that is
 the token embedding), so it is memory-bandwidth bound: ms/token = bytes read per token / bandwidth, the
-bandwidth being the one the source reached at that thread count. Prefill is compute bound: time to first
-token = 2 x matmul params x prompt tokens / the FLOP rate the source reached. RAM = file (mmapped, all
+bandwidth being the one the source reached at that thread count. Prefill is compute bound: every prompt
+token goes through each layer's matmuls, the output layer only for the last one (llama.cpp computes logits
+for the last prompt token alone), so time to first token = (prompt tokens x layer weights + output weights)
+x the time per weight the calibration runs reached for each ggml type. RAM = file (mmapped, all
 touched) + KV cache at the serving context + what llama.cpp adds beside them (measured on the source).
 
 Which ggml type each tensor gets follows llama.cpp's llama_tensor_get_type for LLaMA models: the output
@@ -68,13 +70,12 @@ class DecoderShape:
     def kv_bytes(self, n_ctx: int) -> int:
         return n_ctx * self.layers * self.kv_width * 2 * KV_BYTES_PER_VALUE
 
-    @property
-    def matmul_params(self) -> int:
-        """Weights a token is multiplied by: every 2-D tensor but an untied token embedding (a lookup)."""
-        return sum(t.elements for t in self.tensors if len(t.shape) >= 2 and not self._lookup(t))
-
     def _lookup(self, t: Tensor) -> bool:
         return t.name == "token_embd.weight" and not self.tied
+
+    def is_output(self, t: Tensor) -> bool:
+        """The output layer: output.weight, or the token embedding where it is tied."""
+        return t.name == "output.weight" or (self.tied and t.name == "token_embd.weight")
 
 
 def use_more_bits(i: int, n: int) -> bool:
@@ -161,7 +162,7 @@ class DecoderCalibration:
     new_tokens: int
     n_ctx: int
     ns_per_byte: dict[str, float]  # ggml type -> decode time per weight byte read
-    ns_per_weight: dict[str, float]  # ggml type -> prefill time per weight per prompt token
+    ns_per_weight: dict[str, float]  # ggml type -> prefill time per weight a prompt token goes through
     overhead_mb: float  # peak RSS the engine adds beyond the file and the KV cache
     cpu_share: float  # process CPU seconds / wall seconds over a request (threads kept busy)
     measured: list[dict[str, Any]]  # the calibration runs' own figures
@@ -186,36 +187,75 @@ def _bits(ggml_type: str) -> float:
     return 8 * size / per
 
 
-def by_type(shape: DecoderShape, mix: dict[str, str]) -> tuple[dict[str, float], dict[str, float]]:
-    """Weight bytes read per token and matmul weights, per ggml type."""
+@dataclass(frozen=True)
+class Work:
+    """What one request costs a file, per ggml type: weight bytes one decode step reads, and matmul weights
+    every prompt token is multiplied by (`per_token`) or only the last one (`once`: the output layer)."""
+
+    read: dict[str, float]
+    per_token: dict[str, float]
+    once: dict[str, float]
+
+    def prefill_weights(self, ggml_type: str, prompt_tokens: int) -> float:
+        return self.per_token.get(ggml_type, 0.0) * prompt_tokens + self.once.get(ggml_type, 0.0)
+
+    def material(self, share: float) -> list[str]:
+        """The types holding at least `share` of the bytes read (F32 norms never count), biggest first."""
+        total = sum(self.read.values())
+        return sorted((t for t, b in self.read.items() if t != "F32" and b >= share * total), key=lambda t: -self.read[t])
+
+
+MATERIAL = 0.01  # a type with less of a file's bytes takes the rate of the calibrated type nearest in bits
+
+
+def by_type(shape: DecoderShape, mix: dict[str, str]) -> Work:
     read: dict[str, float] = {}
-    weights: dict[str, float] = {}
+    per_token: dict[str, float] = {}
+    once: dict[str, float] = {}
     for t in shape.tensors:
         ty = mix[t.name]
         b = tensor_bytes(t, ty)
         read[ty] = read.get(ty, 0.0) + (b / t.shape[-1] if shape._lookup(t) else b)
-        if len(t.shape) >= 2 and not shape._lookup(t):
-            weights[ty] = weights.get(ty, 0.0) + t.elements
-    return read, weights
+        if len(t.shape) < 2 or shape._lookup(t):
+            continue
+        side = once if shape.is_output(t) else per_token
+        side[ty] = side.get(ty, 0.0) + t.elements
+    return Work(read, per_token, once)
+
+
+def _known(table: dict[str, float], ggml_type: str) -> float:
+    """A type's rate while calibrating: its own, the nearest calibrated one's, or 0 before any is known."""
+    if not table:
+        return 0.0
+    if ggml_type in table:
+        return table[ggml_type]
+    bits = _bits(ggml_type)
+    return table[min(table, key=lambda t: (abs(_bits(t) - bits), t))]
 
 
 def calibrate_from(shape: DecoderShape, runs: Sequence[tuple[dict[str, str], dict[str, Any]]], threads: int,
                    n_ctx: int) -> DecoderCalibration:
-    """Per-type rates from measured runs (measure_gguf's figures) of files with known type mixes, in
-    order: each run's biggest not yet known type takes the time the known types do not explain (the
-    first run should be nearly one type: a Q8_0 file is all Q8_0)."""
+    """Per-type rates from measured runs (measure_gguf's figures) of files with known type mixes, solved
+    one type at a time: a run whose material types are all known but one gives that one the time the known
+    types do not explain (a Q8_0 file is all Q8_0; a Q6_K file of a 576-wide model is Q6_K beside the Q8_0
+    fallbacks). Where no run is left with a single unknown type, the next run's biggest unknown type takes
+    the rest, and its smaller unknown types the rate nearest in bits."""
     ns_byte: dict[str, float] = {}
     ns_weight: dict[str, float] = {}
-    for mix, run in runs:
-        read, weights = by_type(shape, mix)
-        new = max((t for t in read if t not in ns_byte and t != "F32"), key=lambda t: read[t], default=None)
-        if new is None:
+    pending = [(by_type(shape, mix), run) for mix, run in runs]
+    while pending:
+        unknown = [[t for t in w.material(MATERIAL) if t not in ns_byte] for w, _ in pending]
+        i = next((k for k, u in enumerate(unknown) if len(u) <= 1), 0)
+        work, run = pending.pop(i)
+        if not unknown[i]:
             continue
-        rest = [t for t in read if t != new]
-        known_ms = sum(read[t] * ns_byte.get(t, 0.0) for t in rest) / 1e6
-        ns_byte[new] = max(0.05, (1e3 / run["tok_s"] - known_ms) * 1e6 / read[new])
-        known_ttft = sum(weights.get(t, 0.0) * ns_weight.get(t, 0.0) for t in rest) * run["prompt_tokens"] / 1e6
-        ns_weight[new] = max(1e-4, (run["ttft_ms"] - known_ttft) * 1e6 / (weights[new] * run["prompt_tokens"]))
+        new = unknown[i][0]
+        rest = [t for t in work.read if t not in (new, "F32")]
+        known_ms = sum(work.read[t] * _known(ns_byte, t) for t in rest) / 1e6
+        ns_byte[new] = max(0.05, (1e3 / run["tok_s"] - known_ms) * 1e6 / work.read[new])
+        p = run["prompt_tokens"]
+        known_ttft = sum(work.prefill_weights(t, p) * _known(ns_weight, t) for t in rest) / 1e6
+        ns_weight[new] = max(1e-4, (run["ttft_ms"] - known_ttft) * 1e6 / work.prefill_weights(new, p))
     last = runs[-1][1]
     overhead = last["peak_bytes"] - last["file_bytes"] - shape.kv_bytes(n_ctx)
     return DecoderCalibration(threads=threads, prompt_tokens=last["prompt_tokens"], new_tokens=last["new_tokens"],
@@ -236,9 +276,10 @@ def request_joules(ttft_ms: float, tok_s: float, new_tokens: int, cpu_share: flo
 def predict(shape: DecoderShape, ftype: str, cal: DecoderCalibration, cores: int, watts_idle: float,
             watts_busy: float) -> dict[str, float]:
     """Every cost select judges a decoder by, before it is quantized (perplexity is not predicted)."""
-    read, weights = by_type(shape, type_mix(shape, ftype))
-    ms_token = sum(b * cal.rate(cal.ns_per_byte, t) for t, b in read.items() if t != "F32") / 1e6
-    ttft = sum(w * cal.rate(cal.ns_per_weight, t) for t, w in weights.items()) * cal.prompt_tokens / 1e6
+    work = by_type(shape, type_mix(shape, ftype))
+    ms_token = sum(b * cal.rate(cal.ns_per_byte, t) for t, b in work.read.items() if t != "F32") / 1e6
+    ttft = sum(work.prefill_weights(t, cal.prompt_tokens) * cal.rate(cal.ns_per_weight, t)
+               for t in {**work.per_token, **work.once}) / 1e6
     tok_s = 1e3 / ms_token
     size = file_bytes(shape, ftype)
     ram = (size + shape.kv_bytes(cal.n_ctx)) / 2**20 + cal.overhead_mb
