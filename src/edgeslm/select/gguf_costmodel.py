@@ -251,11 +251,14 @@ def calibrate_from(shape: DecoderShape, runs: Sequence[tuple[dict[str, str], dic
             continue
         new = unknown[i][0]
         rest = [t for t in work.read if t not in (new, "F32")]
+        # what the known types leave, but never under a tenth of the run's own mean rate (noise on a small share)
+        ms = 1e3 / run["tok_s"]
         known_ms = sum(work.read[t] * _known(ns_byte, t) for t in rest) / 1e6
-        ns_byte[new] = max(0.05, (1e3 / run["tok_s"] - known_ms) * 1e6 / work.read[new])
+        ns_byte[new] = max(0.1 * ms * 1e6 / sum(work.read.values()), (ms - known_ms) * 1e6 / work.read[new])
         p = run["prompt_tokens"]
         known_ttft = sum(work.prefill_weights(t, p) * _known(ns_weight, t) for t in rest) / 1e6
-        ns_weight[new] = max(1e-4, (run["ttft_ms"] - known_ttft) * 1e6 / work.prefill_weights(new, p))
+        total = sum(work.prefill_weights(t, p) for t in {**work.per_token, **work.once})
+        ns_weight[new] = max(0.1 * run["ttft_ms"] * 1e6 / total, (run["ttft_ms"] - known_ttft) * 1e6 / work.prefill_weights(new, p))
     last = runs[-1][1]
     overhead = last["peak_bytes"] - last["file_bytes"] - shape.kv_bytes(n_ctx)
     return DecoderCalibration(threads=threads, prompt_tokens=last["prompt_tokens"], new_tokens=last["new_tokens"],
