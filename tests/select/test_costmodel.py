@@ -66,3 +66,37 @@ def test_joules_match_the_runtime_energy_model():
 
 def test_relative_error():
     assert cm.relative_error(1.2, 1.0) == pytest.approx(0.2)
+
+
+def test_weights_that_fit_the_cache_are_not_streamed():
+    from dataclasses import replace
+
+    # a CPU whose fp32 anchor (42 MB of layers) streamed at 2.5x the synthetic layer, with a 32 MiB cache and
+    # a slow memory (10 GB/s): int8 layers (10.6 MB) and a 3-layer fp32 student (21 MB) stay in the cache
+    cal = replace(CAL, linear_ms={**CAL.linear_ms, "fp32": 2.0}, fp32_factor=2.5, cache_bytes=32 * 2**20, bandwidth_gbs=1.0)
+    assert cm.streams(MINILM, cm.VariantSpec(6), cal.cache_bytes)
+    assert not cm.streams(MINILM, cm.VariantSpec(3), cal.cache_bytes)
+    assert not cm.streams(MINILM, cm.VariantSpec(6, dtype="int8"), cal.cache_bytes)
+    int8 = cm.predict_latency_ms(MINILM, cm.VariantSpec(6, dtype="int8"), cal)
+    assert int8["p50_ms"] == pytest.approx(0.07 + 6 * (0.2 + 0.3))  # no floor from the slow memory
+    student = cm.predict_latency_ms(MINILM, cm.VariantSpec(3), cal)
+    assert student["p50_ms"] == pytest.approx(0.07 + 3 * (0.2 + 2.0 / 2.5))  # the synthetic rate, not the anchor's
+    full = cm.predict_latency_ms(MINILM, cm.VariantSpec(6), cal)
+    stream = 12 * 384 * 384 * 4 / 1e6  # one layer's fp32 matrices at 1 GB/s, in ms
+    assert full["p50_ms"] == pytest.approx(0.07 + 6 * (0.2 + max(2.0, stream)))
+    # unknown cache: every variant streams, as before
+    unknown = replace(cal, cache_bytes=0.0)
+    assert cm.predict_latency_ms(MINILM, cm.VariantSpec(6, dtype="int8"), unknown)["p50_ms"] == \
+        pytest.approx(0.07 + 6 * (0.2 + max(0.3, 12 * 384 * 384 / 1e6)))
+
+
+def test_last_level_cache_from_sysfs(tmp_path):
+    from edgeslm.select.calibrate import last_level_cache_bytes
+
+    for name, kind, size in (("index0", "Data", "48K"), ("index1", "Instruction", "64M"), ("index2", "Unified", "1024K"),
+                             ("index3", "Unified", "32768K"), ("index4", "Unified", "garbage")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "type").write_text(kind + "\n")
+        (tmp_path / name / "size").write_text(size + "\n")
+    assert last_level_cache_bytes(tmp_path) == 32 * 2**20  # the instruction cache never counts
+    assert last_level_cache_bytes(tmp_path / "missing") == 0.0

@@ -6,6 +6,10 @@ Latency of one batch-1 request of `seq` tokens (ms), for a variant with L' layer
 
     t = fixed + tokenize + L' x (other_layer x width + linear_ms[dtype] x macs_layer / macs_bench)
 
+Weights that fit the last-level cache are read from it on every request; weights that do not stream from
+memory, which bounds a layer from below (bytes / bandwidth) and is what the fp32 anchor's factor over the
+synthetic layer measured, so a smaller fp32 model that fits (a 3-layer student) runs at the synthetic rate.
+
 `linear_ms[dtype]` is the measured time of one layer's linear algebra (Q, K, V, O, FFN up and down
 at the model's width) in that dtype and thread count; `fixed` is a trivial session's call, and
 `other_layer` (attention core, LayerNorm, GELU, dispatch) what timing the run's own fp32 export and its
@@ -25,6 +29,8 @@ RAM_FACTOR, RAM_FIXED_MB = 1.2, 24.0
 # xz on an int8 file: the zeros cost almost nothing, the rest hardly compresses (sparse90-int8 measured
 # 4.9 MB of 22.9: 0.21 at 88% weights zero)
 XZ_NONZERO_RATIO, XZ_FLOOR = 1.25, 0.05
+# the share of the last-level cache a model's weights may fill and still be read from it on every request
+CACHE_SHARE = 0.75
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,19 @@ def file_bytes(shape: EncoderShape, spec: VariantSpec) -> float:
     return min(dense, max(dense * XZ_FLOOR, nonzero * XZ_NONZERO_RATIO))
 
 
+def working_set_bytes(shape: EncoderShape, spec: VariantSpec) -> float:
+    """What one request reads of the weights: every kept layer's matrices in their dtype and the fp32 rest
+    (the embeddings are looked up a row a token)."""
+    p = params(shape, spec)
+    return p["matrices"] * WEIGHT_BYTES[spec.weight_dtype] + p["rest"] * 4.0
+
+
+def streams(shape: EncoderShape, spec: VariantSpec, cache_bytes: float) -> bool:
+    """Whether the variant's weights outgrow the last-level cache (a share of it: activations, code and the
+    other process's data live there too), so every request reads them from memory. Unknown cache: yes."""
+    return working_set_bytes(shape, spec) > CACHE_SHARE * cache_bytes
+
+
 def ram_mb(shape: EncoderShape, spec: VariantSpec) -> float:
     return (model_bytes(shape, spec) * RAM_FACTOR) / 2**20 + RAM_FIXED_MB
 
@@ -123,8 +142,9 @@ class Calibration:
     other_layer_ms: dict[str, float]  # graph -> per-layer time outside the linear algebra
     p90_over_p50: float  # the fp32 anchor's tail
     parallel_share: float  # share of a request's time that runs on every thread (the linear algebra)
-    bandwidth_gbs: float  # memory read bandwidth, one thread: reported, and a floor on weight streaming
+    bandwidth_gbs: float  # memory read bandwidth, one thread: a floor on weight streaming
     fp32_factor: float = 1.0  # real fp32 layers over the synthetic one (weights that no longer fit the caches)
+    cache_bytes: float = 0.0  # the last-level cache (0: unknown, every variant is taken to stream its weights)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -137,12 +157,16 @@ class Calibration:
 def predict_latency_ms(shape: EncoderShape, spec: VariantSpec, cal: Calibration) -> dict[str, float]:
     """Predicted p50 and p90 of a batch-1 request on the calibrated CPU and thread count."""
     macs = layer_macs(shape, cal.seq, spec.heads_keep, spec.ffn_keep)
-    linear = cal.linear_ms[spec.dtype] * macs / cal.bench_macs
+    linear_ms = cal.linear_ms[spec.dtype]
+    streamed = streams(shape, spec, cal.cache_bytes)
+    if spec.dtype == "fp32" and not streamed and streams(shape, VariantSpec(shape.layers), cal.cache_bytes):
+        linear_ms /= cal.fp32_factor  # the anchor streamed its weights; this smaller fp32 model stays in the cache
+    linear = linear_ms * macs / cal.bench_macs
     # the attention core and elementwise ops shrink with the heads and neurons they run over
     width = (shape.hidden * spec.heads_keep + shape.ffn * spec.ffn_keep) / (shape.hidden + shape.ffn)
     other = cal.other_layer_ms[spec.graph] * width
     # streaming the weights once from memory bounds a layer from below, whatever the kernels do
-    stream = macs / cal.seq * WEIGHT_BYTES[spec.weight_dtype] / (cal.bandwidth_gbs * 1e6)
+    stream = macs / cal.seq * WEIGHT_BYTES[spec.weight_dtype] / (cal.bandwidth_gbs * 1e6) if streamed else 0.0
     p50 = cal.fixed_ms[spec.graph] + cal.tokenize_ms + spec.layers * (other + max(linear, stream))
     return {"p50_ms": p50, "p90_ms": p50 * cal.p90_over_p50, "linear_ms": spec.layers * linear}
 
