@@ -67,7 +67,7 @@ def _truth(shape, mix, ns_byte, ns_weight, prompt_tokens):
     """A run's figures as a machine with these per-type rates would measure them."""
     work = gc.by_type(shape, mix)
     ms = sum(b * ns_byte[t] for t, b in work.read.items() if t != "F32") / 1e6
-    ttft = sum(work.prefill_weights(t, prompt_tokens) * ns_weight[t] for t in {**work.per_token, **work.once}) / 1e6
+    ttft = sum(work.prefill_weights(t, prompt_tokens) * ns_weight[t] for t in work.multiplied) / 1e6
     return {"prompt_tokens": prompt_tokens, "new_tokens": 8, "peak_bytes": 10**6, "file_bytes": 0, "cpu_s": 1.0,
             "wall_s": 1.0, "tok_s": 1e3 / ms, "ttft_ms": ttft}
 

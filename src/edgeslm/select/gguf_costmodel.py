@@ -74,8 +74,12 @@ class DecoderShape:
         return t.name == "token_embd.weight" and not self.tied
 
     def is_output(self, t: Tensor) -> bool:
-        """The output layer: output.weight, or the token embedding where it is tied."""
-        return t.name == "output.weight" or (self.tied and t.name == "token_embd.weight")
+        return is_output(t.name, self.tied)
+
+
+def is_output(name: str, tied: bool) -> bool:
+    """The output layer: output.weight, or the token embedding where it is tied."""
+    return name == "output.weight" or (tied and name == "token_embd.weight")
 
 
 def use_more_bits(i: int, n: int) -> bool:
@@ -90,7 +94,7 @@ def tensor_type(t: Tensor, ftype: str, n_layer: int, tied: bool) -> str:
     base = BASE[ftype]
     new = base
     i = t.layer
-    if t.name == "output.weight" or (tied and t.name == "token_embd.weight"):
+    if is_output(t.name, tied):
         if t.shape[0] % QK_K != 0:
             return "Q8_0"
         return base if base == "Q8_0" else "Q6_K"
@@ -175,11 +179,15 @@ class DecoderCalibration:
         return cls(**data)
 
     def rate(self, table: dict[str, float], ggml_type: str) -> float:
-        """A calibrated type's rate, or the one of the calibrated type nearest in bits per weight."""
-        if ggml_type in table:
-            return table[ggml_type]
-        bits = _bits(ggml_type)
-        return table[min(table, key=lambda t: (abs(_bits(t) - bits), t))]
+        return nearest_rate(table, ggml_type)
+
+
+def nearest_rate(table: dict[str, float], ggml_type: str) -> float:
+    """A calibrated type's rate, or the one of the calibrated type nearest in bits per weight."""
+    if ggml_type in table:
+        return table[ggml_type]
+    bits = _bits(ggml_type)
+    return table[min(table, key=lambda t: (abs(_bits(t) - bits), t))]
 
 
 def _bits(ggml_type: str) -> float:
@@ -195,6 +203,11 @@ class Work:
     read: dict[str, float]
     per_token: dict[str, float]
     once: dict[str, float]
+
+    @property
+    def multiplied(self) -> set[str]:
+        """The types of the matmuls prefill runs."""
+        return set(self.per_token) | set(self.once)
 
     def prefill_weights(self, ggml_type: str, prompt_tokens: int) -> float:
         return self.per_token.get(ggml_type, 0.0) * prompt_tokens + self.once.get(ggml_type, 0.0)
@@ -225,12 +238,7 @@ def by_type(shape: DecoderShape, mix: dict[str, str]) -> Work:
 
 def _known(table: dict[str, float], ggml_type: str) -> float:
     """A type's rate while calibrating: its own, the nearest calibrated one's, or 0 before any is known."""
-    if not table:
-        return 0.0
-    if ggml_type in table:
-        return table[ggml_type]
-    bits = _bits(ggml_type)
-    return table[min(table, key=lambda t: (abs(_bits(t) - bits), t))]
+    return nearest_rate(table, ggml_type) if table else 0.0
 
 
 def calibrate_from(shape: DecoderShape, runs: Sequence[tuple[dict[str, str], dict[str, Any]]], threads: int,
@@ -257,7 +265,7 @@ def calibrate_from(shape: DecoderShape, runs: Sequence[tuple[dict[str, str], dic
         ns_byte[new] = max(0.1 * ms * 1e6 / sum(work.read.values()), (ms - known_ms) * 1e6 / work.read[new])
         p = run["prompt_tokens"]
         known_ttft = sum(work.prefill_weights(t, p) * _known(ns_weight, t) for t in rest) / 1e6
-        total = sum(work.prefill_weights(t, p) for t in {**work.per_token, **work.once})
+        total = sum(work.prefill_weights(t, p) for t in work.multiplied)
         ns_weight[new] = max(0.1 * run["ttft_ms"] * 1e6 / total, (run["ttft_ms"] - known_ttft) * 1e6 / work.prefill_weights(new, p))
     last = runs[-1][1]
     overhead = last["peak_bytes"] - last["file_bytes"] - shape.kv_bytes(n_ctx)
@@ -282,7 +290,7 @@ def predict(shape: DecoderShape, ftype: str, cal: DecoderCalibration, cores: int
     work = by_type(shape, type_mix(shape, ftype))
     ms_token = sum(b * cal.rate(cal.ns_per_byte, t) for t, b in work.read.items() if t != "F32") / 1e6
     ttft = sum(work.prefill_weights(t, cal.prompt_tokens) * cal.rate(cal.ns_per_weight, t)
-               for t in {**work.per_token, **work.once}) / 1e6
+               for t in work.multiplied) / 1e6
     tok_s = 1e3 / ms_token
     size = file_bytes(shape, ftype)
     ram = (size + shape.kv_bytes(cal.n_ctx)) / 2**20 + cal.overhead_mb
