@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeslm.config import Config
+from edgeslm.config import Config, is_decimal
 from edgeslm.errors import ConfigError
 from edgeslm.train.config import TrainConfig
 
@@ -42,3 +42,9 @@ def test_paths_round_trip():
 
     cfg = WithPath(out=Path("a/b"))
     assert WithPath.from_dict(cfg.to_dict()) == cfg
+
+
+def test_is_decimal_takes_ascii_digits_only():
+    assert is_decimal("0") and is_decimal("1883")
+    # str.isdigit() takes these; int() refuses the first and reads the second as 3
+    assert not is_decimal("\u00b2") and not is_decimal("\u0663") and not is_decimal("") and not is_decimal("-1")

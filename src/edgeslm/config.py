@@ -17,6 +17,11 @@ from edgeslm.errors import ConfigError
 C = TypeVar("C", bound="Config")
 
 
+def is_decimal(text: str) -> bool:
+    """Only the ASCII digits 0-9. str.isdigit() also takes '²' and '٣', which int() refuses or reads."""
+    return text.isascii() and text.isdigit()
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     VERSION: ClassVar[int] = 1

@@ -494,3 +494,13 @@ def test_a_broken_active_bundle_at_start_falls_back_to_the_previous(broker, keys
         assert a.active == v1.sha256 and a.classify(["lights on"])[0]["label"] == "TurnOn"
     finally:
         a.stop()
+
+
+def test_a_broker_port_must_be_ascii_digits():
+    from edgeslm.agent.config import parse_broker
+    from edgeslm.errors import ConfigError
+
+    assert parse_broker("localhost:1883") == ("localhost", 1883)
+    for bad in ("localhost:\u00b2", "localhost:\u0663", "localhost:", "localhost:70000"):
+        with pytest.raises(ConfigError, match="HOST:PORT"):
+            parse_broker(bad)

@@ -215,6 +215,8 @@ def test_bodies_are_capped_and_strict(server):
     assert status == 400
     status, _, raw = server.request("POST", "/v1/bundles", b"", {}, server.admin_token)
     assert status == 400 and "empty" in json.loads(raw)["error"]["message"]
+    status, _, raw = server.request("POST", "/v1/bundles?memory_bytes=%C2%B2", b"", {}, server.admin_token)
+    assert status == 400 and "memory_bytes" in json.loads(raw)["error"]["message"]  # "²": isdigit() but no int
     status, _, raw = server.request("DELETE", "/v1/bundles", None, {}, server.admin_token)
     assert status == 405
     assert server.request("GET", "/nowhere")[0] == 404

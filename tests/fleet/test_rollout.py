@@ -383,6 +383,7 @@ def test_pause_resume_abort_and_rollback_through_the_api(fleet, bundles):
     assert act("pause", {"reason": "x", "extra": 1}, 400)["error"]["message"] == 'the body is optional: {"reason": "why"}'
     assert fleet.api("GET", "/v1/rollouts/999")[0] == 404
     assert fleet.api("GET", "/v1/rollouts/abc")[0] == 404
+    assert fleet.api("GET", "/v1/rollouts/%C2%B2")[0] == 404  # "²" passes str.isdigit(), not int()
     assert fleet.api("POST", "/v1/rollouts/1/explode")[0] == 404
     assert fleet.api("GET", "/v1/rollouts", token=None)[0] == 401
     assert fleet.api("POST", f"/v1/rollouts/{rid}/pause", token="d0000000000000000.wrongwrongwrongwrong")[0] == 401

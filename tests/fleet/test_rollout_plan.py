@@ -84,6 +84,7 @@ def test_config_round_trips_and_refuses_bad_values():
 def test_rollout_names_round_trip():
     assert rollout_id_of("rollout-12") == 12
     assert rollout_id_of("manual-7") is None and rollout_id_of(None) is None and rollout_id_of("rollout-x") is None
+    assert rollout_id_of("rollout-\u00b2") is None and rollout_id_of("rollout-\u0663") is None  # not ASCII digits
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)

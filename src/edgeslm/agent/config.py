@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeslm.agent.protocol import DEVICE_ID
-from edgeslm.config import Config
+from edgeslm.config import Config, is_decimal
 from edgeslm.errors import ConfigError
 
 MAX_CREDENTIALS_BYTES = 64 << 10
@@ -58,7 +58,7 @@ class AgentConfig(Config):
 def parse_broker(text: str) -> tuple[str, int]:
     """HOST:PORT -> (host, port)."""
     host, sep, port = str(text).rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not sep or not host or not is_decimal(port) or not 1 <= int(port) <= 65535:
         raise ConfigError(f"--broker {text!r}: give HOST:PORT, e.g. localhost:1883")
     return host.strip("[]"), int(port)
 

@@ -42,6 +42,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from edgeslm.config import is_decimal
 from edgeslm.errors import BundleError, ConfigError
 from edgeslm.fleet.credentials import digest
 from edgeslm.fleet.errors import FleetError
@@ -234,7 +235,7 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 18 or not low <= int(raw) <= high:
+    if not is_decimal(raw) or len(raw) > 18 or not low <= int(raw) <= high:
         raise HttpError(400, f"query parameter {name} must be an integer in [{low}, {high}]")
     return int(raw)
 

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from edgeslm.config import is_decimal
 from edgeslm.errors import BundleError, ConfigError
 from edgeslm.fleet.errors import Conflict, NotFound, StoreError
 from edgeslm.fleet.schemas import PolicyUpload, PublishConfig
@@ -209,7 +210,7 @@ def _bundle_record(row: dict[str, Any]) -> dict[str, Any]:
 def _next_release(tx: Any, name: str) -> str:
     """One more than the highest integer release of `name` ("1" for a new name); labels like "2026-12" are skipped."""
     rows = tx.all("SELECT DISTINCT release FROM bundles WHERE name = ?", (name,))
-    numbers = [int(r["release"]) for r in rows if r["release"].isdigit() and len(r["release"]) < 12]
+    numbers = [int(r["release"]) for r in rows if is_decimal(r["release"]) and len(r["release"]) < 12]
     return str(max(numbers, default=0) + 1)
 
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeslm.config import Config
+from edgeslm.config import Config, is_decimal
 from edgeslm.errors import ConfigError
 from edgeslm.fleet.errors import Conflict, NotFound
 from edgeslm.fleet.gates import Thresholds
@@ -60,7 +60,7 @@ def rollout_id_of(name: str | None) -> int | None:
     if not name or not name.startswith(NAME_PREFIX):
         return None
     digits = name[len(NAME_PREFIX):]
-    return int(digits) if digits.isdigit() and len(digits) < 18 else None
+    return int(digits) if is_decimal(digits) and len(digits) < 18 else None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from edgeslm.config import is_decimal
 from edgeslm.errors import ConfigError
 from edgeslm.fleet import dashboard
 from edgeslm.fleet.api import ADMIN, FleetApp, Principal, RouteSpec, json_response
@@ -30,7 +31,7 @@ ACTIONS = ("pause", "resume", "abort", "rollback")
 
 def _rollout_id(request: Request) -> int:
     raw = request.path_params["rollout_id"]
-    if not raw.isdigit() or len(raw) > 15:
+    if not is_decimal(raw) or len(raw) > 15:
         raise HttpError(404, f"{raw[:40]!r} is not a rollout id (GET /v1/rollouts lists them)", "not_found")
     return int(raw)
 

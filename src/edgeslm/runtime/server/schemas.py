@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from edgeslm.config import is_decimal
 from edgeslm.data.series import parse_series
 from edgeslm.runtime.engines.llama import ROLES
 from edgeslm.runtime.engines.onnx import MAX_REQUEST_CHARS as MAX_TEXT_CHARS
@@ -111,7 +112,7 @@ def parse_sensors_limit(raw: str | None) -> int:
     """GET /v1/sensors?limit=N: how many sensors to list a model."""
     if raw is None:
         return DEFAULT_SENSORS_LISTED
-    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_SENSORS_LISTED:
+    if not is_decimal(raw) or int(raw) > MAX_SENSORS_LISTED:
         raise _bad(f"limit must be a whole number from 0 to {MAX_SENSORS_LISTED}")
     return int(raw)
 
