@@ -1,0 +1,171 @@
+"""Ours against MiniRocket over stratified resamples of a UCR set (the archive's own protocol for comparing
+classifiers, Bagnall et al. 2017): is a gap on the official split the split's, or the method's?
+
+    .venv/bin/python benchmarks/series_resamples.py ours configs/series/ecg5000.yaml --resamples 10 \
+        --out runs/bench/resamples-ecg5000-ours.json
+    .venv-ts/bin/python benchmarks/series_resamples.py minirocket configs/series/ecg5000.yaml --resamples 10 \
+        --out runs/bench/resamples-ecg5000-minirocket.json
+    .venv/bin/python benchmarks/series_resamples.py compare runs/bench/resamples-ecg5000-ours.json \
+        runs/bench/resamples-ecg5000-minirocket.json
+
+Resample 0 is the official TRAIN/TEST split; resample r > 0 pools TRAIN and TEST and draws, with seed r, as
+many series of each label for training as the official TRAIN holds (so the same sizes and label counts), the
+rest to test. Ours is the config's whole training procedure (its 10% carve of the resample's training series
+chooses the epoch; its seed fixed), scored with each part alone too; MiniRocket is aeon's, random state 0, one
+thread, as benchmarks/time_series.py fits it. The two runs go in two environments (torch and aeon do not share
+one); `compare` pairs them by resample: means, the per-resample differences, wins and losses, and a two-sided
+sign test. Accuracy only. This measures; it chooses nothing: no config is tuned on these resamples, whose test
+parts hold most of the official TEST series.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+for _name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import numpy as np  # noqa: E402
+
+from edgeslm.data.series import SeriesSplits, load_ucr, stratified_holdout  # noqa: E402
+
+
+def resample(name: str, r: int, seed: int) -> SeriesSplits:
+    """Resample r of a UCR set: 0 the official split, else the pooled series redrawn with the official
+    TRAIN's label counts; the validation carve (10%, stratified, `seed`) comes from its training series."""
+    official = load_ucr(name, seed)
+    if r == 0:
+        return official  # its carve is `edgeslm train`'s own, so resample 0 reproduces the demo's run
+    y_train = np.concatenate([official.y_train, official.y_val])
+    x_all = np.concatenate([official.x_train, official.x_val, official.x_test])
+    y_all = np.concatenate([y_train, official.y_test])
+    rng = np.random.default_rng(r)
+    train = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y_all == label))[:int((y_train == label).sum())]
+                                    for label in np.unique(y_train)]))
+    test = np.setdiff1d(np.arange(len(y_all)), train)
+    val = train[stratified_holdout(y_all[train], 0.1, seed)]
+    fit = np.setdiff1d(train, val)
+    return SeriesSplits(x_all[fit], y_all[fit], x_all[val], y_all[val], x_all[test], y_all[test], official.labels,
+                        {**official.meta, "split": f"resample {r} of TRAIN+TEST, official TRAIN's label counts"})
+
+
+def run_ours(config_path: Path, resamples: int) -> dict[str, Any]:
+    from edgeslm.cli.train import _read_config
+    from edgeslm.train.series import SeriesTrainConfig, train_series
+
+    config = SeriesTrainConfig.from_dict(_read_config(config_path))
+    rows = []
+    for r in range(resamples):
+        split, started = resample(config.data, r, config.seed), time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            test = train_series(config, Path(tmp), data=split)["metrics"]["test"]
+        rows.append({"resample": r, "accuracy": test["accuracy"], "n": test["n"], **test.get("parts", {}),
+                     "seconds": round(time.perf_counter() - started, 1)})
+        print(f"ours resample {r}: {test['accuracy']:.4f} {test.get('parts', {})}", file=sys.stderr)
+    return {"model": "ours", "set": config.data, "seed": config.seed, "resamples": rows}
+
+
+def run_minirocket(config_path: Path, resamples: int) -> dict[str, Any]:
+    from threadpoolctl import threadpool_limits
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from time_series import minirocket
+
+    from edgeslm.cli.train import _read_config
+
+    name, seed = _read_config(config_path)["data"], 13
+    library, make = minirocket()
+    rows = []
+    with threadpool_limits(1):
+        for r in range(resamples):
+            split = resample(name, r, seed)
+            x_train = np.concatenate([split.x_train, split.x_val]).transpose(0, 2, 1)  # aeon: [n, channels, length]
+            y_train = np.concatenate([split.y_train, split.y_val])
+            clf = make(random_state=0)
+            clf.fit(x_train, y_train)
+            x_test = split.x_test.transpose(0, 2, 1)
+            predicted = np.concatenate([clf.predict(x_test[i:i + 256]) for i in range(0, len(x_test), 256)])
+            rows.append({"resample": r, "accuracy": round(float((predicted == split.y_test).mean()), 4),
+                         "n": len(split.y_test)})
+            print(f"minirocket resample {r}: {rows[-1]['accuracy']:.4f}", file=sys.stderr)
+    return {"model": "minirocket", "library": library, "set": name, "resamples": rows}
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact sign test, ties dropped."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def compare(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    mine = {row["resample"]: row for row in ours["resamples"]}
+    base = {row["resample"]: row["accuracy"] for row in theirs["resamples"]}
+    shared = sorted(set(mine) & set(base))
+    if not shared:
+        raise SystemExit("compare: the two files share no resample")
+    out: dict[str, Any] = {"set": ours["set"], "resamples": shared,
+                           "minirocket": summary([base[r] for r in shared])}
+    for part in ("accuracy", "transformers", "rocket"):
+        if not all(part in mine[r] for r in shared):
+            continue
+        got = [mine[r][part] for r in shared]
+        diff = [round(mine[r][part] - base[r], 4) for r in shared]
+        wins, losses = sum(d > 0 for d in diff), sum(d < 0 for d in diff)
+        out["ours" if part == "accuracy" else f"ours:{part}"] = {
+            **summary(got), "minus_minirocket": diff, "mean_difference": round(statistics.mean(diff), 4),
+            "wins": wins, "ties": len(diff) - wins - losses, "losses": losses, "sign_test_p": round(sign_test(wins, losses), 4)}
+    return out
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    return {"by_resample": values, "mean": round(statistics.mean(values), 4),
+            "sd": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=["ours", "minirocket", "compare"])
+    ap.add_argument("inputs", nargs="+", type=Path, help="a series training config; for compare, ours.json minirocket.json")
+    ap.add_argument("--resamples", type=int, default=10, help="resamples 0..N-1 (0: the official split)")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--out", type=Path, help="also write the JSON here")
+    args = ap.parse_args()
+    if args.resamples < 1:
+        ap.error("--resamples must be at least 1")
+    if args.what == "compare":
+        if len(args.inputs) != 2:
+            ap.error("compare takes two files: ours.json minirocket.json")
+        result = compare(*(json.loads(p.read_text(encoding="utf-8")) for p in args.inputs))
+    else:
+        runner = run_ours if args.what == "ours" else run_minirocket
+        result = runner(args.inputs[0], args.resamples)
+    result["command"] = "python benchmarks/series_resamples.py " + " ".join(sys.argv[1:])
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if args.json or args.what != "compare":
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['set']}, resamples {result['resamples']}: MiniRocket {result['minirocket']['mean']:.4f} "
+              f"± {result['minirocket']['sd']:.4f}")
+        for name, v in result.items():
+            if name.startswith("ours"):
+                print(f"{name:20s} {v['mean']:.4f} ± {v['sd']:.4f}  minus MiniRocket {v['mean_difference']:+.4f}  "
+                      f"wins {v['wins']} ties {v['ties']} losses {v['losses']}  sign test p {v['sign_test_p']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
