@@ -58,7 +58,7 @@ def resample(name: str, r: int, seed: int) -> SeriesSplits:
                         {**official.meta, "split": f"resample {r} of TRAIN+TEST, official TRAIN's label counts"})
 
 
-def run_ours(config_path: Path, resamples: int) -> dict[str, Any]:
+def run_ours(config_path: Path, resamples: int, probs: Path | None = None) -> dict[str, Any]:
     from edgeslm.cli.train import _read_config
     from edgeslm.train.series import SeriesTrainConfig, train_series
 
@@ -68,10 +68,71 @@ def run_ours(config_path: Path, resamples: int) -> dict[str, Any]:
         split, started = resample(config.data, r, config.seed), time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             test = train_series(config, Path(tmp), data=split)["metrics"]["test"]
+            if probs is not None:
+                save_parts(Path(tmp), split, probs / f"resample-{r}.npz")
         rows.append({"resample": r, "accuracy": test["accuracy"], "n": test["n"], **test.get("parts", {}),
                      "seconds": round(time.perf_counter() - started, 1)})
         print(f"ours resample {r}: {test['accuracy']:.4f} {test.get('parts', {})}", file=sys.stderr)
     return {"model": "ours", "set": config.data, "seed": config.seed, "resamples": rows}
+
+
+def save_parts(run: Path, split: SeriesSplits, path: Path) -> None:
+    """Each part's class probabilities on the resample's test series (the transformers' mean; the features'
+    if the run has them), so `fuse` can try other features without training the transformers again."""
+    import torch
+
+    from edgeslm.train.series import load_series_model
+
+    model, _ = load_series_model(run)
+    x = torch.from_numpy(split.x_test)
+    with torch.no_grad():
+        parts = {"transformers": model.transformers(x).exp().numpy() if hasattr(model, "members")
+                 else torch.softmax(model(x), -1).numpy()}
+        if getattr(model, "rocket", None) is not None:
+            parts["rocket"] = torch.softmax(model.rocket(x), -1).numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, y=split.y_test, **parts)
+
+
+def run_fuse(config_path: Path, resamples: int, probs: Path, settings: list[str], weights: list[float]) -> dict[str, Any]:
+    """The saved transformers of each resample combined with other features (FEATURES/STRIDE[/OPTIONS], as
+    series_fuse.py), fitted on the resample's training series as `rocket: N` does in training."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from series_fuse import parse_setting
+
+    from edgeslm.cli.train import _read_config
+    from edgeslm.models.conv_features import ConvFeatureClassifier, fit
+    from edgeslm.train.series import SeriesTrainConfig
+
+    torch.set_num_threads(1)
+    config = SeriesTrainConfig.from_dict(_read_config(config_path))
+    result: dict[str, Any] = {"model": "ours", "set": config.data, "seed": config.seed, "settings": {}}
+    for setting in settings:
+        features, stride, diff, pooling, aug = parse_setting(setting)
+        if aug:
+            raise SystemExit("fuse: the 'aug' option is not supported here")
+        rows = []
+        for r in range(resamples):
+            split, saved = resample(config.data, r, config.seed), np.load(probs / f"resample-{r}.npz")
+            if not np.array_equal(saved["y"], split.y_test):
+                raise SystemExit(f"{probs}: resample {r} holds other test series; same config and resamples, please")
+            model = ConvFeatureClassifier(split.length, split.channels, len(split.labels), features, stride, diff,
+                                          pooling).eval()
+            fit(model, split.x_train, split.y_train, config.seed)
+            with torch.no_grad():
+                rocket = torch.softmax(model(torch.from_numpy(split.x_test)), -1).numpy()
+            transformers, y = saved["transformers"], split.y_test
+            row = {"resample": r, "n": len(y), "features": model.features,
+                   "transformers": round(float((transformers.argmax(-1) == y).mean()), 4),
+                   "rocket": round(float((rocket.argmax(-1) == y).mean()), 4)}
+            for w in weights:
+                row[f"w{w}"] = round(float((((1 - w) * transformers + w * rocket).argmax(-1) == y).mean()), 4)
+            rows.append(row)
+            print(f"{setting} resample {r}: {row}", file=sys.stderr)
+        result["settings"][setting] = rows
+    return result
 
 
 def run_minirocket(config_path: Path, resamples: int) -> dict[str, Any]:
@@ -136,9 +197,12 @@ def summary(values: list[float]) -> dict[str, Any]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["ours", "minirocket", "compare"])
+    ap.add_argument("what", choices=["ours", "minirocket", "fuse", "compare"])
     ap.add_argument("inputs", nargs="+", type=Path, help="a series training config; for compare, ours.json minirocket.json")
     ap.add_argument("--resamples", type=int, default=10, help="resamples 0..N-1 (0: the official split)")
+    ap.add_argument("--probs", type=Path, help="ours: save each resample's part probabilities here; fuse: read them")
+    ap.add_argument("--setting", action="append", default=[], help="fuse: FEATURES/STRIDE[/OPTIONS], as series_fuse.py")
+    ap.add_argument("--weights", default="0.33,0.5", help="fuse: the features' shares of the combined probability")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
     args = ap.parse_args()
@@ -148,9 +212,15 @@ def main() -> int:
         if len(args.inputs) != 2:
             ap.error("compare takes two files: ours.json minirocket.json")
         result = compare(*(json.loads(p.read_text(encoding="utf-8")) for p in args.inputs))
+    elif args.what == "ours":
+        result = run_ours(args.inputs[0], args.resamples, args.probs)
+    elif args.what == "fuse":
+        if args.probs is None or not args.setting:
+            ap.error("fuse needs --probs (ours --probs's folder) and at least one --setting")
+        result = run_fuse(args.inputs[0], args.resamples, args.probs, args.setting,
+                          [float(w) for w in args.weights.split(",")])
     else:
-        runner = run_ours if args.what == "ours" else run_minirocket
-        result = runner(args.inputs[0], args.resamples)
+        result = run_minirocket(args.inputs[0], args.resamples)
     result["command"] = "python benchmarks/series_resamples.py " + " ".join(sys.argv[1:])
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
