@@ -84,14 +84,20 @@ def save_parts(run: Path, split: SeriesSplits, path: Path) -> None:
     from edgeslm.train.series import load_series_model
 
     model, _ = load_series_model(run)
-    x = torch.from_numpy(split.x_test)
-    with torch.no_grad():
-        parts = {"transformers": model.transformers(x).exp().numpy() if hasattr(model, "members")
-                 else torch.softmax(model(x), -1).numpy()}
-        if getattr(model, "rocket", None) is not None:
-            parts["rocket"] = torch.softmax(model.rocket(x), -1).numpy()
+    parts = {"transformers": batched(lambda x: model.transformers(x).exp(), split.x_test) if hasattr(model, "members")
+             else batched(lambda x: torch.softmax(model(x), -1), split.x_test)}
+    if getattr(model, "rocket", None) is not None:
+        parts["rocket"] = batched(lambda x: torch.softmax(model.rocket(x), -1), split.x_test)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, y=split.y_test, **parts)
+
+
+def batched(f: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
+    """f over x in batches: the features compare every position with every bias, [batch, features, length] at once."""
+    import torch
+
+    with torch.no_grad():
+        return np.concatenate([f(torch.from_numpy(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
 
 
 def run_fuse(config_path: Path, resamples: int, probs: Path, settings: list[str], weights: list[float]) -> dict[str, Any]:
@@ -121,8 +127,7 @@ def run_fuse(config_path: Path, resamples: int, probs: Path, settings: list[str]
             model = ConvFeatureClassifier(split.length, split.channels, len(split.labels), features, stride, diff,
                                           pooling).eval()
             fit(model, split.x_train, split.y_train, config.seed)
-            with torch.no_grad():
-                rocket = torch.softmax(model(torch.from_numpy(split.x_test)), -1).numpy()
+            rocket = batched(lambda x: torch.softmax(model(x), -1), split.x_test)  # noqa: B023  (used at once)
             transformers, y = saved["transformers"], split.y_test
             row = {"resample": r, "n": len(y), "features": model.features,
                    "transformers": round(float((transformers.argmax(-1) == y).mean()), 4),
