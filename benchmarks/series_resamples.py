@@ -6,7 +6,9 @@ classifiers, Bagnall et al. 2017): is a gap on the official split the split's, o
     .venv-ts/bin/python benchmarks/series_resamples.py minirocket configs/series/ecg5000.yaml --resamples 10 \
         --out runs/bench/resamples-ecg5000-minirocket.json
     .venv/bin/python benchmarks/series_resamples.py compare runs/bench/resamples-ecg5000-ours.json \
-        runs/bench/resamples-ecg5000-minirocket.json
+        runs/bench/resamples-ecg5000-minirocket.json --out runs/bench/resamples-ecg5000-compare.json
+    .venv/bin/python benchmarks/series_resamples.py plot runs/bench/resamples-forda-compare.json \
+        runs/bench/resamples-ecg5000-compare.json --out docs/resamples.png
 
 Resample 0 is the official TRAIN/TEST split; resample r > 0 pools TRAIN and TEST and draws, with seed r, as
 many series of each label for training as the official TRAIN holds (so the same sizes and label counts), the
@@ -195,6 +197,53 @@ def compare(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+PARTS = {"minirocket": ("MiniRocket", "tab:orange", "o"), "ours": ("ours", "tab:blue", "s"),
+         "ours:transformers": ("its transformers alone", "tab:cyan", "^"),
+         "ours:rocket": ("its features alone", "tab:gray", "v")}
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> Path:
+    """One panel a set: each method's accuracy by resample (0: the official split), means dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.8), squeeze=False)
+    for ax, result in zip(axes[0], results, strict=True):
+        shown = result["resamples"]
+        for key, (label, color, marker) in PARTS.items():
+            if key not in result:
+                continue
+            got = result[key]
+            ax.plot(shown, got["by_resample"], marker=marker, color=color, lw=1.2 if key in ("ours", "minirocket") else 0.7,
+                    label=f"{label}: mean {got['mean']:.4f}")
+            ax.axhline(got["mean"], color=color, ls="--", lw=0.6)
+        ours = result.get("ours", {})
+        ax.set_title(f"{result['set']}: ours above MiniRocket on {ours.get('wins', 0)} of {len(shown)} resamples"
+                     f" (sign test p = {ours.get('sign_test_p', 1.0):g})", fontsize=9)
+        ax.set_xticks(shown)
+        ax.set_xlabel("resample (0: the official TRAIN / TEST split)")
+        ax.set_ylabel("test accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def read_compare(path: Path) -> dict[str, Any]:
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(result, dict) and {"set", "resamples", "minirocket", "ours"} <= set(result):
+            return result
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        pass
+    raise SystemExit(f"{path}: not a `series_resamples.py compare --out` result")
+
+
 def summary(values: list[float]) -> dict[str, Any]:
     return {"by_resample": values, "mean": round(statistics.mean(values), 4),
             "sd": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0}
@@ -202,8 +251,9 @@ def summary(values: list[float]) -> dict[str, Any]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["ours", "minirocket", "fuse", "compare"])
-    ap.add_argument("inputs", nargs="+", type=Path, help="a series training config; for compare, ours.json minirocket.json")
+    ap.add_argument("what", choices=["ours", "minirocket", "fuse", "compare", "plot"])
+    ap.add_argument("inputs", nargs="+", type=Path, help="a series training config; for compare, ours.json "
+                    "minirocket.json; for plot, one or more compare --out files (the picture goes to --out)")
     ap.add_argument("--resamples", type=int, default=10, help="resamples 0..N-1 (0: the official split)")
     ap.add_argument("--probs", type=Path, help="ours: save each resample's part probabilities here; fuse: read them")
     ap.add_argument("--setting", action="append", default=[], help="fuse: FEATURES/STRIDE[/OPTIONS], as series_fuse.py")
@@ -213,6 +263,11 @@ def main() -> int:
     args = ap.parse_args()
     if args.resamples < 1:
         ap.error("--resamples must be at least 1")
+    if args.what == "plot":
+        if args.out is None or args.out.suffix != ".png":
+            ap.error("plot needs --out FILE.png")
+        print(plot([read_compare(p) for p in args.inputs], args.out))
+        return 0
     if args.what == "compare":
         if len(args.inputs) != 2:
             ap.error("compare takes two files: ours.json minirocket.json")

@@ -84,3 +84,13 @@ def test_ours_saves_the_parts_fuse_reproduces_them_and_compare_pairs_by_resample
     assert got["ours"]["minus_minirocket"] == [0.01, -0.01] and (got["ours"]["wins"], got["ours"]["losses"]) == (1, 1)
     assert "ours:transformers" in got and "ours:rocket" in got
     assert got == compare(ours, json.loads(theirs.read_text())) | {"command": got["command"]}
+    # the picture, from compare's own output; a file that is not one is refused with its name
+    paired, picture = tmp_path / "compare.json", tmp_path / "resamples.png"
+    paired.write_text(json.dumps(got))
+    drawn = subprocess.run([sys.executable, "benchmarks/series_resamples.py", "plot", str(paired), str(paired),
+                            "--out", str(picture)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert drawn.returncode == 0, drawn.stderr[-2000:]
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and picture.stat().st_size > 10_000
+    bad = subprocess.run([sys.executable, "benchmarks/series_resamples.py", "plot", str(mine), "--out", str(picture)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "not a `series_resamples.py compare --out` result" in bad.stderr
