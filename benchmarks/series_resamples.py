@@ -123,7 +123,10 @@ def run_fuse(config_path: Path, resamples: int, probs: Path, settings: list[str]
             raise SystemExit("fuse: the 'aug' option is not supported here")
         rows = []
         for r in range(resamples):
-            split, saved = resample(config.data, r, config.seed), np.load(probs / f"resample-{r}.npz")
+            saved_path = probs / f"resample-{r}.npz"
+            if not saved_path.is_file():
+                raise SystemExit(f"{saved_path}: missing; run `series_resamples.py ours CONFIG --probs {probs}` first")
+            split, saved = resample(config.data, r, config.seed), np.load(saved_path)
             if not np.array_equal(saved["y"], split.y_test):
                 raise SystemExit(f"{probs}: resample {r} holds other test series; same config and resamples, please")
             model = ConvFeatureClassifier(split.length, split.channels, len(split.labels), features, stride, diff,

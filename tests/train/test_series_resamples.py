@@ -73,7 +73,7 @@ def test_ours_saves_the_parts_fuse_reproduces_them_and_compare_pairs_by_resample
     wrong = subprocess.run([sys.executable, "benchmarks/series_resamples.py", "fuse", str(config), "--resamples", "2",
                             "--probs", str(tmp_path / "none"), "--setting", "600/4"],
                            cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert wrong.returncode != 0
+    assert wrong.returncode != 0 and "resample-0.npz: missing" in wrong.stderr
     theirs = tmp_path / "minirocket.json"
     base = [round(r["accuracy"] - 0.01 * (1 - 2 * i), 4) for i, r in enumerate(ours["resamples"])]
     theirs.write_text(json.dumps({"model": "minirocket", "set": "ecg5000",
