@@ -27,7 +27,7 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from time_series import minirocket  # noqa: E402
+from time_series import minirocket, minirocket_accuracy  # noqa: E402
 
 from edgeslm.data.series import load_ucr  # noqa: E402
 
@@ -39,14 +39,12 @@ def scores(name: str, seeds: int) -> dict[str, Any]:
     data = load_ucr(name)
     x_train = np.concatenate([data.x_train, data.x_val]).transpose(0, 2, 1)  # aeon takes [n, channels, length]
     y_train = np.concatenate([data.y_train, data.y_val])
-    x_test = data.x_test.transpose(0, 2, 1)
     accuracies = []
     with threadpool_limits(1):
         for seed in range(seeds):
             clf = make(random_state=seed)
             clf.fit(x_train, y_train)
-            predicted = np.concatenate([clf.predict(x_test[i:i + 256]) for i in range(0, len(x_test), 256)])
-            accuracies.append(round(float((predicted == data.y_test).mean()), 4))
+            accuracies.append(minirocket_accuracy(clf, data.x_test, data.y_test))
             print(f"{name} seed {seed}: {accuracies[-1]:.4f}", file=sys.stderr)
     return {"library": library, "test_n": len(data.y_test), "accuracy_by_seed": accuracies,
             "mean": round(statistics.mean(accuracies), 4), "sd": round(statistics.stdev(accuracies), 4) if seeds > 1 else 0.0,

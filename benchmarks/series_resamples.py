@@ -40,6 +40,8 @@ import numpy as np  # noqa: E402
 
 from edgeslm.data.series import SeriesSplits, load_ucr, stratified_holdout  # noqa: E402
 
+FEATURES_BATCH = 64  # the features compare every position with every bias: [batch, features, length] at once
+
 
 def resample(name: str, r: int, seed: int) -> SeriesSplits:
     """Resample r of a UCR set: 0 the official split, else the pooled series redrawn with the official
@@ -81,25 +83,17 @@ def run_ours(config_path: Path, resamples: int, probs: Path | None = None) -> di
 def save_parts(run: Path, split: SeriesSplits, path: Path) -> None:
     """Each part's class probabilities on the resample's test series (the transformers' mean; the features'
     if the run has them), so `fuse` can try other features without training the transformers again."""
-    import torch
-
-    from edgeslm.train.series import load_series_model
+    from edgeslm.compress.exit_math import softmax
+    from edgeslm.train.series import load_series_model, predict_logits
 
     model, _ = load_series_model(run)
-    parts = {"transformers": batched(lambda x: model.transformers(x).exp(), split.x_test) if hasattr(model, "members")
-             else batched(lambda x: torch.softmax(model(x), -1), split.x_test)}
+    ensemble = hasattr(model, "members")
+    parts = {"transformers": np.exp(predict_logits(model.transformers, split.x_test)) if ensemble
+             else softmax(predict_logits(model, split.x_test))}
     if getattr(model, "rocket", None) is not None:
-        parts["rocket"] = batched(lambda x: torch.softmax(model.rocket(x), -1), split.x_test)
+        parts["rocket"] = softmax(predict_logits(model.rocket, split.x_test, FEATURES_BATCH))
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, y=split.y_test, **parts)
-
-
-def batched(f: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
-    """f over x in batches: the features compare every position with every bias, [batch, features, length] at once."""
-    import torch
-
-    with torch.no_grad():
-        return np.concatenate([f(torch.from_numpy(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
 
 
 def run_fuse(config_path: Path, resamples: int, probs: Path, settings: list[str], weights: list[float]) -> dict[str, Any]:
@@ -111,8 +105,9 @@ def run_fuse(config_path: Path, resamples: int, probs: Path, settings: list[str]
     from series_fuse import parse_setting
 
     from edgeslm.cli.train import _read_config
+    from edgeslm.compress.exit_math import softmax
     from edgeslm.models.conv_features import ConvFeatureClassifier, fit
-    from edgeslm.train.series import SeriesTrainConfig
+    from edgeslm.train.series import SeriesTrainConfig, predict_logits
 
     torch.set_num_threads(1)
     config = SeriesTrainConfig.from_dict(_read_config(config_path))
@@ -132,7 +127,7 @@ def run_fuse(config_path: Path, resamples: int, probs: Path, settings: list[str]
             model = ConvFeatureClassifier(split.length, split.channels, len(split.labels), features, stride, diff,
                                           pooling).eval()
             fit(model, split.x_train, split.y_train, config.seed)
-            rocket = batched(lambda x: torch.softmax(model(x), -1), split.x_test)  # noqa: B023  (used at once)
+            rocket = softmax(predict_logits(model, split.x_test, FEATURES_BATCH))
             transformers, y = saved["transformers"], split.y_test
             row = {"resample": r, "n": len(y), "features": model.features,
                    "transformers": round(float((transformers.argmax(-1) == y).mean()), 4),
@@ -149,11 +144,11 @@ def run_minirocket(config_path: Path, resamples: int) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from time_series import minirocket
+    from time_series import minirocket, minirocket_accuracy
 
     from edgeslm.cli.train import _read_config
 
-    name, seed = _read_config(config_path)["data"], 13
+    name, seed = _read_config(config_path)["data"], 13  # the carve's seed: no matter, MiniRocket fits on the carve too
     library, make = minirocket()
     rows = []
     with threadpool_limits(1):
@@ -163,9 +158,7 @@ def run_minirocket(config_path: Path, resamples: int) -> dict[str, Any]:
             y_train = np.concatenate([split.y_train, split.y_val])
             clf = make(random_state=0)
             clf.fit(x_train, y_train)
-            x_test = split.x_test.transpose(0, 2, 1)
-            predicted = np.concatenate([clf.predict(x_test[i:i + 256]) for i in range(0, len(x_test), 256)])
-            rows.append({"resample": r, "accuracy": round(float((predicted == split.y_test).mean()), 4),
+            rows.append({"resample": r, "accuracy": minirocket_accuracy(clf, split.x_test, split.y_test),
                          "n": len(split.y_test)})
             print(f"minirocket resample {r}: {rows[-1]['accuracy']:.4f}", file=sys.stderr)
     return {"model": "minirocket", "library": library, "set": name, "resamples": rows}
@@ -237,14 +230,15 @@ def plot(results: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def read_compare(path: Path) -> dict[str, Any]:
+def read_result(path: Path, keys: set[str], what: str) -> dict[str, Any]:
+    """A JSON object this script wrote, with at least `keys`; anything else stops the run naming the file."""
     try:
         result = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(result, dict) and {"set", "resamples", "minirocket", "ours"} <= set(result):
+        if isinstance(result, dict) and keys <= set(result):
             return result
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         pass
-    raise SystemExit(f"{path}: not a `series_resamples.py compare --out` result")
+    raise SystemExit(f"{path}: not a `series_resamples.py {what}` result")
 
 
 def summary(values: list[float]) -> dict[str, Any]:
@@ -269,12 +263,15 @@ def main() -> int:
     if args.what == "plot":
         if args.out is None or args.out.suffix != ".png":
             ap.error("plot needs --out FILE.png")
-        print(plot([read_compare(p) for p in args.inputs], args.out))
+        print(plot([read_result(p, {"set", "resamples", "minirocket", "ours"}, "compare --out") for p in args.inputs],
+                   args.out))
         return 0
     if args.what == "compare":
         if len(args.inputs) != 2:
             ap.error("compare takes two files: ours.json minirocket.json")
-        result = compare(*(json.loads(p.read_text(encoding="utf-8")) for p in args.inputs))
+        ours, theirs = args.inputs
+        result = compare(read_result(ours, {"set", "resamples"}, "ours --out"),
+                         read_result(theirs, {"resamples"}, "minirocket --out"))
     elif args.what == "ours":
         result = run_ours(args.inputs[0], args.resamples, args.probs)
     elif args.what == "fuse":

@@ -94,3 +94,6 @@ def test_ours_saves_the_parts_fuse_reproduces_them_and_compare_pairs_by_resample
     bad = subprocess.run([sys.executable, "benchmarks/series_resamples.py", "plot", str(mine), "--out", str(picture)],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "not a `series_resamples.py compare --out` result" in bad.stderr
+    junk = subprocess.run([sys.executable, "benchmarks/series_resamples.py", "compare", str(picture), str(theirs)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert junk.returncode != 0 and "not a `series_resamples.py ours --out` result" in junk.stderr
